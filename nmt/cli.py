@@ -1,0 +1,196 @@
+"""The `nmt` command: thin subcommands over the Python API.
+
+Mistakes in the user's input raise NmtError: one line on stderr, exit code 2, no traceback
+(`--debug` shows it). Anything else is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from nmt.errors import NmtError
+
+EPILOG_TRAIN = """\
+examples:
+  nmt train configs/toy.yaml
+  nmt train configs/toy.yaml --set run.dir=runs/toy2 --set train.max_steps=2000
+  nmt train configs/toy.yaml --resume          continue runs/toy from checkpoints/last.pt
+
+--set KEY.PATH=VALUE overrides one config key (VALUE is read as YAML) and is checked like the
+file. The run directory (run.dir) gets the resolved config, the tokenizer models, checkpoints,
+metrics.jsonl and train.log: everything needed to translate without the original files.
+"""
+
+EPILOG_TRANSLATE = """\
+On a terminal this is an interactive prompt (Ctrl-D or Ctrl-C to leave). On a pipe or with
+--input it is a filter: exactly one output line per input line, an empty line for an empty one,
+so outputs stay aligned with inputs. With --nbest N, the N translations of a line are printed
+tab-separated as "score<TAB>translation" pairs on that line.
+
+examples:
+  nmt translate runs/toy
+  echo "the king eats ." | nmt translate runs/toy --beam 5
+  nmt translate runs/toy --input test.en --output test.hyp.fr
+"""
+
+
+def _add_debug(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nmt",
+        description="Train GRU + Bahdanau-attention translation models, score them with BLEU, translate.",
+        epilog="Run 'nmt SUBCOMMAND --help' for the options of each subcommand.",
+    )
+    _add_debug(parser)
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+
+    p = sub.add_parser("train", help="train a model from a YAML config", epilog=EPILOG_TRAIN,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train a model from a YAML config into its run directory.")
+    p.add_argument("config", help="YAML config file (see configs/ and the README's config reference)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a config key, e.g. --set train.max_steps=500 (repeatable)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue the run in run.dir from its last checkpoint")
+    group.add_argument("--overwrite", action="store_true", help="delete an existing run.dir and start over")
+    _add_debug(p)
+
+    p = sub.add_parser("evaluate", help="translate a test set and print BLEU and chrF",
+                       description="Translate --src with a run's model, score against --ref with sacrebleu "
+                                   "(BLEU, 13a tokenizer, cased; chrF), print the scores with their "
+                                   "signatures and write the hypotheses to a file.")
+    p.add_argument("run", help="run directory (the run.dir of a training config)")
+    p.add_argument("--src", required=True, help="source sentences, one a line")
+    p.add_argument("--ref", required=True, help="reference translations, one a line, aligned with --src")
+    p.add_argument("--beam", type=int, default=None, help="beam size (default: the run's decode.beam_size; 1 = greedy)")
+    p.add_argument("--checkpoint", default="best", help="'best' (default), 'last' or a checkpoint path")
+    p.add_argument("--out", default=None, help="where to write the hypotheses (default RUN/hyps/SRC.beamK.hyp)")
+    _add_debug(p)
+
+    p = sub.add_parser("translate", help="translate at a prompt, or filter lines from stdin/--input",
+                       description="Translate sentences with a trained run.", epilog=EPILOG_TRANSLATE,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="run directory")
+    p.add_argument("--input", default=None, help="read sentences from this file instead of stdin")
+    p.add_argument("--output", default=None, help="write translations to this file instead of stdout")
+    p.add_argument("--beam", type=int, default=None, help="beam size (default: the run's decode.beam_size; 1 = greedy)")
+    p.add_argument("--nbest", type=int, default=1, help="print the N best translations with scores")
+    p.add_argument("--checkpoint", default="best", help="'best' (default), 'last' or a checkpoint path")
+    p.add_argument("--interactive", action="store_true", help="force the prompt even when stdin is not a terminal")
+    _add_debug(p)
+    return parser
+
+
+def _positive(value: int | None, flag: str) -> None:
+    if value is not None and value < 1:
+        raise NmtError(f"{flag} must be at least 1, got {value}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from nmt.trainer import train
+
+    run_dir = train(args.config, overrides=args.overrides, resume=args.resume, overwrite=args.overwrite)
+    print(f"run directory: {run_dir}", file=sys.stderr)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from nmt.evaluate import evaluate
+
+    _positive(args.beam, "--beam")
+    scores, out = evaluate(args.run, args.src, args.ref, beam=args.beam, checkpoint=args.checkpoint, out=args.out)
+    print(f"{scores.bleu_text}")
+    print(f"  signature: {scores.bleu_signature}")
+    print(f"{scores.chrf_text}")
+    print(f"  signature: {scores.chrf_signature}")
+    print(f"sentences: {scores.n_sentences}  run: {args.run}  checkpoint: {args.checkpoint}  "
+          f"beam: {args.beam or 'config'}  hypotheses: {out}")
+    return 0
+
+
+def _format(nbest: list, n: int) -> str:
+    if n == 1:
+        return nbest[0].text
+    return "\t".join(f"{h.score:.4f}\t{h.text}" for h in nbest)
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from nmt.translate import Translator
+
+    _positive(args.beam, "--beam")
+    _positive(args.nbest, "--nbest")
+    translator = Translator.load(args.run, args.checkpoint)
+    beam = args.beam or translator.cfg.decode.beam_size
+    if args.nbest > beam:
+        raise NmtError(f"--nbest {args.nbest} cannot exceed the beam size {beam} (set --beam)")
+    interactive = args.interactive or (args.input is None and sys.stdin.isatty())
+    if interactive:
+        return _prompt(translator, beam, args.nbest)
+    if args.input:
+        from nmt.corpus import read_lines
+
+        lines = read_lines(args.input)
+    else:
+        data = sys.stdin.buffer.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = data.count(b"\n", 0, e.start) + 1
+            raise NmtError(f"<stdin>: line {line}: not valid UTF-8") from None
+        lines = text.splitlines()
+    results = translator.translate_full(lines, beam=beam, n_best=args.nbest)
+    out_text = "".join(_format(nbest, args.nbest) + "\n" for nbest in results)
+    if args.output:
+        Path(args.output).write_text(out_text, encoding="utf-8")
+    else:
+        sys.stdout.write(out_text)
+    return 0
+
+
+def _prompt(translator, beam: int, nbest: int) -> int:
+    try:
+        import readline  # noqa: F401  (line editing and history for input())
+    except ImportError:
+        pass
+    cfg = translator.cfg
+    print(f"nmt {cfg.data.src_lang}→{cfg.data.tgt_lang} ({translator.checkpoint}), beam {beam}. "
+          "Type a sentence; Ctrl-D to quit.", file=sys.stderr)
+    while True:
+        try:
+            line = input(f"{cfg.data.src_lang}> ")
+        except (EOFError, KeyboardInterrupt):
+            print(file=sys.stderr)
+            return 0
+        if not line.strip():
+            continue
+        t0 = time.time()
+        results = translator.translate_full([line], beam=beam, n_best=nbest)[0]
+        for h in results:
+            prefix = f"{cfg.data.tgt_lang}: " if nbest == 1 else f"{cfg.data.tgt_lang} ({h.score:.3f}): "
+            print(prefix + h.text, flush=True)
+        print(f"  [{time.time() - t0:.2f}s]", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "translate": cmd_translate}
+    try:
+        return handlers[args.command](args)
+    except NmtError as e:
+        if args.debug:
+            raise
+        print(f"nmt {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

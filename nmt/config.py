@@ -1,0 +1,310 @@
+"""YAML config → typed, validated dataclasses, in one place.
+
+Unknown keys are rejected with a "did you mean …?", wrong types and out-of-range values name the
+key, the value and what is allowed. `--set key.path=value` overrides go through the same checks.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from nmt.errors import NmtError
+
+
+def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> dict:
+    return {"range": (lo, hi, lo_open)}
+
+
+@dataclass
+class RunConfig:
+    dir: str = "runs/default"  # where the run directory goes
+
+
+@dataclass
+class DataConfig:
+    src_lang: str = "en"
+    tgt_lang: str = "fr"
+    # parallel: <prefix>.<src_lang> and <prefix>.<tgt_lang>, one sentence a line
+    # tsv: one file, one pair a line, columns named by `tsv_columns`
+    format: Literal["parallel", "tsv"] = "parallel"
+    tsv_columns: list[str] = field(default_factory=lambda: ["en", "fr"])
+    train: str = ""
+    dev: str = ""
+    test: Optional[str] = None
+    max_src_len: int = field(default=100, metadata=_range(1))  # in sentencepiece pieces
+    max_tgt_len: int = field(default=100, metadata=_range(1))
+
+
+@dataclass
+class TokenizerConfig:
+    type: Literal["unigram", "bpe"] = "unigram"
+    src_vocab_size: int = field(default=8000, metadata=_range(8))
+    tgt_vocab_size: int = field(default=8000, metadata=_range(8))
+    joint: bool = False  # one model (and vocabulary) for both languages; uses src_vocab_size
+    character_coverage: float = field(default=1.0, metadata=_range(0.9, 1.0))
+    max_sentences: int = field(default=1_000_000, metadata=_range(100))  # sampled for training
+
+
+@dataclass
+class ModelConfig:
+    embedding_size: int = field(default=256, metadata=_range(1))
+    encoder_hidden_size: int = field(default=256, metadata=_range(1))  # per direction
+    encoder_layers: int = field(default=1, metadata=_range(1))
+    decoder_hidden_size: int = field(default=512, metadata=_range(1))
+    decoder_layers: int = field(default=1, metadata=_range(1))
+    attention_size: int = field(default=512, metadata=_range(1))
+    dropout: float = field(default=0.3, metadata=_range(0.0, 0.9))
+    tie_embeddings: bool = False  # target input embedding = output projection
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 42
+    max_steps: int = field(default=0, metadata=_range(0))  # 0: no limit
+    max_epochs: int = field(default=20, metadata=_range(0))  # 0: no limit
+    max_minutes: float = field(default=0.0, metadata=_range(0.0))  # wall-clock budget, 0: none
+    batch_tokens: int = field(default=2000, metadata=_range(1))  # padded target tokens a batch
+    batch_size: int = field(default=128, metadata=_range(1))  # at most this many sentences
+    lr: float = field(default=1e-3, metadata=_range(0.0, lo_open=True))
+    min_lr: float = field(default=1e-5, metadata=_range(0.0))
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = field(default=0.0, metadata=_range(0.0))
+    clip_grad_norm: float = field(default=1.0, metadata=_range(0.0))  # 0: no clipping
+    label_smoothing: float = field(default=0.1, metadata=_range(0.0, 0.99))
+    schedule: Literal["constant", "plateau", "inverse_sqrt"] = "plateau"
+    warmup_steps: int = field(default=0, metadata=_range(0))
+    plateau_factor: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
+    plateau_patience: int = field(default=2, metadata=_range(0))  # validations
+    validate_every: int = field(default=500, metadata=_range(1))
+    early_stopping_metric: Literal["bleu", "loss"] = "bleu"
+    patience: int = field(default=5, metadata=_range(0))  # validations without improvement; 0: off
+    log_every: int = field(default=50, metadata=_range(1))
+    save_every: int = field(default=500, metadata=_range(1))
+    dev_max_sentences: int = field(default=0, metadata=_range(0))  # 0: the whole dev set
+    threads: int = field(default=0, metadata=_range(0))  # torch threads; 0: torch's default
+    progress: bool = True  # tqdm progress bar
+
+
+@dataclass
+class DecodeConfig:
+    beam_size: int = field(default=5, metadata=_range(1))
+    length_penalty: float = field(default=1.0, metadata=_range(0.0))  # alpha; 0: none
+    max_len_ratio: float = field(default=1.5, metadata=_range(0.0, lo_open=True))
+    max_len_extra: int = field(default=10, metadata=_range(0))  # max output = ratio*src + extra
+    batch_size: int = field(default=64, metadata=_range(1))
+    n_best: int = field(default=1, metadata=_range(1))
+
+
+@dataclass
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin is typing.Union:
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
+    """Check `value` against the annotation `tp`; return it (ints widen to floats)."""
+    origin = typing.get_origin(tp)
+    bad = NmtError(f"{where}: key '{key}' has value {value!r}; expected {_type_name(tp)}")
+    if origin is typing.Union:  # Optional[X]
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)][0]
+        return _coerce(value, inner, key, where)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise bad
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise bad
+        (inner,) = typing.get_args(tp)
+        return [_coerce(v, inner, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} for {key}")  # a bug in this module
+
+
+def _check_range(value: Any, meta: dict, key: str, where: str) -> None:
+    if "range" not in meta:
+        return
+    lo, hi, lo_open = meta["range"]
+    too_low = lo is not None and (value <= lo if lo_open else value < lo)
+    too_high = hi is not None and value > hi
+    if too_low or too_high:
+        low = "" if lo is None else f"{'>' if lo_open else '>='} {lo}"
+        high = "" if hi is None else f"<= {hi}"
+        allowed = " and ".join(p for p in (low, high) if p)
+        raise NmtError(f"{where}: key '{key}' has value {value!r}; it must be {allowed}")
+
+
+def _build(cls: type, raw: Any, prefix: str, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise NmtError(f"{where}: '{prefix or 'the config'}' must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            full = f"{prefix}.{key}" if prefix else str(key)
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            dot = f"{prefix}." if prefix else ""
+            hint = f"; did you mean '{dot}{close[0]}'?" if close else f"; known keys: {', '.join(fields)}"
+            raise NmtError(f"{where}: unknown key '{full}'{hint}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name not in raw:
+            continue
+        full = f"{prefix}.{name}" if prefix else name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, raw[name], full, where)
+        else:
+            value = _coerce(raw[name], tp, full, where)
+            _check_range(value, f.metadata, full, where)
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _validate(cfg: Config, where: str) -> None:
+    """Checks that involve more than one key."""
+    d, t = cfg.data, cfg.train
+    if not d.train:
+        raise NmtError(f"{where}: key 'data.train' is required (a file prefix or a .tsv file)")
+    if not d.dev:
+        raise NmtError(f"{where}: key 'data.dev' is required (a file prefix or a .tsv file)")
+    if d.src_lang == d.tgt_lang:
+        raise NmtError(f"{where}: keys 'data.src_lang' and 'data.tgt_lang' are both {d.src_lang!r}")
+    if d.format == "tsv":
+        for lang, key in ((d.src_lang, "src_lang"), (d.tgt_lang, "tgt_lang")):
+            if lang not in d.tsv_columns:
+                raise NmtError(
+                    f"{where}: key 'data.{key}' is {lang!r} but 'data.tsv_columns' is "
+                    f"{d.tsv_columns}; name the columns of the .tsv file"
+                )
+    if len(t.adam_betas) != 2 or not all(0.0 <= b < 1.0 for b in t.adam_betas):
+        raise NmtError(f"{where}: key 'train.adam_betas' must be two numbers in [0, 1)")
+    if t.max_steps == 0 and t.max_epochs == 0 and t.max_minutes == 0:
+        raise NmtError(
+            f"{where}: set at least one of 'train.max_steps', 'train.max_epochs', "
+            "'train.max_minutes' (all are 0: training would never stop)"
+        )
+    if cfg.decode.n_best > cfg.decode.beam_size:
+        raise NmtError(f"{where}: key 'decode.n_best' ({cfg.decode.n_best}) exceeds 'decode.beam_size'")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`train.lr=3e-4` → (['train', 'lr'], 0.0003); the value is read as YAML."""
+    if "=" not in text:
+        raise NmtError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. --set train.max_steps=100")
+    key, _, value = text.partition("=")
+    path = key.strip().split(".")
+    if not all(path):
+        raise NmtError(f"--set {text!r}: bad key path {key!r}")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as e:
+        raise NmtError(f"--set {text!r}: value is not valid YAML ({e.__class__.__name__})") from None
+    return path, parsed
+
+
+def apply_overrides(raw: dict, overrides: list[str] | dict[str, Any]) -> dict:
+    """Return a copy of `raw` with overrides applied (list of 'a.b=v' or a {'a.b': v} dict)."""
+    raw = copy.deepcopy(raw)
+    items = (
+        [parse_override(o) for o in overrides]
+        if isinstance(overrides, list)
+        else [(k.split("."), v) for k, v in overrides.items()]
+    )
+    for path, value in items:
+        node = raw
+        for part in path[:-1]:
+            if not isinstance(node.setdefault(part, {}), dict):
+                raise NmtError(f"--set {'.'.join(path)}: '{part}' is not a section")
+            node = node[part]
+        node[path[-1]] = value
+    return raw
+
+
+def config_from_dict(raw: Any, where: str = "config", overrides: list[str] | dict | None = None) -> Config:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise NmtError(f"{where}: the config must be a YAML mapping of sections, got {type(raw).__name__}")
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    cfg = _build(Config, raw, "", where)
+    _validate(cfg, where)
+    return cfg
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NmtError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise NmtError(f"{path}: is a directory, expected a YAML config file") from None
+    except UnicodeDecodeError as e:
+        raise NmtError(f"{path}: not valid UTF-8 (byte {e.start})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or e.__class__.__name__
+        raise NmtError(f"{path}:{line}: invalid YAML: {problem}") from None
+
+
+def load_config(path_or_dict: str | Path | dict, overrides: list[str] | dict | None = None) -> Config:
+    """Load and validate a config from a YAML file or a dict, with optional overrides."""
+    if isinstance(path_or_dict, dict):
+        return config_from_dict(path_or_dict, "config", overrides)
+    return config_from_dict(read_yaml(path_or_dict), str(path_or_dict), overrides)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")

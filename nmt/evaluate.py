@@ -1,0 +1,54 @@
+"""Score translations with sacrebleu: BLEU and chrF, with the signatures that make them comparable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sacrebleu.metrics import BLEU, CHRF
+
+from nmt.corpus import read_lines
+from nmt.errors import NmtError
+from nmt.translate import Translator
+
+
+@dataclass
+class Scores:
+    bleu: float
+    chrf: float
+    bleu_text: str  # e.g. "BLEU = 41.2 72.1/48.0/… (BP = 1.000 …)"
+    chrf_text: str
+    bleu_signature: str
+    chrf_signature: str
+    n_sentences: int
+
+
+def score(hypotheses: list[str], references: list[str]) -> Scores:
+    """Corpus BLEU (13a tokenizer, cased) and chrF on detokenized text."""
+    bleu, chrf = BLEU(), CHRF()
+    b = bleu.corpus_score(hypotheses, [references])
+    c = chrf.corpus_score(hypotheses, [references])
+    return Scores(b.score, c.score, str(b), str(c), str(bleu.get_signature()), str(chrf.get_signature()),
+                  len(hypotheses))
+
+
+def evaluate(
+    run_dir: str | Path,
+    src_file: str | Path,
+    ref_file: str | Path,
+    beam: int | None = None,
+    checkpoint: str = "best",
+    out: str | Path | None = None,
+) -> tuple[Scores, Path]:
+    """Translate `src_file` with a run's model, score against `ref_file`, write the hypotheses."""
+    src, ref = read_lines(src_file), read_lines(ref_file)
+    if len(src) != len(ref):
+        raise NmtError(f"{src_file} has {len(src)} lines but {ref_file} has {len(ref)}")
+    if not src:
+        raise NmtError(f"{src_file}: empty file")
+    translator = Translator.load(run_dir, checkpoint)
+    hyps = translator.translate(src, beam=beam)
+    out_path = Path(out) if out else translator.run.path / "hyps" / f"{Path(src_file).name}.beam{beam or translator.cfg.decode.beam_size}.hyp"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+    return score(hyps, ref), out_path

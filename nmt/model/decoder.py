@@ -1,0 +1,110 @@
+"""A GRU decoder with Bahdanau attention (Bahdanau et al., 2015).
+
+At step t, with s_{t-1} the previous top-layer state and y_{t-1} the previous target token:
+
+    c_t, a_t = attention(s_{t-1}, encoder states)          context and weights
+    s_t      = GRU([emb(y_{t-1}) ; c_t], s_{t-1})
+    o_t      = tanh(W_o [s_t ; c_t ; emb(y_{t-1})])         the "deep output" (size = embedding)
+    p(y_t)   = softmax(W_v o_t)                            W_v may be the target embedding table
+
+There is no input feeding (o_{t-1} is not fed back), so o_t for all steps is computed after the
+recurrence in one batched matrix multiply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nmt.model.attention import BahdanauAttention
+
+
+@dataclass
+class DecoderState:
+    """What the decoder needs between steps; `select` reorders it for beam search."""
+
+    hidden: torch.Tensor  # (layers, batch, hidden)
+    memory: torch.Tensor  # (batch, src_len, 2*enc_hidden)
+    proj_keys: torch.Tensor  # (batch, src_len, attn)
+    mask: torch.Tensor  # (batch, src_len)
+
+    def select(self, index: torch.Tensor) -> "DecoderState":
+        return DecoderState(
+            self.hidden.index_select(1, index),
+            self.memory.index_select(0, index),
+            self.proj_keys.index_select(0, index),
+            self.mask.index_select(0, index),
+        )
+
+
+class Decoder(nn.Module):
+    def __init__(
+        self,
+        emb_size: int,
+        memory_size: int,
+        hidden_size: int,
+        num_layers: int,
+        attention_size: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.num_layers, self.hidden_size = num_layers, hidden_size
+        self.attention = BahdanauAttention(memory_size, hidden_size, attention_size)
+        self.rnn = nn.GRU(
+            emb_size + memory_size,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.bridge = nn.Linear(memory_size, num_layers * hidden_size)
+        self.readout = nn.Linear(hidden_size + memory_size + emb_size, emb_size)
+        self.dropout = nn.Dropout(dropout)
+
+    def init_state(self, memory: torch.Tensor, final: torch.Tensor, mask: torch.Tensor) -> DecoderState:
+        """Bridge the encoder's final states into the decoder's initial state."""
+        batch = final.size(0)
+        hidden = torch.tanh(self.bridge(final))  # (batch, layers*hidden)
+        hidden = hidden.view(batch, self.num_layers, self.hidden_size).transpose(0, 1).contiguous()
+        return DecoderState(hidden, memory, self.attention.project_keys(memory), mask)
+
+    def _recur(
+        self, prev_emb: torch.Tensor, state: DecoderState
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step of the recurrence: (s_t, c_t, new hidden, attention weights)."""
+        context, weights = self.attention(state.hidden[-1], state.proj_keys, state.memory, state.mask)
+        rnn_in = torch.cat([prev_emb, context], dim=-1).unsqueeze(1)  # (batch, 1, emb+mem)
+        out, hidden = self.rnn(rnn_in, state.hidden)  # out: (batch, 1, hidden)
+        return out.squeeze(1), context, hidden, weights
+
+    def _output(self, s: torch.Tensor, context: torch.Tensor, prev_emb: torch.Tensor) -> torch.Tensor:
+        # works on (batch, ·) and on (batch, tgt_len, ·)
+        return torch.tanh(self.readout(self.dropout(torch.cat([s, context, prev_emb], dim=-1))))
+
+    def forward(
+        self, tgt_emb: torch.Tensor, state: DecoderState
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced unroll over the whole target.
+
+        tgt_emb: (batch, tgt_len, emb), embeddings of BOS y_1 … y_{n}
+        returns o: (batch, tgt_len, emb) and attention: (batch, tgt_len, src_len)
+        """
+        states, contexts, attention = [], [], []
+        for t in range(tgt_emb.size(1)):
+            s, context, hidden, weights = self._recur(tgt_emb[:, t], state)
+            state = DecoderState(hidden, state.memory, state.proj_keys, state.mask)
+            states.append(s)
+            contexts.append(context)
+            attention.append(weights)
+        o = self._output(torch.stack(states, 1), torch.stack(contexts, 1), tgt_emb)
+        return o, torch.stack(attention, 1)
+
+    def step(
+        self, prev_emb: torch.Tensor, state: DecoderState
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        """One decoding step for search: prev_emb (batch, emb) → o (batch, emb), state, weights."""
+        s, context, hidden, weights = self._recur(prev_emb, state)
+        new_state = DecoderState(hidden, state.memory, state.proj_keys, state.mask)
+        return self._output(s, context, prev_emb), new_state, weights

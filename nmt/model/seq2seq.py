@@ -1,0 +1,58 @@
+"""The whole network: embeddings → encoder → attention decoder → logits over the target vocabulary."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nmt.config import ModelConfig
+from nmt.model.decoder import Decoder, DecoderState
+from nmt.model.embeddings import Embeddings
+from nmt.model.encoder import Encoder
+from nmt.tokenizer import PAD_ID
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.src_embed = Embeddings(src_vocab_size, cfg.embedding_size)
+        self.tgt_embed = Embeddings(tgt_vocab_size, cfg.embedding_size)
+        self.encoder = Encoder(cfg.embedding_size, cfg.encoder_hidden_size, cfg.encoder_layers, cfg.dropout)
+        self.decoder = Decoder(
+            cfg.embedding_size,
+            self.encoder.output_size,
+            cfg.decoder_hidden_size,
+            cfg.decoder_layers,
+            cfg.attention_size,
+            cfg.dropout,
+        )
+        self.generator = nn.Linear(cfg.embedding_size, tgt_vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.generator.weight = self.tgt_embed.weight  # one (tgt_vocab, emb) table, two uses
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> DecoderState:
+        """src: (batch, src_len) ids → the decoder's initial state (with the encoder memory)."""
+        mask = src != PAD_ID  # (batch, src_len)
+        memory, final = self.encoder(self.dropout(self.src_embed(src)), src_lengths)
+        return self.decoder.init_state(memory, final, mask)
+
+    def forward(
+        self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher forcing: logits (batch, tgt_len, tgt_vocab) and attention (batch, tgt_len, src_len)."""
+        state = self.encode(src, src_lengths)
+        o, attention = self.decoder(self.dropout(self.tgt_embed(tgt_in)), state)
+        return self.generator(o), attention
+
+    def decode_step(
+        self, prev_tokens: torch.Tensor, state: DecoderState
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        """prev_tokens (batch,) → log-probabilities (batch, tgt_vocab), next state, attention (batch, src_len)."""
+        o, state, weights = self.decoder.step(self.tgt_embed(prev_tokens), state)
+        return torch.log_softmax(self.generator(o), dim=-1), state, weights
+
+    def embedding_tables(self) -> dict[str, torch.Tensor]:
+        """The source and target embedding matrices, by side."""
+        return {"src": self.src_embed.weight, "tgt": self.tgt_embed.weight}

@@ -1,0 +1,459 @@
+"""The training loop: teacher forcing, label-smoothed loss, Adam, clipping, a learning-rate
+schedule, validation with BLEU, early stopping, checkpoints and logs.
+
+Everything a resumed run needs lives in `Trainer.state_dict()`: model, optimiser, schedule,
+early-stopping state, counters, the data stream's position and every RNG state.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import sacrebleu
+import torch
+from tqdm import tqdm
+
+from nmt.batching import BatchStream, Example, eval_batches
+from nmt.checkpoint import load_checkpoint, save_checkpoint
+from nmt.config import Config, TrainConfig, load_config, save_config
+from nmt.corpus import Corpus, load_corpus
+from nmt.errors import NmtError
+from nmt.loss import translation_loss
+from nmt.model import Seq2Seq
+from nmt.rundir import RunDir, build_model, snapshot_embeddings
+from nmt.search import greedy_search
+from nmt.tokenizer import Tokenizer, train_tokenizer
+
+# Keys that may differ between a run's saved config and the config given with --resume.
+RESUME_SAFE_KEYS = {
+    "train.max_steps",
+    "train.max_epochs",
+    "train.max_minutes",
+    "train.patience",
+    "train.validate_every",
+    "train.log_every",
+    "train.save_every",
+    "train.progress",
+    "train.threads",
+    "train.dev_max_sentences",
+    "decode.beam_size",
+    "decode.length_penalty",
+    "decode.max_len_ratio",
+    "decode.max_len_extra",
+    "decode.batch_size",
+    "decode.n_best",
+}
+
+
+class LRSchedule:
+    """Learning rate = lr × warmup × decay × plateau reductions.
+
+    - warmup: linear from lr/warmup_steps to lr over `warmup_steps` steps (any schedule);
+    - inverse_sqrt: after warmup, lr × sqrt(warmup / step);
+    - plateau: after `plateau_patience` validations without a better dev score, multiply by
+      `plateau_factor`, never below `min_lr`.
+    Early stopping is separate (see Trainer), so it works whatever the schedule.
+    """
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.scale = 1.0
+        self.best: float | None = None
+        self.bad_validations = 0
+
+    def lr(self, step: int) -> float:  # step: 1-based number of the update about to happen
+        cfg = self.cfg
+        lr = cfg.lr
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            lr *= step / cfg.warmup_steps
+        elif cfg.schedule == "inverse_sqrt" and cfg.warmup_steps:
+            lr *= math.sqrt(cfg.warmup_steps / step)
+        return max(lr * self.scale, cfg.min_lr) if self.scale < 1.0 else lr
+
+    def on_validation(self, score: float) -> bool:
+        """Record a dev score (higher is better); True when the rate was just reduced."""
+        if self.cfg.schedule != "plateau":
+            return False
+        if self.best is None or score > self.best:
+            self.best, self.bad_validations = score, 0
+            return False
+        self.bad_validations += 1
+        if self.bad_validations > self.cfg.plateau_patience:
+            self.scale *= self.cfg.plateau_factor
+            self.bad_validations = 0
+            return True
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"scale": self.scale, "best": self.best, "bad_validations": self.bad_validations}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.scale, self.best, self.bad_validations = state["scale"], state["best"], state["bad_validations"]
+
+
+def encode_pairs(
+    corpus: Corpus, src_tok: Tokenizer, tgt_tok: Tokenizer, max_src: int, max_tgt: int
+) -> tuple[list[Example], dict[str, int]]:
+    """Tokenize a corpus and drop pairs over the length limits; return the drop counts."""
+    src_ids, tgt_ids = src_tok.encode_batch(corpus.src), tgt_tok.encode_batch(corpus.tgt)
+    examples, too_long_src, too_long_tgt = [], 0, 0
+    for s, t in zip(src_ids, tgt_ids):
+        if len(s) > max_src:
+            too_long_src += 1
+        elif len(t) > max_tgt:
+            too_long_tgt += 1
+        else:
+            examples.append((s, t))
+    return examples, {"too_long_src": too_long_src, "too_long_tgt": too_long_tgt}
+
+
+def _config_diff(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        a, b, path = old.get(key), new.get(key), f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += _config_diff(a, b, path + ".")
+        elif a != b:
+            diffs.append((path, a, b))
+    return diffs
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run: RunDir, resume: bool, where: str = "config") -> None:
+        self.cfg, self.run, self.tc, self.where = cfg, run, cfg.train, where
+        self.log_file = run.log.open("a", encoding="utf-8")
+        self.src_tok, self.tgt_tok = self._tokenizers(resume)
+        self.train_examples = self._training_examples()
+        self.dev = load_corpus(cfg.data.dev, cfg.data, "dev")
+        if self.tc.dev_max_sentences:
+            n = self.tc.dev_max_sentences
+            self.dev = Corpus(self.dev.src[:n], self.dev.tgt[:n], "dev")
+        self.dev_src_ids = self.src_tok.encode_batch(self.dev.src)
+        self.dev_tgt_ids = self.tgt_tok.encode_batch(self.dev.tgt)
+
+        torch.manual_seed(self.tc.seed)
+        random.seed(self.tc.seed)
+        self.model: Seq2Seq = build_model(cfg, len(self.src_tok), len(self.tgt_tok))
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(),
+            lr=self.tc.lr,
+            betas=tuple(self.tc.adam_betas),
+            weight_decay=self.tc.weight_decay,
+        )
+        self.schedule = LRSchedule(self.tc)
+        self.stream = BatchStream(self.train_examples, self.tc.batch_tokens, self.tc.batch_size, self.tc.seed)
+        self.step = 0
+        self.best_score: float | None = None  # higher is better (BLEU, or −loss)
+        self.bad_validations = 0  # for early stopping
+        self.last_validated_step = -1
+        self.elapsed_s = 0.0  # training wall-clock time over all sessions of this run
+        n_params = sum(p.numel() for p in self.model.parameters())
+        self.info(f"model: {n_params:,} parameters; vocab src {len(self.src_tok)} tgt {len(self.tgt_tok)}")
+        if resume:
+            self.load_state_dict(load_checkpoint(run.checkpoint_path("last")))
+            self.info(f"resumed from {run.last} at step {self.step}, epoch {self.stream.epoch}")
+        else:
+            torch.save(snapshot_embeddings(self.model), run.embeddings_init)
+
+    # ------------------------------------------------------------------ set-up
+
+    def info(self, msg: str) -> None:
+        tqdm.write(msg)
+        self.log_file.write(msg + "\n")
+        self.log_file.flush()
+
+    def _tokenizers(self, resume: bool) -> tuple[Tokenizer, Tokenizer]:
+        if resume:
+            return self.run.load_tokenizers()
+        d, tk = self.cfg.data, self.cfg.tokenizer
+        train = load_corpus(d.train, d, "training")
+        self._train_corpus = train
+        self.info(f"training corpus: {len(train)} pairs ({train.empty_dropped} with an empty side skipped)")
+        common = dict(
+            model_type=tk.type,
+            character_coverage=tk.character_coverage,
+            max_sentences=tk.max_sentences,
+            seed=self.tc.seed,
+        )
+        t0 = time.time()
+        if tk.joint:
+            src_tok = tgt_tok = train_tokenizer(train.src + train.tgt, tk.src_vocab_size,
+                                                vocab_key=f"{self.where}: key 'tokenizer.src_vocab_size'", **common)
+        else:
+            src_tok = train_tokenizer(train.src, tk.src_vocab_size, vocab_key=f"{self.where}: key 'tokenizer.src_vocab_size'", **common)
+            tgt_tok = train_tokenizer(train.tgt, tk.tgt_vocab_size, vocab_key=f"{self.where}: key 'tokenizer.tgt_vocab_size'", **common)
+        self.run.tokenizer_dir.mkdir(parents=True, exist_ok=True)
+        src_tok.save(self.run.src_tokenizer)
+        tgt_tok.save(self.run.tgt_tokenizer)
+        self.info(f"tokenizer: sentencepiece {tk.type}, {'joint ' if tk.joint else ''}vocab "
+                  f"{len(src_tok)}/{len(tgt_tok)} ({time.time() - t0:.1f}s)")
+        return src_tok, tgt_tok
+
+    def _training_examples(self) -> list[Example]:
+        d = self.cfg.data
+        train = getattr(self, "_train_corpus", None) or load_corpus(d.train, d, "training")
+        examples, dropped = encode_pairs(train, self.src_tok, self.tgt_tok, d.max_src_len, d.max_tgt_len)
+        self.info(
+            f"length filter: kept {len(examples)} pairs; dropped {dropped['too_long_src']} with source "
+            f"> {d.max_src_len} pieces and {dropped['too_long_tgt']} with target > {d.max_tgt_len}"
+        )
+        if not examples:
+            raise NmtError(
+                f"{d.train}: the length filter removed every pair; raise 'data.max_src_len' / "
+                f"'data.max_tgt_len' in {self.where}"
+            )
+        return examples
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "vocab": {"src": len(self.src_tok), "tgt": len(self.tgt_tok)},
+            "trainer": {
+                "step": self.step,
+                "best_score": self.best_score,
+                "bad_validations": self.bad_validations,
+                "last_validated_step": self.last_validated_step,
+                "elapsed_s": self.elapsed_s,
+                "schedule": self.schedule.state_dict(),
+                "stream": self.stream.state_dict(),
+                "rng_torch": torch.get_rng_state(),
+                "rng_python": random.getstate(),
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        t = state["trainer"]
+        self.step, self.best_score = t["step"], t["best_score"]
+        self.bad_validations, self.last_validated_step = t["bad_validations"], t["last_validated_step"]
+        self.elapsed_s = t["elapsed_s"]
+        self.schedule.load_state_dict(t["schedule"])
+        self.stream.load_state_dict(t["stream"])
+        torch.set_rng_state(t["rng_torch"])
+        random.setstate(t["rng_python"])
+
+    def save_last(self) -> None:
+        save_checkpoint(self.run.last, self.state_dict())
+
+    def save_best(self) -> None:
+        save_checkpoint(
+            self.run.best,
+            {"model": self.model.state_dict(), "vocab": {"src": len(self.src_tok), "tgt": len(self.tgt_tok)},
+             "step": self.step, "score": self.best_score},
+        )
+
+    # ------------------------------------------------------------------ steps
+
+    def train_step(self, batch) -> tuple[float, int]:
+        self.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.schedule.lr(self.step + 1)
+        logits, _ = self.model(batch.src, batch.src_lengths, batch.tgt_in)
+        n_tokens = batch.n_tgt_tokens
+        loss = translation_loss(logits, batch.tgt_out, self.tc.label_smoothing)
+        if not torch.isfinite(loss):
+            raise NmtError(
+                f"training loss became {loss.item()} at step {self.step + 1}; the last good checkpoint "
+                f"{self.run.last} is kept. Lower 'train.lr' or set 'train.clip_grad_norm'"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss / n_tokens).backward()
+        if self.tc.clip_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.clip_grad_norm)
+        self.optimizer.step()
+        return loss.item(), n_tokens
+
+    @torch.inference_mode()
+    def validate(self) -> dict[str, Any]:
+        self.model.eval()
+        t0 = time.time()
+        nll, n_tokens = 0.0, 0
+        hyps: list[str] = [""] * len(self.dev_src_ids)
+        dec = self.cfg.decode
+        for batch in eval_batches(self.dev_src_ids, self.dev_tgt_ids, dec.batch_size):
+            logits, _ = self.model(batch.src, batch.src_lengths, batch.tgt_in)
+            nll += translation_loss(logits, batch.tgt_out, 0.0).item()
+            n_tokens += batch.n_tgt_tokens
+            results = greedy_search(self.model, batch.src, batch.src_lengths, dec.max_len_ratio, dec.max_len_extra)
+            for i, nbest in zip(batch.indices, results):
+                hyps[i] = self.tgt_tok.decode(nbest[0].tokens)
+        loss = nll / n_tokens
+        bleu = sacrebleu.corpus_bleu(hyps, [self.dev.tgt])
+        score = bleu.score if self.tc.early_stopping_metric == "bleu" else -loss
+        improved = self.best_score is None or score > self.best_score
+        if improved:
+            self.best_score, self.bad_validations = score, 0
+        else:
+            self.bad_validations += 1
+        reduced = self.schedule.on_validation(score)
+        self.last_validated_step = self.step
+        record = {
+            "event": "validation",
+            "step": self.step,
+            "epoch": self.stream.epoch,
+            "dev_loss": round(loss, 4),
+            "dev_ppl": round(math.exp(min(loss, 50)), 3),
+            "dev_bleu": round(bleu.score, 2),
+            "best": improved,
+            "lr": self.schedule.lr(self.step + 1),
+            "seconds": round(time.time() - t0, 1),
+        }
+        self.run.append_metrics(record)
+        self.info(
+            f"validation at step {self.step}: dev loss {loss:.3f} ppl {record['dev_ppl']:.2f} "
+            f"BLEU {bleu.score:.2f} (greedy){' *best*' if improved else ''}"
+            f"{'; learning rate reduced to ' + format(record['lr'], '.2e') if reduced else ''}"
+        )
+        if improved:
+            self.save_best()
+        return record
+
+    # ------------------------------------------------------------------ loop
+
+    def _total_steps(self) -> int | None:
+        per_epoch = self.stream.batches_per_epoch()
+        limits = []
+        if self.tc.max_steps:
+            limits.append(self.tc.max_steps)
+        if self.tc.max_epochs:
+            limits.append(self.tc.max_epochs * per_epoch)
+        return min(limits) if limits else None
+
+    def train(self) -> None:
+        tc = self.tc
+        stop_reason = None
+        interrupted: list[int] = []
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            interrupted.append(signum)
+
+        old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        total = self._total_steps()
+        bar = tqdm(total=total, initial=self.step, disable=not tc.progress, unit="step", dynamic_ncols=True)
+        window_loss, window_tokens, window_t0 = 0.0, 0, time.time()
+        session_t0, elapsed_before = time.time(), self.elapsed_s
+        try:
+            while stop_reason is None:
+                if tc.max_steps and self.step >= tc.max_steps:
+                    stop_reason = f"reached train.max_steps={tc.max_steps}"
+                    break
+                if tc.max_epochs and self.stream.epoch >= tc.max_epochs:
+                    stop_reason = f"reached train.max_epochs={tc.max_epochs}"
+                    break
+                batch, _ = self.stream.next_batch()
+                loss, n_tokens = self.train_step(batch)
+                self.step += 1
+                self.elapsed_s = elapsed_before + time.time() - session_t0
+                window_loss += loss
+                window_tokens += n_tokens
+                bar.update(1)
+                if self.step % tc.log_every == 0:
+                    dt = time.time() - window_t0
+                    record = {
+                        "event": "train",
+                        "step": self.step,
+                        "epoch": self.stream.epoch,
+                        "loss": round(window_loss / window_tokens, 4),
+                        "lr": self.schedule.lr(self.step),
+                        "tgt_tokens_per_s": round(window_tokens / dt, 1),
+                    }
+                    self.run.append_metrics(record)
+                    bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tgt_tokens_per_s']:.0f}",
+                                    lr=f"{record['lr']:.1e}", ep=self.stream.epoch)
+                    if not tc.progress:
+                        self.info(f"step {self.step} epoch {self.stream.epoch} loss {record['loss']:.3f} "
+                                  f"tok/s {record['tgt_tokens_per_s']:.0f}")
+                    window_loss, window_tokens, window_t0 = 0.0, 0, time.time()
+                if self.step % tc.validate_every == 0:
+                    self.validate()
+                    self.save_last()
+                    if tc.patience and self.bad_validations >= tc.patience:
+                        stop_reason = f"early stopping: no better dev score in {tc.patience} validations"
+                elif self.step % tc.save_every == 0:
+                    self.save_last()
+                if tc.max_minutes and self.elapsed_s >= tc.max_minutes * 60:
+                    stop_reason = stop_reason or f"reached train.max_minutes={tc.max_minutes:g}"
+                if interrupted:
+                    self.save_last()
+                    name = signal.Signals(interrupted[0]).name
+                    raise NmtError(
+                        f"interrupted by {name} at step {self.step}; saved {self.run.last}. "
+                        "Continue with: nmt train CONFIG --resume"
+                    )
+        finally:
+            bar.close()
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+        if self.last_validated_step != self.step:
+            self.validate()
+        self.save_last()
+        self.info(f"stopped at step {self.step}: {stop_reason}; best dev score {self.best_score:.2f} "
+                  f"in {self.run.best}")
+        self.run.append_metrics({"event": "end", "step": self.step, "reason": stop_reason})
+
+
+def _prepare_run_dir(cfg: Config, run: RunDir, resume: bool, overwrite: bool) -> None:
+    if resume:
+        run.require()
+        if not run.last.is_file():
+            raise NmtError(f"{run.path}: no checkpoints/last.pt to resume from")
+        saved = run.load_config().to_dict()
+        changed = [
+            (k, a, b) for k, a, b in _config_diff(saved, cfg.to_dict()) if k not in RESUME_SAFE_KEYS
+        ]
+        if changed:
+            diff = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed)
+            raise NmtError(
+                f"{run.config}: the config differs from the run's on keys that cannot change on resume: "
+                f"{diff} (safe to change: {', '.join(sorted(RESUME_SAFE_KEYS))})"
+            )
+        save_config(cfg, run.config)
+        return
+    if run.path.exists() and any(run.path.iterdir()):
+        if not overwrite:
+            raise NmtError(
+                f"{run.path}: run directory exists; use --resume to continue it, --overwrite to "
+                "replace it, or set run.dir elsewhere"
+            )
+        shutil.rmtree(run.path)
+    run.checkpoints.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run.config)
+
+
+def train(
+    config: str | Path | dict | Config,
+    overrides: list[str] | dict | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Train from a config (YAML path, dict or Config); return the run directory."""
+    cfg = config if isinstance(config, Config) else load_config(config, overrides)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    where = "config" if isinstance(config, (dict, Config)) else str(config)
+    run = RunDir(cfg.run.dir)
+    _prepare_run_dir(cfg, run, resume, overwrite)
+    try:
+        trainer = Trainer(cfg, run, resume, where)
+    except BaseException:
+        if not resume:  # nothing was trained: leave no half-made run directory behind
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
+    try:
+        trainer.train()
+    finally:
+        trainer.log_file.close()
+    return run.path
+
+
+__all__ = ["train", "Trainer", "LRSchedule", "encode_pairs", "RESUME_SAFE_KEYS"]

@@ -1,0 +1,106 @@
+"""Translator: load a run directory and translate batches of sentences.
+
+One code path serves a file, a pipe, the interactive prompt and Python:
+
+    from nmt import Translator
+    t = Translator.load("runs/toy")
+    t.translate(["the king eats ."], beam=5)
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from nmt.batching import eval_batches
+from nmt.config import Config
+from nmt.model import Seq2Seq
+from nmt.rundir import RunDir, load_model
+from nmt.search import beam_search, greedy_search
+from nmt.tokenizer import Tokenizer
+
+
+@dataclass
+class Translation:
+    text: str
+    score: float
+    src_pieces: list[str]
+    tgt_pieces: list[str]
+    attention: torch.Tensor | None = None  # (len(tgt_pieces)+1, len(src_pieces)+1), EOS rows/cols included
+
+
+def clean_input(line: str) -> str:
+    """Drop control and format characters (keep tabs/spaces as spaces); collapse whitespace."""
+    chars = [" " if ch.isspace() else ch for ch in line if ch.isspace() or unicodedata.category(ch)[0] != "C"]
+    return " ".join("".join(chars).split())
+
+
+class Translator:
+    def __init__(self, model: Seq2Seq, cfg: Config, src_tok: Tokenizer, tgt_tok: Tokenizer, run: RunDir,
+                 checkpoint: Path) -> None:
+        self.model, self.cfg, self.src_tok, self.tgt_tok = model, cfg, src_tok, tgt_tok
+        self.run, self.checkpoint = run, checkpoint
+
+    @classmethod
+    def load(cls, run_dir: str | Path, checkpoint: str = "best") -> "Translator":
+        """Load a run directory's config, tokenizers and a checkpoint ('best', 'last' or a path)."""
+        run = RunDir(run_dir).require()
+        cfg = run.load_config()
+        src_tok, tgt_tok = run.load_tokenizers()
+        path = run.checkpoint_path(checkpoint)
+        model = load_model(run, cfg, path, len(src_tok), len(tgt_tok))
+        return cls(model, cfg, src_tok, tgt_tok, run, path)
+
+    def translate_full(
+        self,
+        sentences: list[str],
+        beam: int | None = None,
+        n_best: int = 1,
+        length_penalty: float | None = None,
+        attention: bool = False,
+    ) -> list[list[Translation]]:
+        """Translate; n-best lists with scores, pieces and (on request) attention matrices.
+
+        Empty (or whitespace-only) inputs give one empty translation without running the model.
+        Sources longer than the training limit (`data.max_src_len` pieces) are truncated to it.
+        """
+        dec = self.cfg.decode
+        beam = dec.beam_size if beam is None else beam
+        lp = dec.length_penalty if length_penalty is None else length_penalty
+        if n_best > beam:
+            raise ValueError(f"n_best ({n_best}) cannot exceed the beam size ({beam})")
+        cleaned = [clean_input(s) for s in sentences]
+        limit = self.cfg.data.max_src_len
+        src_ids = [ids[:limit] for ids in self.src_tok.encode_batch(cleaned)]
+        results: list[list[Translation]] = [[Translation("", 0.0, [], [])] for _ in sentences]
+        todo = [i for i, ids in enumerate(src_ids) if ids]
+        with torch.inference_mode():
+            for batch in eval_batches([src_ids[i] for i in todo], None, dec.batch_size):
+                if beam == 1:
+                    hyps = greedy_search(self.model, batch.src, batch.src_lengths, dec.max_len_ratio,
+                                         dec.max_len_extra, return_attention=attention)
+                else:
+                    hyps = beam_search(self.model, batch.src, batch.src_lengths, beam_size=beam,
+                                       length_penalty=lp, n_best=n_best, max_len_ratio=dec.max_len_ratio,
+                                       max_len_extra=dec.max_len_extra, return_attention=attention)
+                for j, nbest in zip(batch.indices, hyps):
+                    i = todo[j]
+                    src_pieces = [self.src_tok.id_to_piece(t) for t in src_ids[i]]
+                    results[i] = [
+                        Translation(
+                            self.tgt_tok.decode(h.tokens),
+                            h.score,
+                            src_pieces,
+                            [self.tgt_tok.id_to_piece(t) for t in h.tokens],
+                            h.attention,
+                        )
+                        for h in nbest
+                    ]
+        return results
+
+    def translate(self, sentences: list[str], beam: int | None = None, **kwargs) -> list[str]:
+        """Translate a list of sentences; one output string per input, in order."""
+        return [nbest[0].text for nbest in self.translate_full(sentences, beam=beam, **kwargs)]
