@@ -51,6 +51,8 @@ class TokenizerConfig:
     joint: bool = False  # one model (and vocabulary) for both languages; uses src_vocab_size
     character_coverage: float = field(default=1.0, metadata=_range(0.9, 1.0))
     max_sentences: int = field(default=1_000_000, metadata=_range(100))  # sampled for training
+    # true: a vocab size the text cannot fill is an error; false: take as many pieces as it can
+    hard_vocab_limit: bool = True
 
 
 @dataclass

@@ -83,6 +83,7 @@ def train_tokenizer(
     character_coverage: float = 1.0,
     max_sentences: int = 1_000_000,
     seed: int = 0,
+    hard_vocab_limit: bool = True,
     vocab_key: str = "key 'tokenizer.src_vocab_size'",
 ) -> Tokenizer:
     """Train a sentencepiece model in memory on `sentences`.
@@ -108,6 +109,7 @@ def train_tokenizer(
             unk_piece="<unk>",
             bos_piece="<s>",
             eos_piece="</s>",
+            hard_vocab_limit=hard_vocab_limit,
             input_sentence_size=0,  # use everything we pass
             num_threads=1,  # deterministic
             minloglevel=2,
@@ -117,7 +119,7 @@ def train_tokenizer(
         if m:
             raise NmtError(
                 f"{vocab_key} is {vocab_size} but the training text can fill at most "
-                f"{m.group(2)} pieces; lower it"
+                f"{m.group(2)} pieces; lower it (or set 'tokenizer.hard_vocab_limit: false')"
             ) from None
         raise NmtError(f"sentencepiece training failed: {str(e).splitlines()[0]}") from None
     return Tokenizer(buf.getvalue())

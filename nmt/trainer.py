@@ -179,6 +179,7 @@ class Trainer:
             model_type=tk.type,
             character_coverage=tk.character_coverage,
             max_sentences=tk.max_sentences,
+            hard_vocab_limit=tk.hard_vocab_limit,
             seed=self.tc.seed,
         )
         t0 = time.time()
