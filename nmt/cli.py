@@ -115,7 +115,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _format(nbest: list, n: int) -> str:
-    if n == 1:
+    if n == 1 or not nbest[0].src_pieces:  # an empty input line stays an empty output line
         return nbest[0].text
     return "\t".join(f"{h.score:.4f}\t{h.text}" for h in nbest)
 

@@ -10,7 +10,7 @@ One code path serves a file, a pipe, the interactive prompt and Python:
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -19,7 +19,7 @@ from nmt.batching import eval_batches
 from nmt.config import Config
 from nmt.model import Seq2Seq
 from nmt.rundir import RunDir, load_model
-from nmt.search import beam_search, greedy_search
+from nmt.search import search
 from nmt.tokenizer import Tokenizer
 
 
@@ -68,10 +68,14 @@ class Translator:
         Sources longer than the training limit (`data.max_src_len` pieces) are truncated to it.
         """
         dec = self.cfg.decode
-        beam = dec.beam_size if beam is None else beam
-        lp = dec.length_penalty if length_penalty is None else length_penalty
-        if n_best > beam:
-            raise ValueError(f"n_best ({n_best}) cannot exceed the beam size ({beam})")
+        settings = replace(
+            dec,
+            beam_size=dec.beam_size if beam is None else beam,
+            n_best=n_best,
+            length_penalty=dec.length_penalty if length_penalty is None else length_penalty,
+        )
+        if n_best > settings.beam_size:
+            raise ValueError(f"n_best ({n_best}) cannot exceed the beam size ({settings.beam_size})")
         cleaned = [clean_input(s) for s in sentences]
         limit = self.cfg.data.max_src_len
         src_ids = [ids[:limit] for ids in self.src_tok.encode_batch(cleaned)]
@@ -79,13 +83,7 @@ class Translator:
         todo = [i for i, ids in enumerate(src_ids) if ids]
         with torch.inference_mode():
             for batch in eval_batches([src_ids[i] for i in todo], None, dec.batch_size):
-                if beam == 1:
-                    hyps = greedy_search(self.model, batch.src, batch.src_lengths, dec.max_len_ratio,
-                                         dec.max_len_extra, return_attention=attention)
-                else:
-                    hyps = beam_search(self.model, batch.src, batch.src_lengths, beam_size=beam,
-                                       length_penalty=lp, n_best=n_best, max_len_ratio=dec.max_len_ratio,
-                                       max_len_extra=dec.max_len_extra, return_attention=attention)
+                hyps = search(self.model, batch.src, batch.src_lengths, settings, return_attention=attention)
                 for j, nbest in zip(batch.indices, hyps):
                     i = todo[j]
                     src_pieces = [self.src_tok.id_to_piece(t) for t in src_ids[i]]
