@@ -37,8 +37,10 @@ examples:
 """
 
 
-def _add_debug(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+def _add_debug(p: argparse.ArgumentParser, top: bool = False) -> None:
+    # SUPPRESS on subcommands, so that `nmt --debug train ...` is not reset by the subparser
+    p.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
+                   help="show full tracebacks for errors")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train GRU + Bahdanau-attention translation models, score them with BLEU, translate.",
         epilog="Run 'nmt SUBCOMMAND --help' for the options of each subcommand.",
     )
-    _add_debug(parser)
+    _add_debug(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
 
     p = sub.add_parser("train", help="train a model from a YAML config", epilog=EPILOG_TRAIN,
@@ -143,11 +145,16 @@ def cmd_translate(args: argparse.Namespace) -> int:
         except UnicodeDecodeError as e:
             line = data.count(b"\n", 0, e.start) + 1
             raise NmtError(f"<stdin>: line {line}: not valid UTF-8") from None
-        lines = text.splitlines()
+        lines = text.split("\n")  # not splitlines(): it also splits at \x0b, \x85, \u2028, …
+        if lines and lines[-1] == "":
+            lines.pop()
     results = translator.translate_full(lines, beam=beam, n_best=args.nbest)
     out_text = "".join(_format(nbest, args.nbest) + "\n" for nbest in results)
     if args.output:
-        Path(args.output).write_text(out_text, encoding="utf-8")
+        try:
+            Path(args.output).write_text(out_text, encoding="utf-8")
+        except OSError as e:
+            raise NmtError(f"{args.output}: cannot write ({e.strerror})") from None
     else:
         sys.stdout.write(out_text)
     return 0

@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import difflib
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +239,22 @@ def _validate(cfg: Config, where: str) -> None:
         raise NmtError(f"{where}: key 'decode.n_best' ({cfg.decode.n_best}) exceeds 'decode.beam_size'")
 
 
+class _Loader(yaml.SafeLoader):
+    """safe_load, plus YAML 1.2's exponent floats without a dot (`3e-4`), which YAML 1.1 reads as
+    strings."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`train.lr=3e-4` → (['train', 'lr'], 0.0003); the value is read as YAML."""
     if "=" not in text:
@@ -247,7 +264,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not all(path):
         raise NmtError(f"--set {text!r}: bad key path {key!r}")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
+        parsed = yaml_load(value) if value.strip() else ""
     except yaml.YAMLError as e:
         raise NmtError(f"--set {text!r}: value is not valid YAML ({e.__class__.__name__})") from None
     return path, parsed
@@ -294,7 +311,7 @@ def read_yaml(path: str | Path) -> Any:
     except UnicodeDecodeError as e:
         raise NmtError(f"{path}: not valid UTF-8 (byte {e.start})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""

@@ -22,8 +22,9 @@ class Corpus:
         return len(self.src)
 
 
-def read_lines(path: str | Path) -> list[str]:
-    """Read a UTF-8 text file into stripped lines; invalid UTF-8 names the line."""
+def read_lines(path: str | Path, strip: bool = True) -> list[str]:
+    """Read a UTF-8 text file into lines (stripped, or with only a CR removed); invalid UTF-8
+    names the line."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -43,7 +44,9 @@ def read_lines(path: str | Path) -> list[str]:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the final newline
-    return [line.strip() for line in lines]  # strip() also drops a CR of CRLF files
+    if strip:
+        return [line.strip() for line in lines]  # strip() also drops the CR of CRLF files
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def _corpus_paths(spec: str, cfg: DataConfig) -> list[Path]:
@@ -59,8 +62,8 @@ def load_corpus(spec: str, cfg: DataConfig, name: str) -> Corpus:
         src_col = cfg.tsv_columns.index(cfg.src_lang)
         tgt_col = cfg.tsv_columns.index(cfg.tgt_lang)
         src, tgt = [], []
-        for i, line in enumerate(read_lines(path), start=1):
-            if not line:
+        for i, line in enumerate(read_lines(path, strip=False), start=1):
+            if not line.strip():
                 src.append("")
                 tgt.append("")
                 continue

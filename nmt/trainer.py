@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import sacrebleu
 import torch
 from tqdm import tqdm
 
@@ -24,6 +23,7 @@ from nmt.checkpoint import load_checkpoint, save_checkpoint
 from nmt.config import Config, TrainConfig, load_config, save_config
 from nmt.corpus import Corpus, load_corpus
 from nmt.errors import NmtError
+from nmt.evaluate import score
 from nmt.loss import translation_loss
 from nmt.model import Seq2Seq
 from nmt.rundir import RunDir, build_model, snapshot_embeddings
@@ -149,8 +149,13 @@ class Trainer:
         self.schedule = LRSchedule(self.tc)
         self.stream = BatchStream(self.train_examples, self.tc.batch_tokens, self.tc.batch_size, self.tc.seed)
         self.step = 0
-        self.best_score: float | None = None  # higher is better (BLEU, or −loss)
-        self.bad_validations = 0  # for early stopping
+        # Scores are "higher is better" (BLEU, or −loss). best_score and bad_validations drive
+        # early stopping and come only from validations every validate_every steps, so a run
+        # stopped and resumed off that grid takes the same decisions as an uninterrupted one;
+        # best_saved_score is the score of checkpoints/best.pt, which any validation may replace.
+        self.best_score: float | None = None
+        self.bad_validations = 0
+        self.best_saved_score: float | None = None
         self.last_validated_step = -1
         self.elapsed_s = 0.0  # training wall-clock time over all sessions of this run
         n_params = sum(p.numel() for p in self.model.parameters())
@@ -222,6 +227,7 @@ class Trainer:
                 "step": self.step,
                 "best_score": self.best_score,
                 "bad_validations": self.bad_validations,
+                "best_saved_score": self.best_saved_score,
                 "last_validated_step": self.last_validated_step,
                 "elapsed_s": self.elapsed_s,
                 "schedule": self.schedule.state_dict(),
@@ -237,7 +243,7 @@ class Trainer:
         t = state["trainer"]
         self.step, self.best_score = t["step"], t["best_score"]
         self.bad_validations, self.last_validated_step = t["bad_validations"], t["last_validated_step"]
-        self.elapsed_s = t["elapsed_s"]
+        self.elapsed_s, self.best_saved_score = t["elapsed_s"], t["best_saved_score"]
         self.schedule.load_state_dict(t["schedule"])
         self.stream.load_state_dict(t["stream"])
         torch.set_rng_state(t["rng_torch"])
@@ -250,7 +256,7 @@ class Trainer:
         save_checkpoint(
             self.run.best,
             {"model": self.model.state_dict(), "vocab": {"src": len(self.src_tok), "tgt": len(self.tgt_tok)},
-             "step": self.step, "score": self.best_score},
+             "step": self.step, "score": self.best_saved_score},
         )
 
     # ------------------------------------------------------------------ steps
@@ -275,7 +281,9 @@ class Trainer:
         return loss.item(), n_tokens
 
     @torch.inference_mode()
-    def validate(self) -> dict[str, Any]:
+    def validate(self, final: bool = False) -> dict[str, Any]:
+        """Dev loss, perplexity and greedy BLEU; keep best.pt. A `final` validation (at a stop off
+        the validate_every grid) may update best.pt but not early stopping or the schedule."""
         self.model.eval()
         t0 = time.time()
         nll, n_tokens = 0.0, 0
@@ -289,14 +297,19 @@ class Trainer:
             for i, nbest in zip(batch.indices, results):
                 hyps[i] = self.tgt_tok.decode(nbest[0].tokens)
         loss = nll / n_tokens
-        bleu = sacrebleu.corpus_bleu(hyps, [self.dev.tgt])
-        score = bleu.score if self.tc.early_stopping_metric == "bleu" else -loss
-        improved = self.best_score is None or score > self.best_score
+        scores = score(hyps, self.dev.tgt)
+        bleu = scores.bleu
+        metric = bleu if self.tc.early_stopping_metric == "bleu" else -loss
+        improved = self.best_saved_score is None or metric > self.best_saved_score
         if improved:
-            self.best_score, self.bad_validations = score, 0
-        else:
-            self.bad_validations += 1
-        reduced = self.schedule.on_validation(score)
+            self.best_saved_score = metric
+        reduced = False
+        if not final:
+            if self.best_score is None or metric > self.best_score:
+                self.best_score, self.bad_validations = metric, 0
+            else:
+                self.bad_validations += 1
+            reduced = self.schedule.on_validation(metric)
         self.last_validated_step = self.step
         record = {
             "event": "validation",
@@ -304,7 +317,8 @@ class Trainer:
             "epoch": self.stream.epoch,
             "dev_loss": round(loss, 4),
             "dev_ppl": round(math.exp(min(loss, 50)), 3),
-            "dev_bleu": round(bleu.score, 2),
+            "dev_bleu": round(bleu, 2),
+            "dev_chrf": round(scores.chrf, 2),
             "best": improved,
             "lr": self.schedule.lr(self.step + 1),
             "seconds": round(time.time() - t0, 1),
@@ -312,7 +326,7 @@ class Trainer:
         self.run.append_metrics(record)
         self.info(
             f"validation at step {self.step}: dev loss {loss:.3f} ppl {record['dev_ppl']:.2f} "
-            f"BLEU {bleu.score:.2f} (greedy){' *best*' if improved else ''}"
+            f"BLEU {bleu:.2f} (greedy){' *best*' if improved else ''}"
             f"{'; learning rate reduced to ' + format(record['lr'], '.2e') if reduced else ''}"
         )
         if improved:
@@ -396,9 +410,9 @@ class Trainer:
             for s, h in old_handlers.items():
                 signal.signal(s, h)
         if self.last_validated_step != self.step:
-            self.validate()
+            self.validate(final=True)
         self.save_last()
-        self.info(f"stopped at step {self.step}: {stop_reason}; best dev score {self.best_score:.2f} "
+        self.info(f"stopped at step {self.step}: {stop_reason}; best dev score {self.best_saved_score:.2f} "
                   f"in {self.run.best}")
         self.run.append_metrics({"event": "end", "step": self.step, "reason": stop_reason})
 
@@ -420,6 +434,8 @@ def _prepare_run_dir(cfg: Config, run: RunDir, resume: bool, overwrite: bool) ->
             )
         save_config(cfg, run.config)
         return
+    if run.path.exists() and not run.path.is_dir():
+        raise NmtError(f"{run.path}: run.dir exists and is not a directory")
     if run.path.exists() and any(run.path.iterdir()):
         if not overwrite:
             raise NmtError(

@@ -30,7 +30,13 @@ class Seq2Seq(nn.Module):
         self.generator = nn.Linear(cfg.embedding_size, tgt_vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.generator.weight = self.tgt_embed.weight  # one (tgt_vocab, emb) table, two uses
+            # padding_idx only shields the lookup; the projection would move the PAD row
+            self.tgt_embed.weight.register_hook(lambda g: g.index_fill(0, self._pad_index(g), 0.0))
         self.dropout = nn.Dropout(cfg.dropout)
+
+    @staticmethod
+    def _pad_index(g: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([PAD_ID], device=g.device)
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> DecoderState:
         """src: (batch, src_len) ids → the decoder's initial state (with the encoder memory)."""

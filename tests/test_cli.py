@@ -1,0 +1,284 @@
+"""Tests for nmt/cli.py, through subprocesses: `python -m nmt …` as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DEV_PAIRS, write_lines
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def nmt(*args: str, input: str | bytes | None = None, cwd: Path | None = None, timeout: int = 120):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run(
+        [sys.executable, "-m", "nmt", *args],
+        input=input.encode("utf-8") if isinstance(input, str) else input,
+        capture_output=True,
+        cwd=cwd or ROOT,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def out(proc) -> str:
+    return proc.stdout.decode("utf-8")
+
+
+def err(proc) -> str:
+    return proc.stderr.decode("utf-8")
+
+
+def assert_one_line_error(proc, *fragments: str) -> None:
+    stderr = err(proc)
+    assert proc.returncode == 2, stderr
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+# ----------------------------------------------------------------------------- help
+
+
+def test_top_level_help_lists_the_subcommands():
+    proc = nmt("--help")
+    assert proc.returncode == 0
+    for word in ("train", "evaluate", "translate", "--debug"):
+        assert word in out(proc)
+
+
+@pytest.mark.parametrize(
+    "command,options",
+    [
+        ("train", ["--set", "--resume", "--overwrite", "--debug", "config"]),
+        ("translate", ["--input", "--output", "--beam", "--nbest", "--checkpoint", "--interactive"]),
+        ("evaluate", ["--src", "--ref", "--beam", "--checkpoint", "--out"]),
+    ],
+)
+def test_subcommand_help_mentions_its_options(command, options):
+    proc = nmt(command, "--help")
+    assert proc.returncode == 0
+    for option in options:
+        assert option in out(proc)
+
+
+def test_no_subcommand_is_a_usage_error():
+    proc = nmt()
+    assert proc.returncode == 2
+    assert "usage:" in err(proc)
+
+
+# ----------------------------------------------------------------------------- train errors
+
+
+def test_train_with_unknown_key_exits_2_with_one_line(tmp_path):
+    (tmp_path / "c.yaml").write_text("data: {train: t, dev: d}\ntrain: {max_step: 3}\n", encoding="utf-8")
+    proc = nmt("train", "c.yaml", cwd=tmp_path)
+    assert_one_line_error(proc, "c.yaml", "did you mean 'train.max_steps'?")
+
+
+def test_train_with_missing_corpus_exits_2_and_names_the_file(tmp_path):
+    (tmp_path / "c.yaml").write_text(
+        "data: {train: missing/train, dev: missing/dev}\nrun: {dir: r}\ntrain: {progress: false}\n", encoding="utf-8"
+    )
+    proc = nmt("train", "c.yaml", cwd=tmp_path)
+    assert_one_line_error(proc, "missing/train.en", "not found")
+    assert not (tmp_path / "r").exists()
+
+
+def test_debug_after_the_subcommand_shows_the_traceback(tmp_path):
+    proc = nmt("train", "nope.yaml", "--debug", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "Traceback" in err(proc) and "NmtError" in err(proc)
+
+
+def test_debug_before_the_subcommand_shows_the_traceback(tmp_path):
+    # `nmt --debug train …`: the top-level flag must not be reset by the subcommand's default
+    proc = nmt("--debug", "train", "nope.yaml", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "Traceback" in err(proc) and "NmtError" in err(proc)
+
+
+# ----------------------------------------------------------------------------- translate as a filter
+
+FILTER_INPUT = [
+    "the cat eats an apple .",
+    "",
+    "   \t  ",
+    "the dog\x00 sees\x07 the\x1b[31m book .",
+    "the king\x0c likes\x1c the bread\u2028 .",
+    "the queen takes a fish ." * 400,  # a very long line: ~2,400 words
+    "my sister eats the book .",
+]
+
+
+@pytest.fixture(scope="module")
+def filtered(trained_run):
+    """One run of `nmt translate RUN --beam 2` over FILTER_INPUT on stdin."""
+    text = "".join(s + "\n" for s in FILTER_INPUT[:-1]) + FILTER_INPUT[-1] + "\r\n"  # one CRLF line end
+    return nmt("translate", str(trained_run), "--beam", "2", input=text)
+
+
+def test_filter_exits_0_without_stderr_noise(filtered):
+    assert filtered.returncode == 0, err(filtered)
+    assert "Traceback" not in err(filtered)
+
+
+def test_filter_writes_exactly_one_line_per_input_line(filtered):
+    # lines end at \n (or \r\n) only: \x0c, \x1c and \u2028 inside a line must not split it
+    assert len(out(filtered).split("\n")) == len(FILTER_INPUT) + 1  # + the text after the last \n
+    assert out(filtered).endswith("\n")
+
+
+def test_filter_writes_an_empty_line_for_an_empty_input_line(filtered):
+    assert out(filtered).split("\n")[1] == ""
+
+
+def test_filter_writes_an_empty_line_for_a_whitespace_only_line(filtered):
+    assert out(filtered).split("\n")[2] == ""
+
+
+def test_filter_output_matches_the_python_api(trained_run, filtered):
+    from nmt import Translator
+
+    expected = Translator.load(trained_run).translate([FILTER_INPUT[0], FILTER_INPUT[-1]], beam=2)
+    lines = out(filtered).split("\n")
+    assert [lines[0], lines[-2]] == expected
+
+
+def test_filter_with_input_and_output_files(trained_run, tmp_path):
+    src = write_lines(tmp_path / "in.en", ["the cat eats an apple .", "", "the dog sees the book ."])
+    proc = nmt("translate", str(trained_run), "--input", str(src), "--output", str(tmp_path / "out.fr"), "--beam", "1")
+    assert proc.returncode == 0, err(proc)
+    assert out(proc) == ""
+    lines = (tmp_path / "out.fr").read_text(encoding="utf-8").split("\n")
+    assert len(lines) == 4 and lines[1] == "" and lines[3] == ""
+
+
+def test_filter_output_into_a_missing_folder_exits_2(trained_run, tmp_path):
+    proc = nmt("translate", str(trained_run), "--output", str(tmp_path / "no" / "such" / "out.fr"), input="a\n")
+    assert_one_line_error(proc, "out.fr")
+
+
+def test_filter_rejects_invalid_utf8_on_stdin(trained_run):
+    proc = nmt("translate", str(trained_run), input=b"ok\ncaf\xe9\n")
+    assert_one_line_error(proc, "<stdin>: line 2")
+
+
+@pytest.fixture(scope="module")
+def nbest_output(trained_run) -> list[str]:
+    proc = nmt("translate", str(trained_run), "--nbest", "2", "--beam", "2",
+               input="the cat eats an apple .\n\nthe dog sees the book .\n")
+    assert proc.returncode == 0, err(proc)
+    return out(proc).split("\n")
+
+
+def test_nbest_prints_score_translation_pairs(nbest_output):
+    for line in (nbest_output[0], nbest_output[2]):
+        fields = line.split("\t")
+        assert len(fields) == 4
+        s1, s2 = float(fields[0]), float(fields[2])
+        assert s1 >= s2
+
+
+def test_nbest_keeps_an_empty_line_for_an_empty_input_line(nbest_output):
+    assert len(nbest_output) == 4
+    assert nbest_output[1] == ""
+
+
+def test_nbest_above_beam_exits_2(trained_run):
+    proc = nmt("translate", str(trained_run), "--nbest", "3", "--beam", "2", input="a\n")
+    assert_one_line_error(proc, "--nbest 3")
+
+
+def test_interactive_with_piped_input_prompts_translates_and_exits_0_at_eof(trained_run):
+    proc = nmt("translate", str(trained_run), "--interactive", "--beam", "1",
+               input="the cat eats an apple .\n\nthe dog sees the book .\n")
+    assert proc.returncode == 0, err(proc)
+    stdout = out(proc)
+    assert stdout.count("en> ") == 4  # three lines read, then EOF at the fourth prompt
+    assert stdout.count("fr: ") == 2  # the empty line is skipped
+    assert "Ctrl-D" in err(proc)
+    assert "Traceback" not in err(proc)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+@pytest.fixture(scope="module")
+def scored_set(tmp_path_factory):
+    d = tmp_path_factory.mktemp("testset")
+    src = write_lines(d / "test.en", [p[0] for p in DEV_PAIRS])
+    ref = write_lines(d / "test.fr", [p[1] for p in DEV_PAIRS])
+    return d, src, ref
+
+
+@pytest.fixture(scope="module")
+def evaluated(trained_run, scored_set, tmp_path_factory):
+    """`nmt evaluate` on a copy of the run (it writes RUN/hyps/…); returns (process, run copy)."""
+    import shutil
+
+    run = tmp_path_factory.mktemp("eval") / "run"
+    shutil.copytree(trained_run, run)
+    _, src, ref = scored_set
+    return nmt("evaluate", str(run), "--src", str(src), "--ref", str(ref), "--beam", "2"), run
+
+
+def test_evaluate_prints_bleu_and_chrf_with_signatures(evaluated):
+    proc, _ = evaluated
+    assert proc.returncode == 0, err(proc)
+    lines = out(proc).splitlines()
+    assert lines[0].startswith("BLEU = ")
+    assert "signature: nrefs:1|case:mixed|eff:no|tok:13a" in lines[1]
+    assert lines[2].startswith("chrF2 = ")
+    assert "signature: nrefs:1|case:mixed" in lines[3]
+
+
+def test_evaluate_writes_one_hypothesis_per_source_line_into_the_run_dir(evaluated):
+    proc, run = evaluated
+    assert proc.returncode == 0, err(proc)
+    hyp_file = run / "hyps" / "test.en.beam2.hyp"
+    hyps = hyp_file.read_text(encoding="utf-8").split("\n")
+    assert len(hyps) == len(DEV_PAIRS) + 1 and hyps[-1] == ""
+    assert str(hyp_file) in out(proc)
+
+
+def test_evaluate_missing_run_dir_exits_2(tmp_path, scored_set):
+    _, src, ref = scored_set
+    proc = nmt("evaluate", str(tmp_path / "no_run"), "--src", str(src), "--ref", str(ref))
+    assert_one_line_error(proc, "no_run", "run directory not found")
+
+
+def test_evaluate_line_count_mismatch_exits_2(trained_run, tmp_path, scored_set):
+    _, src, _ = scored_set
+    short = write_lines(tmp_path / "short.fr", ["le chat ."])
+    proc = nmt("evaluate", str(trained_run), "--src", str(src), "--ref", str(short))
+    assert_one_line_error(proc, f"has {len(DEV_PAIRS)} lines", "has 1")
+
+
+def test_evaluate_beam_0_exits_2(trained_run, scored_set):
+    _, src, ref = scored_set
+    proc = nmt("evaluate", str(trained_run), "--src", str(src), "--ref", str(ref), "--beam", "0")
+    assert_one_line_error(proc, "--beam must be at least 1")
+
+
+def test_translate_directory_that_is_not_a_run_exits_2(tmp_path):
+    proc = nmt("translate", str(tmp_path), input="a\n")
+    assert_one_line_error(proc, "not a run directory")
+
+
+def test_translate_corrupt_checkpoint_exits_2(trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "checkpoints" / "best.pt").write_bytes(b"garbage")
+    proc = nmt("translate", str(run), input="a\n")
+    assert_one_line_error(proc, "best.pt")

@@ -1,0 +1,112 @@
+"""Tests for nmt/model/seq2seq.py and decoder.py: shapes, and step-by-step = teacher forcing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nmt.batching import collate
+from nmt.config import ModelConfig
+from nmt.model import Seq2Seq
+from nmt.tokenizer import BOS_ID, PAD_ID
+
+SRC_VOCAB, TGT_VOCAB = 30, 25
+SRC = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]]
+TGT = [[5, 6, 7], [8, 9, 10, 11, 12, 13], [14]]
+
+
+def tiny_model(layers: int = 1, tie: bool = False, dropout: float = 0.0) -> Seq2Seq:
+    torch.manual_seed(0)
+    cfg = ModelConfig(embedding_size=16, encoder_hidden_size=12, decoder_hidden_size=20, attention_size=14,
+                      encoder_layers=layers, decoder_layers=layers, dropout=dropout, tie_embeddings=tie)
+    return Seq2Seq(cfg, SRC_VOCAB, TGT_VOCAB)
+
+
+@pytest.fixture
+def batch():
+    return collate(SRC, TGT, list(range(len(SRC))))
+
+
+def test_forward_logits_shape(batch):
+    logits, _ = tiny_model()(batch.src, batch.src_lengths, batch.tgt_in)
+    assert logits.shape == (3, batch.tgt_in.size(1), TGT_VOCAB)
+
+
+def test_forward_attention_shape(batch):
+    _, attention = tiny_model()(batch.src, batch.src_lengths, batch.tgt_in)
+    assert attention.shape == (3, batch.tgt_in.size(1), batch.src.size(1))
+
+
+def test_forward_attention_is_zero_on_source_padding_and_sums_to_one(batch):
+    _, attention = tiny_model()(batch.src, batch.src_lengths, batch.tgt_in)
+    pad = (batch.src == PAD_ID).unsqueeze(1).expand_as(attention)
+    assert torch.all(attention[pad] == 0.0)
+    torch.testing.assert_close(attention.sum(-1), torch.ones(attention.shape[:2]))
+
+
+def test_decode_step_shapes(batch):
+    model = tiny_model().eval()
+    state = model.encode(batch.src, batch.src_lengths)
+    log_probs, state2, weights = model.decode_step(torch.full((3,), BOS_ID), state)
+    assert log_probs.shape == (3, TGT_VOCAB)
+    assert weights.shape == (3, batch.src.size(1))
+    assert state2.hidden.shape == state.hidden.shape == (1, 3, 20)
+
+
+def test_decode_step_returns_log_probabilities(batch):
+    model = tiny_model().eval()
+    state = model.encode(batch.src, batch.src_lengths)
+    log_probs, _, _ = model.decode_step(torch.full((3,), BOS_ID), state)
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(3))
+
+
+@pytest.mark.parametrize("layers,tie", [(1, False), (2, False), (1, True)])
+def test_decode_step_with_teacher_forcing_reproduces_forward(batch, layers, tie):
+    model = tiny_model(layers=layers, tie=tie, dropout=0.3).eval()  # eval: dropout off
+    with torch.no_grad():
+        logits, attention = model(batch.src, batch.src_lengths, batch.tgt_in)
+        state = model.encode(batch.src, batch.src_lengths)
+        for t in range(batch.tgt_in.size(1)):
+            log_probs, state, weights = model.decode_step(batch.tgt_in[:, t], state)
+            torch.testing.assert_close(log_probs, torch.log_softmax(logits[:, t], -1), atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(weights, attention[:, t], atol=1e-6, rtol=1e-5)
+
+
+def test_decoder_state_select_reorders_rows(batch):
+    model = tiny_model().eval()
+    state = model.encode(batch.src, batch.src_lengths)
+    picked = state.select(torch.tensor([2, 0, 0]))
+    assert torch.equal(picked.hidden[:, 1], state.hidden[:, 0])
+    assert torch.equal(picked.memory[0], state.memory[2])
+    assert torch.equal(picked.mask[2], state.mask[0])
+    assert torch.equal(picked.proj_keys[0], state.proj_keys[2])
+
+
+def test_sentence_gets_the_same_logits_alone_and_in_a_batch(batch):
+    model = tiny_model().eval()
+    with torch.no_grad():
+        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+        alone = collate([SRC[1]], [TGT[1]], [0])
+        logits_alone, _ = model(alone.src, alone.src_lengths, alone.tgt_in)
+    torch.testing.assert_close(logits[1, : len(TGT[1]) + 1], logits_alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_dropout_is_active_in_train_mode_only(batch):
+    model = tiny_model(dropout=0.5)
+    model.train()
+    a, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+    b, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+    assert not torch.equal(a, b)
+    model.eval()
+    with torch.no_grad():
+        c, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+        d, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+    assert torch.equal(c, d)
+
+
+def test_every_parameter_gets_a_gradient(batch):
+    model = tiny_model(layers=2)
+    logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+    logits.logsumexp(-1).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert missing == []

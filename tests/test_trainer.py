@@ -1,0 +1,295 @@
+"""Tests for nmt/trainer.py: the schedule, the run directory, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from nmt.checkpoint import load_checkpoint
+from nmt.config import TrainConfig
+from nmt.corpus import Corpus
+from nmt.errors import NmtError
+from nmt.tokenizer import train_tokenizer
+from nmt.trainer import LRSchedule, _config_diff, encode_pairs, train
+
+
+def snapshot(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def read_metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+# ----------------------------------------------------------------------------- LRSchedule
+
+
+def test_constant_schedule_without_warmup_is_the_base_rate():
+    s = LRSchedule(TrainConfig(lr=0.01, schedule="constant"))
+    assert [s.lr(step) for step in (1, 10, 1000)] == [0.01] * 3
+
+
+def test_warmup_rises_linearly_to_the_base_rate():
+    s = LRSchedule(TrainConfig(lr=0.01, schedule="constant", warmup_steps=100))
+    assert s.lr(1) == pytest.approx(0.0001)
+    assert s.lr(50) == pytest.approx(0.005)
+    assert s.lr(100) == pytest.approx(0.01)
+    assert s.lr(5000) == pytest.approx(0.01)
+
+
+def test_warmup_is_monotonic():
+    s = LRSchedule(TrainConfig(lr=0.01, schedule="plateau", warmup_steps=20))
+    rates = [s.lr(step) for step in range(1, 21)]
+    assert rates == sorted(rates) and len(set(rates)) == 20
+
+
+def test_inverse_sqrt_decays_after_warmup():
+    s = LRSchedule(TrainConfig(lr=0.01, schedule="inverse_sqrt", warmup_steps=100))
+    assert s.lr(100) == pytest.approx(0.01)
+    assert s.lr(400) == pytest.approx(0.005)
+    assert s.lr(10_000) == pytest.approx(0.001)
+
+
+def test_inverse_sqrt_is_continuous_at_the_end_of_warmup():
+    s = LRSchedule(TrainConfig(lr=0.01, schedule="inverse_sqrt", warmup_steps=100))
+    assert s.lr(99) == pytest.approx(s.lr(100), rel=0.02)
+    assert s.lr(101) == pytest.approx(s.lr(100), rel=0.02)
+
+
+def test_plateau_reduces_after_patience_plus_one_bad_validations():
+    s = LRSchedule(TrainConfig(lr=0.01, schedule="plateau", plateau_patience=2, plateau_factor=0.5))
+    assert s.on_validation(10.0) is False  # best
+    assert s.on_validation(9.0) is False  # bad 1
+    assert s.on_validation(10.0) is False  # bad 2 (equal is not better)
+    assert s.lr(1000) == pytest.approx(0.01)
+    assert s.on_validation(8.0) is True  # bad 3 > patience: reduce
+    assert s.lr(1000) == pytest.approx(0.005)
+
+
+def test_plateau_improvement_resets_the_count():
+    s = LRSchedule(TrainConfig(lr=0.01, schedule="plateau", plateau_patience=1))
+    for score in (1.0, 0.5, 2.0, 1.0):  # bad, better, bad: never two bad in a row
+        assert s.on_validation(score) is False
+    assert s.lr(10) == pytest.approx(0.01)
+
+
+def test_plateau_never_goes_below_min_lr():
+    s = LRSchedule(TrainConfig(lr=0.01, min_lr=0.004, schedule="plateau", plateau_patience=0, plateau_factor=0.5))
+    s.on_validation(1.0)
+    for _ in range(5):
+        s.on_validation(0.0)
+    assert s.lr(1000) == pytest.approx(0.004)
+
+
+def test_validations_do_not_change_non_plateau_schedules():
+    s = LRSchedule(TrainConfig(lr=0.01, schedule="constant", plateau_patience=0))
+    for score in (1.0, 0.0, 0.0, 0.0):
+        assert s.on_validation(score) is False
+    assert s.lr(1000) == 0.01
+
+
+def test_schedule_state_dict_round_trip():
+    cfg = TrainConfig(lr=0.01, schedule="plateau", plateau_patience=0)
+    s = LRSchedule(cfg)
+    for score in (1.0, 0.0, 0.0):
+        s.on_validation(score)
+    t = LRSchedule(cfg)
+    t.load_state_dict(s.state_dict())
+    assert t.lr(77) == s.lr(77)
+    assert t.on_validation(0.0) == s.on_validation(0.0)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def test_encode_pairs_drops_and_counts_pairs_over_the_length_limits():
+    tok = train_tokenizer(["a b c d e f g h"] * 20 + ["ab cd ef gh"] * 20, 20, hard_vocab_limit=False)
+    corpus = Corpus(src=["a", "a b c d e f g h", "a"], tgt=["b", "c", "a b c d e f g h"], name="t")
+    examples, dropped = encode_pairs(corpus, tok, tok, max_src=4, max_tgt=4)
+    assert examples == [(tok.encode("a"), tok.encode("b"))]
+    assert dropped == {"too_long_src": 1, "too_long_tgt": 1}
+
+
+def test_config_diff_lists_changed_nested_keys():
+    old = {"train": {"lr": 1, "seed": 2}, "model": {"dropout": 0.1}}
+    new = {"train": {"lr": 3, "seed": 2}, "model": {"dropout": 0.1}}
+    assert _config_diff(old, new) == [("train.lr", 1, 3)]
+
+
+# ----------------------------------------------------------------------------- the run directory
+
+
+def test_trained_run_directory_has_every_file(trained_run):
+    for name in ("config.yaml", "tokenizer/src.model", "tokenizer/tgt.model", "checkpoints/best.pt",
+                 "checkpoints/last.pt", "embeddings_init.pt", "metrics.jsonl", "train.log"):
+        assert (trained_run / name).is_file(), name
+
+
+def test_trained_run_metrics_have_train_validation_and_end_events(trained_run):
+    events = read_metrics(trained_run)
+    assert [e["step"] for e in events if e["event"] == "train"] == [10, 20, 30, 40]
+    assert [e["step"] for e in events if e["event"] == "validation"] == [20, 40]
+    assert events[-1]["event"] == "end" and events[-1]["step"] == 40
+    v = next(e for e in events if e["event"] == "validation")
+    assert {"dev_loss", "dev_bleu", "dev_ppl", "lr"} <= set(v)
+    assert math.isfinite(next(e for e in events if e["event"] == "train")["loss"])
+
+
+def test_trained_run_saves_the_resolved_config(trained_run, trained_run_config):
+    assert trained_run_config["train"]["max_steps"] == 40
+    assert trained_run_config["run"]["dir"] == str(trained_run)
+    assert "hard_vocab_limit" in trained_run_config["tokenizer"]  # defaults are written out too
+
+
+def test_trained_run_log_has_no_progress_bar(trained_run):
+    log = (trained_run / "train.log").read_text(encoding="utf-8")
+    assert "validation at step 40" in log and "stopped at step 40" in log
+    assert "\r" not in log
+
+
+def test_last_checkpoint_holds_everything_resume_needs(trained_run):
+    ckpt = load_checkpoint(trained_run / "checkpoints" / "last.pt")
+    assert {"model", "optimizer", "vocab", "trainer"} <= set(ckpt)
+    assert {"step", "schedule", "stream", "rng_torch", "rng_python"} <= set(ckpt["trainer"])
+    assert ckpt["trainer"]["step"] == 40
+
+
+def test_embeddings_init_are_the_tables_before_training(trained_run):
+    init = torch.load(trained_run / "embeddings_init.pt", weights_only=True)
+    model = load_checkpoint(trained_run / "checkpoints" / "last.pt")["model"]
+    assert init["src"].shape == model["src_embed.table.weight"].shape
+    assert not torch.equal(init["src"], model["src_embed.table.weight"])
+
+
+def test_training_into_a_non_empty_run_dir_is_refused_and_leaves_it_unchanged(make_config, tmp_path):
+    cfg = make_config()
+    run = Path(cfg["run"]["dir"])
+    run.mkdir()
+    (run / "notes.txt").write_text("mine", encoding="utf-8")
+    before = snapshot(run)
+    with pytest.raises(NmtError, match="run directory exists.*--resume.*--overwrite"):
+        train(cfg)
+    assert snapshot(run) == before
+
+
+def test_training_into_an_empty_existing_dir_is_fine(make_config):
+    cfg = make_config(train={"max_steps": 2, "validate_every": 2})
+    Path(cfg["run"]["dir"]).mkdir()
+    assert (train(cfg) / "checkpoints" / "last.pt").is_file()
+
+
+def test_run_dir_that_is_a_file_is_an_nmt_error(make_config):
+    cfg = make_config()
+    Path(cfg["run"]["dir"]).write_text("not a folder", encoding="utf-8")
+    with pytest.raises(NmtError, match="run"):
+        train(cfg)
+
+
+def test_overwrite_replaces_an_existing_run_dir(make_config):
+    cfg = make_config(train={"max_steps": 2, "validate_every": 2})
+    run = Path(cfg["run"]["dir"])
+    run.mkdir()
+    (run / "old.txt").write_text("old", encoding="utf-8")
+    train(cfg, overwrite=True)
+    assert not (run / "old.txt").exists()
+    assert (run / "checkpoints" / "last.pt").is_file()
+
+
+def test_failed_start_leaves_no_run_dir_behind(make_config):
+    cfg = make_config(tokenizer={"src_vocab_size": 5000})
+    with pytest.raises(NmtError):
+        train(cfg)
+    assert not Path(cfg["run"]["dir"]).exists()
+
+
+def test_max_epochs_stops_after_that_many_epochs(make_config):
+    cfg = make_config(train={"max_steps": 0, "max_epochs": 1, "validate_every": 100})
+    run = train(cfg)
+    assert read_metrics(run)[-1] == {"event": "end", "step": 6, "reason": "reached train.max_epochs=1"}
+
+
+def test_resume_without_a_run_dir_is_an_error(make_config):
+    with pytest.raises(NmtError, match="run directory not found"):
+        train(make_config(), resume=True)
+
+
+def test_resume_with_a_changed_unsafe_key_lists_the_diff(make_config):
+    cfg = make_config(train={"max_steps": 2, "validate_every": 2})
+    run = train(cfg)
+    before = snapshot(run)
+    changed = make_config(train={"max_steps": 4, "validate_every": 2, "lr": 0.01}, model={"dropout": 0.2})
+    with pytest.raises(NmtError) as e:
+        train(changed, resume=True)
+    msg = str(e.value)
+    assert "train.lr: 0.003 -> 0.01" in msg
+    assert "model.dropout: 0.1 -> 0.2" in msg
+    assert "train.max_steps" not in msg.split("(safe to change")[0]  # a safe key is not listed
+    assert snapshot(run) == before
+
+
+# ----------------------------------------------------------------------------- resume = no interruption
+
+
+def params(run: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run / "checkpoints" / "last.pt")["model"]
+
+
+def assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert different == []
+
+
+RESUME_TRAIN = {"dev_max_sentences": 3, "validate_every": 10, "save_every": 10, "log_every": 5}
+
+
+@pytest.mark.parametrize("n", [10, 13])  # on and off the validation grid
+def test_resumed_run_equals_an_uninterrupted_run(make_config, n):
+    whole = train(make_config("whole", train={**RESUME_TRAIN, "max_steps": 2 * n}))
+    part = make_config("part", train={**RESUME_TRAIN, "max_steps": n})
+    train(part)
+    part["train"]["max_steps"] = 2 * n
+    resumed = train(part, resume=True)
+    assert load_checkpoint(resumed / "checkpoints" / "last.pt")["trainer"]["step"] == 2 * n
+    assert_identical(params(whole), params(resumed))
+
+
+def test_resumed_run_equals_an_uninterrupted_run_with_adam_and_state(make_config):
+    n = 10
+    whole = train(make_config("whole", train={**RESUME_TRAIN, "max_steps": 2 * n}))
+    part = make_config("part", train={**RESUME_TRAIN, "max_steps": n})
+    train(part)
+    part["train"]["max_steps"] = 2 * n
+    resumed = train(part, resume=True)
+    a = load_checkpoint(whole / "checkpoints" / "last.pt")
+    b = load_checkpoint(resumed / "checkpoints" / "last.pt")
+    assert a["trainer"]["stream"] == b["trainer"]["stream"]
+    assert torch.equal(a["trainer"]["rng_torch"], b["trainer"]["rng_torch"])
+    for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(pa["exp_avg"], pb["exp_avg"]) and torch.equal(pa["exp_avg_sq"], pb["exp_avg_sq"])
+
+
+def test_resume_writes_the_new_safe_values_into_config_yaml(make_config):
+    cfg = make_config(train={"max_steps": 2, "validate_every": 2})
+    train(cfg)
+    cfg["train"]["max_steps"] = 3
+    run = train(cfg, resume=True)
+    saved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    assert saved["train"]["max_steps"] == 3
+
+
+def test_resumed_run_off_the_validation_grid_equals_an_uninterrupted_run_with_plateau(make_config):
+    # stopping at step 13 validates there (13 is not a multiple of validate_every); that extra
+    # validation must not change what the resumed run does (plateau schedule, early stopping)
+    n, extra = 13, {"schedule": "plateau", "plateau_patience": 1, "patience": 0}
+    whole = train(make_config("whole", train={**RESUME_TRAIN, **extra, "max_steps": 2 * n}))
+    part = make_config("part", train={**RESUME_TRAIN, **extra, "max_steps": n})
+    train(part)
+    part["train"]["max_steps"] = 2 * n
+    resumed = train(part, resume=True)
+    assert_identical(params(whole), params(resumed))
