@@ -66,10 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="translate a test set and print BLEU and chrF",
                        description="Translate --src with a run's model, score against --ref with sacrebleu "
                                    "(BLEU, 13a tokenizer, cased; chrF), print the scores with their "
-                                   "signatures and write the hypotheses to a file.")
+                                   "signatures and write the hypotheses to a file. Without --src/--ref, "
+                                   "use the test set named in the run's config (data.test).")
     p.add_argument("run", help="run directory (the run.dir of a training config)")
-    p.add_argument("--src", required=True, help="source sentences, one a line")
-    p.add_argument("--ref", required=True, help="reference translations, one a line, aligned with --src")
+    p.add_argument("--src", default=None, help="source sentences, one a line (default: the run's data.test)")
+    p.add_argument("--ref", default=None, help="reference translations, one a line, aligned with --src")
     p.add_argument("--beam", type=int, default=None, help="beam size (default: the run's decode.beam_size; 1 = greedy)")
     p.add_argument("--checkpoint", default="best", help="'best' (default), 'last' or a checkpoint path")
     p.add_argument("--out", default=None, help="where to write the hypotheses (default RUN/hyps/SRC.beamK.hyp)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sacrebleu.metrics import BLEU, CHRF
 
-from nmt.corpus import read_lines
+from nmt.corpus import load_corpus, read_lines
 from nmt.errors import NmtError
 from nmt.translate import Translator
 
@@ -38,21 +38,34 @@ def score(hypotheses: list[str], references: list[str]) -> Scores:
 
 def evaluate(
     run_dir: str | Path,
-    src_file: str | Path,
-    ref_file: str | Path,
+    src_file: str | Path | None = None,
+    ref_file: str | Path | None = None,
     beam: int | None = None,
     checkpoint: str = "best",
     out: str | Path | None = None,
 ) -> tuple[Scores, Path]:
-    """Translate `src_file` with a run's model, score against `ref_file`, write the hypotheses."""
-    src, ref = read_lines(src_file), read_lines(ref_file)
-    if len(src) != len(ref):
-        raise NmtError(f"{src_file} has {len(src)} lines but {ref_file} has {len(ref)}")
-    if not src:
-        raise NmtError(f"{src_file}: empty file")
+    """Translate `src_file` with a run's model, score against `ref_file`, write the hypotheses.
+
+    Without files, use the test set of the run's config (`data.test`, parallel or tsv).
+    """
     translator = Translator.load(run_dir, checkpoint)
+    if src_file is None and ref_file is None:
+        data = translator.cfg.data
+        if not data.test:
+            raise NmtError(f"{translator.run.config}: no 'data.test' in the run's config; pass --src and --ref")
+        test = load_corpus(data.test, data, "test")
+        src, ref, name = test.src, test.tgt, Path(data.test).name
+    elif src_file is None or ref_file is None:
+        raise NmtError("give both --src and --ref, or neither (to use the run's data.test)")
+    else:
+        src, ref, name = read_lines(src_file), read_lines(ref_file), Path(src_file).name
+        if len(src) != len(ref):
+            raise NmtError(f"{src_file} has {len(src)} lines but {ref_file} has {len(ref)}")
+        if not src:
+            raise NmtError(f"{src_file}: empty file")
     hyps = translator.translate(src, beam=beam)
-    out_path = Path(out) if out else translator.run.path / "hyps" / f"{Path(src_file).name}.beam{beam or translator.cfg.decode.beam_size}.hyp"
+    beam_used = beam or translator.cfg.decode.beam_size
+    out_path = Path(out) if out else translator.run.path / "hyps" / f"{name}.beam{beam_used}.hyp"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
     return score(hyps, ref), out_path

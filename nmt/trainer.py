@@ -11,6 +11,7 @@ import math
 import random
 import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -169,7 +170,7 @@ class Trainer:
     # ------------------------------------------------------------------ set-up
 
     def info(self, msg: str) -> None:
-        tqdm.write(msg)
+        tqdm.write(msg, file=sys.stderr)  # logs on stderr (unbuffered), like the progress bar
         self.log_file.write(msg + "\n")
         self.log_file.flush()
 
