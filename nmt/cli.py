@@ -124,6 +124,8 @@ def _format(nbest: list, n: int) -> str:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
+    from nmt.corpus import read_lines
+    from nmt.files import decode_utf8, split_lines
     from nmt.translate import Translator
 
     _positive(args.beam, "--beam")
@@ -136,19 +138,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if interactive:
         return _prompt(translator, beam, args.nbest)
     if args.input:
-        from nmt.corpus import read_lines
-
         lines = read_lines(args.input)
     else:
-        data = sys.stdin.buffer.read()
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            line = data.count(b"\n", 0, e.start) + 1
-            raise NmtError(f"<stdin>: line {line}: not valid UTF-8") from None
-        lines = text.split("\n")  # not splitlines(): it also splits at \x0b, \x85, \u2028, …
-        if lines and lines[-1] == "":
-            lines.pop()
+        lines = split_lines(decode_utf8(sys.stdin.buffer.read(), "<stdin>"))
     results = translator.translate_full(lines, beam=beam, n_best=args.nbest)
     out_text = "".join(_format(nbest, args.nbest) + "\n" for nbest in results)
     if args.output:

@@ -19,6 +19,7 @@ from typing import Any, Literal, Optional
 import yaml
 
 from nmt.errors import NmtError
+from nmt.files import read_text
 
 
 def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> dict:
@@ -302,14 +303,7 @@ def config_from_dict(raw: Any, where: str = "config", overrides: list[str] | dic
 
 def read_yaml(path: str | Path) -> Any:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NmtError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise NmtError(f"{path}: is a directory, expected a YAML config file") from None
-    except UnicodeDecodeError as e:
-        raise NmtError(f"{path}: not valid UTF-8 (byte {e.start})") from None
+    text = read_text(path, "config file")
     try:
         return yaml_load(text)
     except yaml.YAMLError as e:

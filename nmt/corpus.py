@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nmt.config import DataConfig
 from nmt.errors import NmtError
+from nmt.files import read_text, split_lines
 
 
 @dataclass
@@ -25,28 +26,7 @@ class Corpus:
 def read_lines(path: str | Path, strip: bool = True) -> list[str]:
     """Read a UTF-8 text file into lines (stripped, or with only a CR removed); invalid UTF-8
     names the line."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise NmtError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise NmtError(f"{path}: is a directory, expected a text file") from None
-    except OSError as e:
-        raise NmtError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise NmtError(f"{path}: line {line}: not valid UTF-8 (byte 0x{data[e.start]:02x})") from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the final newline
-    if strip:
-        return [line.strip() for line in lines]  # strip() also drops the CR of CRLF files
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+    return split_lines(read_text(path), strip)
 
 
 def _corpus_paths(spec: str, cfg: DataConfig) -> list[Path]:

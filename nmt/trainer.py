@@ -169,8 +169,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
 
-    def info(self, msg: str) -> None:
-        tqdm.write(msg, file=sys.stderr)  # logs on stderr (unbuffered), like the progress bar
+    def info(self, msg: str, console: bool = True) -> None:
+        """A line for train.log and (unless the progress bar already shows it) the console."""
+        if console:
+            tqdm.write(msg, file=sys.stderr)  # logs on stderr (unbuffered), like the progress bar
         self.log_file.write(msg + "\n")
         self.log_file.flush()
 
@@ -355,8 +357,11 @@ class Trainer:
 
         old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         total = self._total_steps()
-        bar = tqdm(total=total, initial=self.step, disable=not tc.progress, unit="step", dynamic_ncols=True)
-        window_loss, window_tokens, window_t0 = 0.0, 0, time.time()
+        # the bar only on a terminal; in a log file (CI, nohup) the log lines say the same
+        show_bar = tc.progress and sys.stderr.isatty()
+        bar = tqdm(total=total, initial=self.step, disable=not show_bar, unit="step", dynamic_ncols=True,
+                   mininterval=0.5)
+        window_loss, window_tokens, window_s = 0.0, 0, 0.0
         session_t0, elapsed_before = time.time(), self.elapsed_s
         try:
             while stop_reason is None:
@@ -366,30 +371,30 @@ class Trainer:
                 if tc.max_epochs and self.stream.epoch >= tc.max_epochs:
                     stop_reason = f"reached train.max_epochs={tc.max_epochs}"
                     break
+                t0 = time.time()
                 batch, _ = self.stream.next_batch()
                 loss, n_tokens = self.train_step(batch)
+                window_s += time.time() - t0  # training time only: validations do not count
                 self.step += 1
                 self.elapsed_s = elapsed_before + time.time() - session_t0
                 window_loss += loss
                 window_tokens += n_tokens
                 bar.update(1)
                 if self.step % tc.log_every == 0:
-                    dt = time.time() - window_t0
                     record = {
                         "event": "train",
                         "step": self.step,
                         "epoch": self.stream.epoch,
                         "loss": round(window_loss / window_tokens, 4),
                         "lr": self.schedule.lr(self.step),
-                        "tgt_tokens_per_s": round(window_tokens / dt, 1),
+                        "tgt_tokens_per_s": round(window_tokens / window_s, 1),
                     }
                     self.run.append_metrics(record)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tgt_tokens_per_s']:.0f}",
                                     lr=f"{record['lr']:.1e}", ep=self.stream.epoch)
-                    if not tc.progress:
-                        self.info(f"step {self.step} epoch {self.stream.epoch} loss {record['loss']:.3f} "
-                                  f"tok/s {record['tgt_tokens_per_s']:.0f}")
-                    window_loss, window_tokens, window_t0 = 0.0, 0, time.time()
+                    self.info(f"step {self.step} epoch {self.stream.epoch} loss {record['loss']:.3f} "
+                              f"lr {record['lr']:.2e} tok/s {record['tgt_tokens_per_s']:.0f}", console=not show_bar)
+                    window_loss, window_tokens, window_s = 0.0, 0, 0.0
                 if self.step % tc.validate_every == 0:
                     self.validate()
                     self.save_last()

@@ -1,0 +1,42 @@
+"""Reading the user's text files, with errors that name the file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nmt.errors import NmtError
+
+
+def read_text(path: str | Path, kind: str = "text file") -> str:
+    """Read a UTF-8 file (a BOM is dropped); a missing file or a bad byte is an NmtError."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NmtError(f"{path}: {kind} not found") from None
+    except IsADirectoryError:
+        raise NmtError(f"{path}: is a directory, expected a {kind}") from None
+    except OSError as e:
+        raise NmtError(f"{path}: cannot read ({e.strerror})") from None
+    return decode_utf8(data, str(path))
+
+
+def decode_utf8(data: bytes, name: str) -> str:
+    """Bytes → text; a bad byte is an NmtError naming `name` and the line. A BOM is dropped."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise NmtError(f"{name}: line {line}: not valid UTF-8 (byte 0x{data[e.start]:02x})") from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def split_lines(text: str, strip: bool = True) -> list[str]:
+    """Text → lines at "\\n" only (str.splitlines() would also split at \\x0b, \\x85, \\u2028, …,
+    and put outputs out of line with inputs). Lines are stripped, or lose only a CRLF's CR."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline
+    if strip:
+        return [line.strip() for line in lines]
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
