@@ -7,7 +7,7 @@ from pathlib import Path
 from nmt.errors import NmtError
 
 
-def read_text(path: str | Path, kind: str = "text file") -> str:
+def read_text(path: str | Path, kind: str = "file") -> str:
     """Read a UTF-8 file (a BOM is dropped); a missing file or a bad byte is an NmtError."""
     path = Path(path)
     try:
