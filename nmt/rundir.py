@@ -7,6 +7,7 @@
       checkpoints/last.pt    model + optimiser + schedule + RNG + data position + counters
       checkpoints/best.pt    model weights at the best dev score
       embeddings_init.pt     the embedding tables before the first step (for drift)
+      token_counts.pt        how often each id occurs in the training data, per side
       metrics.jsonl          one JSON object per log/validation event
       train.log              what the console showed, without progress bars
 """
@@ -38,6 +39,7 @@ class RunDir:
     last = property(lambda self: self.path / "checkpoints" / "last.pt")
     best = property(lambda self: self.path / "checkpoints" / "best.pt")
     embeddings_init = property(lambda self: self.path / "embeddings_init.pt")
+    token_counts = property(lambda self: self.path / "token_counts.pt")
     metrics = property(lambda self: self.path / "metrics.jsonl")
     log = property(lambda self: self.path / "train.log")
 
@@ -95,3 +97,10 @@ def load_model(run: RunDir, cfg: Config, ckpt_path: Path, src_vocab: int, tgt_vo
 
 def snapshot_embeddings(model: Seq2Seq) -> dict[str, torch.Tensor]:
     return {side: w.detach().clone() for side, w in model.embedding_tables().items()}
+
+
+def count_tokens(examples: list[tuple[list[int], list[int]]], src_vocab: int, tgt_vocab: int) -> dict[str, torch.Tensor]:
+    """How often each id occurs in the training pairs: {"src": (src_vocab,), "tgt": (tgt_vocab,)}."""
+    src = torch.tensor([i for s, _ in examples for i in s], dtype=torch.long)
+    tgt = torch.tensor([i for _, t in examples for i in t], dtype=torch.long)
+    return {"src": torch.bincount(src, minlength=src_vocab), "tgt": torch.bincount(tgt, minlength=tgt_vocab)}

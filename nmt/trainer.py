@@ -27,7 +27,7 @@ from nmt.errors import NmtError
 from nmt.evaluate import score
 from nmt.loss import translation_loss
 from nmt.model import Seq2Seq
-from nmt.rundir import RunDir, build_model, snapshot_embeddings
+from nmt.rundir import RunDir, build_model, count_tokens, snapshot_embeddings
 from nmt.search import greedy_search
 from nmt.tokenizer import Tokenizer, train_tokenizer
 
@@ -129,8 +129,12 @@ class Trainer:
     def __init__(self, cfg: Config, run: RunDir, resume: bool, where: str = "config") -> None:
         self.cfg, self.run, self.tc, self.where = cfg, run, cfg.train, where
         self.log_file = run.log.open("a", encoding="utf-8")
-        self.src_tok, self.tgt_tok = self._tokenizers(resume)
-        self.train_examples = self._training_examples()
+        d = cfg.data
+        train_corpus = load_corpus(d.train, d, "training")
+        self.info(f"training corpus: {len(train_corpus)} pairs ({train_corpus.empty_dropped} with an empty "
+                  "side skipped)")
+        self.src_tok, self.tgt_tok = self._tokenizers(train_corpus, resume)
+        self.train_examples = self._training_examples(train_corpus)
         self.dev = load_corpus(cfg.data.dev, cfg.data, "dev")
         if self.tc.dev_max_sentences:
             n = self.tc.dev_max_sentences
@@ -166,6 +170,7 @@ class Trainer:
             self.info(f"resumed from {run.last} at step {self.step}, epoch {self.stream.epoch}")
         else:
             torch.save(snapshot_embeddings(self.model), run.embeddings_init)
+            torch.save(count_tokens(self.train_examples, len(self.src_tok), len(self.tgt_tok)), run.token_counts)
 
     # ------------------------------------------------------------------ set-up
 
@@ -176,13 +181,11 @@ class Trainer:
         self.log_file.write(msg + "\n")
         self.log_file.flush()
 
-    def _tokenizers(self, resume: bool) -> tuple[Tokenizer, Tokenizer]:
+    def _tokenizers(self, train: Corpus, resume: bool) -> tuple[Tokenizer, Tokenizer]:
+        """Train the sentencepiece models into the run directory (or load them on resume)."""
         if resume:
             return self.run.load_tokenizers()
-        d, tk = self.cfg.data, self.cfg.tokenizer
-        train = load_corpus(d.train, d, "training")
-        self._train_corpus = train
-        self.info(f"training corpus: {len(train)} pairs ({train.empty_dropped} with an empty side skipped)")
+        tk = self.cfg.tokenizer
         common = dict(
             model_type=tk.type,
             character_coverage=tk.character_coverage,
@@ -204,9 +207,8 @@ class Trainer:
                   f"{len(src_tok)}/{len(tgt_tok)} ({time.time() - t0:.1f}s)")
         return src_tok, tgt_tok
 
-    def _training_examples(self) -> list[Example]:
+    def _training_examples(self, train: Corpus) -> list[Example]:
         d = self.cfg.data
-        train = getattr(self, "_train_corpus", None) or load_corpus(d.train, d, "training")
         examples, dropped = encode_pairs(train, self.src_tok, self.tgt_tok, d.max_src_len, d.max_tgt_len)
         self.info(
             f"length filter: kept {len(examples)} pairs; dropped {dropped['too_long_src']} with source "
