@@ -59,6 +59,19 @@ class TokenizerConfig:
 
 
 @dataclass
+class EmbeddingConfig:
+    """`model.embeddings`: how the source and target tables are scaled, initialised, shared, frozen."""
+
+    # multiply lookups by sqrt(embedding_size): rows start at std 1/sqrt(d), so inputs get std ~1
+    scale: bool = False
+    freeze_src: bool = False  # requires_grad=False: the table never changes
+    freeze_tgt: bool = False  # (with tie_embeddings, the output projection is frozen with it)
+    pretrained_src: Optional[str] = None  # word2vec/GloVe text file of embedding_size vectors
+    pretrained_tgt: Optional[str] = None
+    share_src_tgt: bool = False  # one table for both sides; needs tokenizer.joint
+
+
+@dataclass
 class ModelConfig:
     embedding_size: int = field(default=256, metadata=_range(1))
     encoder_hidden_size: int = field(default=256, metadata=_range(1))  # per direction
@@ -68,6 +81,7 @@ class ModelConfig:
     attention_size: int = field(default=512, metadata=_range(1))
     dropout: float = field(default=0.3, metadata=_range(0.0, 0.9))
     tie_embeddings: bool = False  # target input embedding = output projection
+    embeddings: EmbeddingConfig = field(default_factory=EmbeddingConfig)
 
 
 @dataclass
@@ -236,6 +250,29 @@ def _validate(cfg: Config, where: str) -> None:
             f"{where}: set at least one of 'train.max_steps', 'train.max_epochs', "
             "'train.max_minutes' (all are 0: training would never stop)"
         )
+    e = cfg.model.embeddings
+    if e.share_src_tgt:
+        if not cfg.tokenizer.joint:
+            raise NmtError(
+                f"{where}: key 'model.embeddings.share_src_tgt' is true but 'tokenizer.joint' is false; "
+                "one table for both sides needs one vocabulary: set 'tokenizer.joint: true'"
+            )
+        if e.freeze_src != e.freeze_tgt:
+            raise NmtError(
+                f"{where}: key 'model.embeddings.share_src_tgt' is true (one table) but "
+                f"'model.embeddings.freeze_src' is {str(e.freeze_src).lower()} and "
+                f"'model.embeddings.freeze_tgt' is {str(e.freeze_tgt).lower()}; set both the same"
+            )
+        if e.pretrained_src and e.pretrained_tgt and e.pretrained_src != e.pretrained_tgt:
+            raise NmtError(
+                f"{where}: key 'model.embeddings.share_src_tgt' is true (one table) but "
+                "'model.embeddings.pretrained_src' and 'model.embeddings.pretrained_tgt' name different "
+                "files; set only one of them"
+            )
+    for side in ("src", "tgt"):
+        value = getattr(e, f"pretrained_{side}")
+        if value is not None and not value.strip():
+            raise NmtError(f"{where}: key 'model.embeddings.pretrained_{side}' is empty; give a file or null")
     if cfg.decode.n_best > cfg.decode.beam_size:
         raise NmtError(f"{where}: key 'decode.n_best' ({cfg.decode.n_best}) exceeds 'decode.beam_size'")
 

@@ -27,6 +27,7 @@ from nmt.errors import NmtError
 from nmt.evaluate import score
 from nmt.loss import translation_loss
 from nmt.model import Seq2Seq
+from nmt.pretrained import apply_pretrained
 from nmt.rundir import RunDir, build_model, count_tokens, snapshot_embeddings
 from nmt.search import greedy_search
 from nmt.tokenizer import Tokenizer, train_tokenizer
@@ -145,6 +146,9 @@ class Trainer:
         torch.manual_seed(self.tc.seed)
         random.seed(self.tc.seed)
         self.model: Seq2Seq = build_model(cfg, len(self.src_tok), len(self.tgt_tok))
+        if not resume:  # a resumed run gets its tables from the checkpoint
+            for report in apply_pretrained(self.model, cfg.model, self.src_tok, self.tgt_tok):
+                self.info(str(report))
         self.optimizer = torch.optim.Adam(
             self.model.parameters(),
             lr=self.tc.lr,
@@ -164,7 +168,9 @@ class Trainer:
         self.last_validated_step = -1
         self.elapsed_s = 0.0  # training wall-clock time over all sessions of this run
         n_params = sum(p.numel() for p in self.model.parameters())
-        self.info(f"model: {n_params:,} parameters; vocab src {len(self.src_tok)} tgt {len(self.tgt_tok)}")
+        n_trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        self.info(f"model: {n_params:,} parameters ({n_trainable:,} trainable); vocab src {len(self.src_tok)} "
+                  f"tgt {len(self.tgt_tok)}")
         if resume:
             self.load_state_dict(load_checkpoint(run.checkpoint_path("last")))
             self.info(f"resumed from {run.last} at step {self.step}, epoch {self.stream.epoch}")

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from nmt.config import ModelConfig
+from nmt.errors import NmtError
 from nmt.model.decoder import Decoder, DecoderState
 from nmt.model.embeddings import Embeddings
 from nmt.model.encoder import Encoder
@@ -16,8 +17,18 @@ class Seq2Seq(nn.Module):
     def __init__(self, cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> None:
         super().__init__()
         self.cfg = cfg
-        self.src_embed = Embeddings(src_vocab_size, cfg.embedding_size)
-        self.tgt_embed = Embeddings(tgt_vocab_size, cfg.embedding_size)
+        e = cfg.embeddings
+        self.src_embed = Embeddings(src_vocab_size, cfg.embedding_size, e.scale, e.freeze_src)
+        if e.share_src_tgt:
+            # one module (one Parameter) for both sides; config.py requires tokenizer.joint
+            if src_vocab_size != tgt_vocab_size:
+                raise NmtError(
+                    f"model.embeddings.share_src_tgt needs one vocabulary, got source {src_vocab_size} "
+                    f"and target {tgt_vocab_size} ids; set 'tokenizer.joint: true'"
+                )
+            self.tgt_embed = self.src_embed
+        else:
+            self.tgt_embed = Embeddings(tgt_vocab_size, cfg.embedding_size, e.scale, e.freeze_tgt)
         self.encoder = Encoder(cfg.embedding_size, cfg.encoder_hidden_size, cfg.encoder_layers, cfg.dropout)
         self.decoder = Decoder(
             cfg.embedding_size,
@@ -31,7 +42,9 @@ class Seq2Seq(nn.Module):
         if cfg.tie_embeddings:
             self.generator.weight = self.tgt_embed.weight  # one (tgt_vocab, emb) table, two uses
             # padding_idx only shields the lookup; the projection would move the PAD row
-            self.tgt_embed.weight.register_hook(lambda g: g.index_fill(0, self._pad_index(g), 0.0))
+            # (a frozen table gets no gradient at all, and a hook on it would be refused)
+            if self.tgt_embed.weight.requires_grad:
+                self.tgt_embed.weight.register_hook(lambda g: g.index_fill(0, self._pad_index(g), 0.0))
         self.dropout = nn.Dropout(cfg.dropout)
 
     @staticmethod
@@ -60,5 +73,5 @@ class Seq2Seq(nn.Module):
         return torch.log_softmax(self.generator(o), dim=-1), state, weights
 
     def embedding_tables(self) -> dict[str, torch.Tensor]:
-        """The source and target embedding matrices, by side."""
+        """The source and target embedding matrices, by side (one tensor twice when shared)."""
         return {"src": self.src_embed.weight, "tgt": self.tgt_embed.weight}
