@@ -37,6 +37,29 @@ examples:
 """
 
 
+EPILOG_EMBEDDINGS = """\
+nn.Embedding is a lookup table: row n of a (vocab × dim) matrix is the vector of vocabulary id n.
+The rows are trainable parameters, so every row whose id occurs in the training data moves,
+while rows never seen keep their random initial values (unless train.weight_decay > 0 shrinks
+them): the vectors do change during training.
+These actions show how, on one side (--side src|tgt) of one checkpoint of a run.
+
+Rows belong to sentencepiece pieces, not words: "▁king" starts a word, "s" continues one. A word
+kept whole uses its one row; a word split into several pieces gets the MEAN of their rows (a
+simple stand-in: the model composes pieces in context, it never stores one vector for such a
+word). Every action prints the pieces it used. An argument that starts with "▁" is a piece name.
+
+examples:
+  nmt embeddings runs/toy neighbors king
+  nmt embeddings runs/toy analogy king man woman
+  nmt embeddings runs/toy --side tgt neighbors reine -k 5
+  nmt embeddings runs/toy drift                      init → best: which rows moved, which did not
+  nmt embeddings runs/toy export --format word2vec toy.src.vec
+  nmt embeddings runs/toy export --format tsv projector/
+  nmt embeddings runs/toy plot toy.png --words king queen man woman cat dog
+"""
+
+
 def _add_debug(p: argparse.ArgumentParser, top: bool = False) -> None:
     # SUPPRESS on subcommands, so that `nmt --debug train ...` is not reset by the subparser
     p.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
@@ -87,7 +110,78 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="best", help="'best' (default), 'last' or a checkpoint path")
     p.add_argument("--interactive", action="store_true", help="force the prompt even when stdin is not a terminal")
     _add_debug(p)
+
+    _add_embeddings_parser(sub)
     return parser
+
+
+def _add_embeddings_parser(sub: argparse._SubParsersAction) -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    mean_note = ("A word split into several pieces is the mean of its piece rows (printed); "
+                 "an argument starting with ▁ is taken as a piece name.")
+    p = sub.add_parser("embeddings", help="inspect what nn.Embedding learned: neighbours, analogies, drift, exports",
+                       description="Inspect a run's embedding tables (nn.Embedding rows).",
+                       epilog=EPILOG_EMBEDDINGS, formatter_class=raw)
+    p.add_argument("run", help="run directory")
+    p.add_argument("--side", choices=["src", "tgt"], default="src",
+                   help="the source (encoder input) or target (decoder input) table (default src)")
+    p.add_argument("--checkpoint", default="best",
+                   help="'best' (default), 'last', 'init' (the tables before the first step) or a checkpoint path")
+    _add_debug(p)
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    a = actions.add_parser("neighbors", help="the rows nearest to a word by cosine similarity",
+                           description="The k rows most similar to WORD's vector by cosine similarity, with "
+                                       "their ids, cosines and training counts. " + mean_note + " The specials "
+                                       "(<pad> <unk> <s> </s>) and WORD's own pieces are left out.")
+    a.add_argument("word", help="a word (e.g. king) or a piece (e.g. ▁king)")
+    a.add_argument("-k", type=int, default=10, help="how many neighbours (default 10)")
+    _add_debug(a)
+
+    a = actions.add_parser("analogy", help="A − B + C (king − man + woman ≈ queen?)",
+                           description="3CosAdd analogy: the rows nearest by cosine to unit(A) − unit(B) + "
+                                       "unit(C), the pieces of A, B and C left out (as gensim's most_similar("
+                                       "positive=[A, C], negative=[B])). " + mean_note)
+    a.add_argument("a", metavar="A", help="e.g. king")
+    a.add_argument("b", metavar="B", help="e.g. man (subtracted)")
+    a.add_argument("c", metavar="C", help="e.g. woman")
+    a.add_argument("-k", type=int, default=5, help="how many answers (default 5)")
+    _add_debug(a)
+
+    a = actions.add_parser("drift", help="how far each row moved during training",
+                           description="Compare the table at two checkpoints (default: init, before the "
+                                       "first step, to --checkpoint, i.e. best): the N rows that moved most and "
+                                       "least, with the L2 distance, the cosine to the starting row and the "
+                                       "training count, and a summary (mean_l2, median_l2, frac_moved, mean_cos; "
+                                       "with counts mean_l2_seen, mean_l2_unseen, spearman_l2_freq). Rows of ids "
+                                       "that never occur in the training data do not move (unless "
+                                       "train.weight_decay > 0).")
+    a.add_argument("--from", dest="start", default="init", metavar="CKPT",
+                   help="'init' (default), 'best', 'last' or a checkpoint path")
+    a.add_argument("--to", dest="end", default=None, metavar="CKPT",
+                   help="'best', 'last', 'init' or a path (default: --checkpoint, i.e. best)")
+    a.add_argument("-n", type=int, default=15, help="rows to list at each end (default 15)")
+    _add_debug(a)
+
+    a = actions.add_parser("export", help="write the table for gensim (word2vec) or the TensorBoard projector (tsv)",
+                           description="word2vec: OUT is a text file ('N D' header, then 'piece v1 … vD'), "
+                                       "loadable with gensim KeyedVectors.load_word2vec_format(OUT, binary=False). "
+                                       "tsv: OUT is a folder that receives vectors.tsv and metadata.tsv (piece, id, "
+                                       "count) for https://projector.tensorflow.org. Tokens are sentencepiece "
+                                       "pieces with the ▁ word-start marker kept (look up 'king' as '▁king'); the "
+                                       "specials are skipped.")
+    a.add_argument("--format", choices=["word2vec", "tsv"], default="word2vec", help="default word2vec")
+    a.add_argument("out", metavar="OUT", help="output file (word2vec) or folder (tsv)")
+    _add_debug(a)
+
+    a = actions.add_parser("plot", help="2-D PCA picture of words, initial vs trained (needs matplotlib)",
+                           description="Draw the chosen words' vectors in 2-D (PCA), the initial table (init) "
+                                       "left and --checkpoint right, each panel with its own PCA. " + mean_note +
+                                       " Without --words: the 20 most frequent whole-word pieces. Needs "
+                                       "matplotlib (pip install matplotlib, or pip install 'nmt[plots]').")
+    a.add_argument("out", metavar="OUT.png", help="the image to write")
+    a.add_argument("--words", nargs="+", default=None, metavar="WORD", help="the words to draw (at least 3)")
+    _add_debug(a)
 
 
 def _positive(value: int | None, flag: str) -> None:
@@ -177,10 +271,30 @@ def _prompt(translator, beam: int, nbest: int) -> int:
         print(f"  [{time.time() - t0:.2f}s]", file=sys.stderr)
 
 
+def cmd_embeddings(args: argparse.Namespace) -> int:
+    from nmt.embedding_lab import Lab
+
+    _positive(getattr(args, "k", None), "-k")
+    _positive(getattr(args, "n", None), "-n")
+    lab = Lab(args.run, args.side, args.checkpoint)
+    if args.action == "neighbors":
+        print(lab.neighbors(args.word, args.k))
+    elif args.action == "analogy":
+        print(lab.analogy(args.a, args.b, args.c, args.k))
+    elif args.action == "drift":
+        print(lab.drift(args.start, args.end, args.n))
+    elif args.action == "export":
+        print(lab.export(args.format, args.out))
+    else:
+        print(lab.plot(args.out, args.words))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "translate": cmd_translate}
+    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "translate": cmd_translate,
+                "embeddings": cmd_embeddings}
     try:
         return handlers[args.command](args)
     except NmtError as e:

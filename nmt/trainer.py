@@ -21,8 +21,10 @@ from tqdm import tqdm
 
 from nmt.batching import BatchStream, Example, eval_batches
 from nmt.checkpoint import load_checkpoint, save_checkpoint
+from nmt.cpu import flush_denormals
 from nmt.config import Config, TrainConfig, load_config, save_config
 from nmt.corpus import Corpus, load_corpus
+from nmt.embedding_lab import drift_summary
 from nmt.errors import NmtError
 from nmt.evaluate import score
 from nmt.loss import translation_loss
@@ -51,6 +53,10 @@ RESUME_SAFE_KEYS = {
     "decode.batch_size",
     "decode.n_best",
 }
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 class LRSchedule:
@@ -171,12 +177,17 @@ class Trainer:
         n_trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         self.info(f"model: {n_params:,} parameters ({n_trainable:,} trainable); vocab src {len(self.src_tok)} "
                   f"tgt {len(self.tgt_tok)}")
+        # for the embedding drift logged at every validation: the tables before the first step
+        # and how often each id occurs in training
+        self.token_counts = count_tokens(self.train_examples, len(self.src_tok), len(self.tgt_tok))
         if resume:
             self.load_state_dict(load_checkpoint(run.checkpoint_path("last")))
             self.info(f"resumed from {run.last} at step {self.step}, epoch {self.stream.epoch}")
+            self.initial_tables = torch.load(run.embeddings_init, weights_only=True)
         else:
-            torch.save(snapshot_embeddings(self.model), run.embeddings_init)
-            torch.save(count_tokens(self.train_examples, len(self.src_tok), len(self.tgt_tok)), run.token_counts)
+            self.initial_tables = snapshot_embeddings(self.model)
+            torch.save(self.initial_tables, run.embeddings_init)
+            torch.save(self.token_counts, run.token_counts)
 
     # ------------------------------------------------------------------ set-up
 
@@ -322,6 +333,10 @@ class Trainer:
                 self.bad_validations += 1
             reduced = self.schedule.on_validation(metric)
         self.last_validated_step = self.step
+        drift = {
+            side: drift_summary(self.initial_tables[side], table.detach(), self.token_counts[side])
+            for side, table in self.model.embedding_tables().items()
+        }
         record = {
             "event": "validation",
             "step": self.step,
@@ -333,6 +348,7 @@ class Trainer:
             "best": improved,
             "lr": self.schedule.lr(self.step + 1),
             "seconds": round(time.time() - t0, 1),
+            "embedding_drift": drift,
         }
         self.run.append_metrics(record)
         self.info(
@@ -340,6 +356,13 @@ class Trainer:
             f"BLEU {bleu:.2f} (greedy){' *best*' if improved else ''}"
             f"{'; learning rate reduced to ' + format(record['lr'], '.2e') if reduced else ''}"
         )
+        for side, d in drift.items():
+            self.info(
+                f"  {side} embeddings vs. init: mean L2 {d['mean_l2']:.3f} (median {d['median_l2']:.3f}), "
+                f"{100 * d['frac_moved']:.0f}% of rows moved, mean cos {d['mean_cos']:.3f}; rows of "
+                f"unseen tokens moved {_fmt(d['mean_l2_unseen'])}, seen {_fmt(d['mean_l2_seen'])}; "
+                f"rank corr. with frequency {_fmt(d['spearman_l2_freq'])}"
+            )
         if improved:
             self.save_best()
         return record
@@ -474,16 +497,17 @@ def train(
     where = "config" if isinstance(config, (dict, Config)) else str(config)
     run = RunDir(cfg.run.dir)
     _prepare_run_dir(cfg, run, resume, overwrite)
-    try:
-        trainer = Trainer(cfg, run, resume, where)
-    except BaseException:
-        if not resume:  # nothing was trained: leave no half-made run directory behind
-            shutil.rmtree(run.path, ignore_errors=True)
-        raise
-    try:
-        trainer.train()
-    finally:
-        trainer.log_file.close()
+    with flush_denormals():
+        try:
+            trainer = Trainer(cfg, run, resume, where)
+        except BaseException:
+            if not resume:  # nothing was trained: leave no half-made run directory behind
+                shutil.rmtree(run.path, ignore_errors=True)
+            raise
+        try:
+            trainer.train()
+        finally:
+            trainer.log_file.close()
     return run.path
 
 

@@ -17,6 +17,7 @@ import torch
 
 from nmt.batching import eval_batches
 from nmt.config import Config
+from nmt.cpu import flush_denormals
 from nmt.model import Seq2Seq
 from nmt.rundir import RunDir, load_model
 from nmt.search import search
@@ -81,7 +82,7 @@ class Translator:
         src_ids = [ids[:limit] for ids in self.src_tok.encode_batch(cleaned)]
         results: list[list[Translation]] = [[Translation("", 0.0, [], [])] for _ in sentences]
         todo = [i for i, ids in enumerate(src_ids) if ids]
-        with torch.inference_mode():
+        with torch.inference_mode(), flush_denormals():
             for batch in eval_batches([src_ids[i] for i in todo], None, dec.batch_size):
                 hyps = search(self.model, batch.src, batch.src_lengths, settings, return_attention=attention)
                 for j, nbest in zip(batch.indices, hyps):

@@ -1,0 +1,163 @@
+"""Tests for `nmt embeddings`, through subprocesses on the session's tiny trained run.
+
+The tiny vocabulary is mostly single letters, so most words are several pieces: "king" is the
+mean of the rows ▁ k i n g, which the output must show.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SUMMARY_KEYS = ("mean_l2", "median_l2", "frac_moved", "mean_cos", "mean_l2_seen", "mean_l2_unseen", "spearman_l2_freq")
+
+
+def nmt(*args: str | Path, timeout: int = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run([sys.executable, "-m", "nmt", *map(str, args)], capture_output=True, cwd=ROOT,
+                          env=env, timeout=timeout)
+
+
+def ok(proc: subprocess.CompletedProcess) -> str:
+    stdout, stderr = proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    return stdout
+
+
+def one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
+    stderr = proc.stderr.decode("utf-8")
+    assert proc.returncode == 2, stderr
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def run_without_counts(trained_run: Path, tmp_path: Path) -> Path:
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    (run / "token_counts.pt").unlink(missing_ok=True)
+    return run
+
+
+# ----------------------------------------------------------------------------- help
+
+
+def test_help_teaches_the_lookup_table_and_the_mean_of_pieces():
+    text = ok(nmt("embeddings", "--help"))
+    for word in ("neighbors", "analogy", "drift", "export", "plot", "--side", "--checkpoint", "MEAN", "▁"):
+        assert word in text
+
+
+@pytest.mark.parametrize("action,fragments", [
+    ("neighbors", ["-k", "cosine", "mean"]),
+    ("analogy", ["unit(A)", "mean"]),
+    ("drift", ["--from", "--to", "-n", "init"]),
+    ("export", ["--format", "word2vec", "tsv", "load_word2vec_format"]),
+    ("plot", ["--words", "PCA", "matplotlib"]),
+])
+def test_each_action_has_help(action, fragments):
+    text = " ".join(ok(nmt("embeddings", "RUN", action, "--help")).split())
+    for fragment in fragments:
+        assert fragment in text
+
+
+# ----------------------------------------------------------------------------- actions
+
+
+def test_neighbors_lists_rows_with_cosines_and_shows_the_pieces_used(trained_run):
+    text = ok(nmt("embeddings", trained_run, "neighbors", "king", "-k", "3"))
+    assert "side src (en)" in text and "checkpoint best" in text
+    assert "'king' = mean of 5 rows: ▁ (id" in text and "+ g (id" in text
+    table = text[text.index("rank"):].splitlines()
+    assert table[0].split() == ["rank", "id", "piece", "cosine", "count"]
+    assert [row.split()[0] for row in table[1:4]] == ["1", "2", "3"]
+
+
+def test_neighbors_on_the_target_side_of_the_last_checkpoint(trained_run):
+    text = ok(nmt("embeddings", trained_run, "--side", "tgt", "--checkpoint", "last", "neighbors", "roi", "-k", "2"))
+    assert "side tgt (fr)" in text and "checkpoint last" in text
+    assert "oi (id" in text  # roi = ▁ + r + oi
+
+
+def test_analogy_prints_the_inputs_and_the_ranked_answers(trained_run):
+    text = ok(nmt("embeddings", trained_run, "analogy", "king", "queen", "cat", "-k", "2"))
+    assert "king − queen + cat" in text
+    assert "3CosAdd" in text and "side src (en)" in text
+    for word in ("king", "queen", "cat"):
+        assert f"  {word}" in text
+    assert len(text[text.index("rank"):].strip().splitlines()) == 3
+
+
+def test_drift_lists_rows_that_moved_most_and_least_with_the_summary(trained_run):
+    text = ok(nmt("embeddings", trained_run, "drift", "-n", "4"))
+    assert "drift from init" in text and "to best" in text and "side src (en)" in text
+    for key in SUMMARY_KEYS:
+        assert key in text
+    assert "moved most" in text and "moved least" in text
+    assert "l2" in text and "cos_to_start" in text
+
+
+def test_drift_between_two_checkpoints_without_counts(run_without_counts):
+    text = ok(nmt("embeddings", run_without_counts, "--side", "tgt", "drift", "--from", "best", "--to", "last"))
+    assert "drift from best" in text and "to last" in text
+    assert "mean_l2_seen" not in text
+    assert "no token_counts.pt" in text
+    assert text.rstrip().endswith("?")  # frequencies shown as "?"
+
+
+def test_export_word2vec_and_tsv(trained_run, tmp_path):
+    text = ok(nmt("embeddings", trained_run, "--side", "tgt", "export", "--format", "word2vec", tmp_path / "t.vec"))
+    assert "side tgt" in text and "load_word2vec_format" in text
+    header = (tmp_path / "t.vec").read_text(encoding="utf-8").splitlines()[0]
+    assert header.split()[1] == "16"
+    ok(nmt("embeddings", trained_run, "export", "--format", "tsv", tmp_path / "proj"))
+    assert (tmp_path / "proj" / "metadata.tsv").read_text(encoding="utf-8").startswith("piece\tid\tcount\n")
+    assert (tmp_path / "proj" / "vectors.tsv").is_file()
+
+
+def test_plot_writes_a_png_and_names_the_multi_piece_words(trained_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    text = ok(nmt("embeddings", trained_run, "plot", tmp_path / "p.png", "--words", "king", "queen", "cat", "a"))
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    assert "king* = mean of 5 rows" in text
+    assert "init (left) vs best (right)" in text
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_an_unknown_word_is_one_line_naming_it(trained_run):
+    one_line_error(nmt("embeddings", trained_run, "neighbors", "KING"), "nmt embeddings: error:", "'KING'")
+
+
+def test_an_unknown_word_in_an_analogy_is_one_line_naming_it(trained_run):
+    one_line_error(nmt("embeddings", trained_run, "analogy", "king", "QUEEN", "cat"), "'QUEEN'")
+
+
+def test_a_bad_side_is_a_usage_error(trained_run):
+    proc = nmt("embeddings", trained_run, "--side", "both", "neighbors", "king")
+    stderr = proc.stderr.decode("utf-8")
+    assert proc.returncode == 2 and "invalid choice" in stderr and "Traceback" not in stderr
+
+
+def test_a_missing_run_dir_is_one_line(tmp_path):
+    one_line_error(nmt("embeddings", tmp_path / "nope", "drift"), "run directory not found")
+
+
+def test_a_missing_checkpoint_is_one_line(trained_run, tmp_path):
+    one_line_error(nmt("embeddings", trained_run, "--checkpoint", tmp_path / "x.pt", "neighbors", "a"),
+                   "checkpoint not found")
+
+
+def test_k_must_be_positive(trained_run):
+    one_line_error(nmt("embeddings", trained_run, "neighbors", "a", "-k", "0"), "-k must be at least 1")
