@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nbest", type=int, default=1, help="print the N best translations with scores")
     p.add_argument("--checkpoint", default="best", help="'best' (default), 'last' or a checkpoint path")
     p.add_argument("--interactive", action="store_true", help="force the prompt even when stdin is not a terminal")
+    p.add_argument("--attention-plots", metavar="DIR", default=None,
+                   help="write one attention heatmap PNG per sentence into DIR (0001.png, … in input order; "
+                        "needs matplotlib)")
     _add_debug(p)
 
     _add_embeddings_parser(sub)
@@ -228,14 +231,27 @@ def cmd_translate(args: argparse.Namespace) -> int:
     beam = args.beam or translator.cfg.decode.beam_size
     if args.nbest > beam:
         raise NmtError(f"--nbest {args.nbest} cannot exceed the beam size {beam} (set --beam)")
+    plots = None
+    if args.attention_plots:
+        from nmt.plots import pyplot
+
+        pyplot()  # fail now, with the install hint, rather than after translating
+        plots = Path(args.attention_plots)
+        try:
+            plots.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise NmtError(f"{plots}: cannot create the folder ({e.strerror})") from None
     interactive = args.interactive or (args.input is None and sys.stdin.isatty())
     if interactive:
-        return _prompt(translator, beam, args.nbest)
+        return _prompt(translator, beam, args.nbest, plots)
     if args.input:
         lines = read_lines(args.input)
     else:
         lines = split_lines(decode_utf8(sys.stdin.buffer.read(), "<stdin>"))
-    results = translator.translate_full(lines, beam=beam, n_best=args.nbest)
+    results = translator.translate_full(lines, beam=beam, n_best=args.nbest, attention=plots is not None)
+    if plots is not None:
+        for i, (line, nbest) in enumerate(zip(lines, results), start=1):
+            _plot(nbest[0], line, plots / f"{i:04d}.png")
     out_text = "".join(_format(nbest, args.nbest) + "\n" for nbest in results)
     if args.output:
         try:
@@ -247,7 +263,15 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prompt(translator, beam: int, nbest: int) -> int:
+def _plot(best, source: str, path: Path) -> None:
+    """The attention heatmap of one translation (nothing for an empty input line)."""
+    from nmt.plots import plot_attention
+
+    if best.attention is not None and best.src_pieces:
+        plot_attention(best.src_pieces, best.tgt_pieces, best.attention, path, f"{source}\n→ {best.text}")
+
+
+def _prompt(translator, beam: int, nbest: int, plots: Path | None = None) -> int:
     try:
         import readline  # noqa: F401  (line editing and history for input())
     except ImportError:
@@ -255,6 +279,7 @@ def _prompt(translator, beam: int, nbest: int) -> int:
     cfg = translator.cfg
     print(f"nmt {cfg.data.src_lang}→{cfg.data.tgt_lang} ({translator.checkpoint}), beam {beam}. "
           "Type a sentence; Ctrl-D to quit.", file=sys.stderr)
+    count = 0
     while True:
         try:
             line = input(f"{cfg.data.src_lang}> ")
@@ -264,11 +289,15 @@ def _prompt(translator, beam: int, nbest: int) -> int:
         if not line.strip():
             continue
         t0 = time.time()
-        results = translator.translate_full([line], beam=beam, n_best=nbest)[0]
+        results = translator.translate_full([line], beam=beam, n_best=nbest, attention=plots is not None)[0]
         for h in results:
             prefix = f"{cfg.data.tgt_lang}: " if nbest == 1 else f"{cfg.data.tgt_lang} ({h.score:.3f}): "
             print(prefix + h.text, flush=True)
         print(f"  [{time.time() - t0:.2f}s]", file=sys.stderr)
+        if plots is not None:
+            count += 1
+            _plot(results[0], line, plots / f"{count:04d}.png")
+            print(f"  attention: {plots / f'{count:04d}.png'}", file=sys.stderr)
 
 
 def cmd_embeddings(args: argparse.Namespace) -> int:

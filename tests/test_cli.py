@@ -282,3 +282,17 @@ def test_translate_corrupt_checkpoint_exits_2(trained_run, tmp_path):
     (run / "checkpoints" / "best.pt").write_bytes(b"garbage")
     proc = nmt("translate", str(run), input="a\n")
     assert_one_line_error(proc, "best.pt")
+
+
+# ----------------------------------------------------------------------------- attention plots
+
+
+def test_attention_plots_write_one_png_per_non_empty_line(trained_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    plots = tmp_path / "attn"
+    proc = nmt("translate", str(trained_run), "--beam", "2", "--attention-plots", str(plots),
+               input="the cat eats an apple .\n\nthe dog sees the book .\n")
+    assert proc.returncode == 0, err(proc)
+    assert len(out(proc).split("\n")) == 4  # three lines and the final newline
+    assert sorted(p.name for p in plots.iterdir()) == ["0001.png", "0003.png"]
+    assert (plots / "0001.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
