@@ -54,6 +54,30 @@ def drift_table(run: Path) -> str:
     return "\n".join(rows)
 
 
+def plot_drift(run: Path, out: Path) -> None:
+    """Mean L2 drift of both tables and dev BLEU against the training step."""
+    from nmt.plots import pyplot
+
+    plt = pyplot()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    records = [r for r in records if r.get("event") == "validation" and "embedding_drift" in r]
+    steps = [r["step"] for r in records]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for side, style in (("src", "-o"), ("tgt", "-s")):
+        ax.plot(steps, [r["embedding_drift"][side]["mean_l2"] for r in records], style, label=f"{side} mean L2 from init")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("mean L2 distance of rows from init")
+    bleu = ax.twinx()
+    bleu.plot(steps, [r["dev_bleu"] for r in records], "--", color="gray", label="dev BLEU (greedy)")
+    bleu.set_ylabel("dev BLEU")
+    lines = ax.get_lines() + bleu.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], loc="lower right", fontsize=8)
+    ax.set_title(f"How far the embedding rows moved: {run.name}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def neighbour_table(words: list[str], init: torch.Tensor, trained: torch.Tensor, tok: Tokenizer, k: int = 5) -> str:
     rows = ["| word (pieces) | before training | after training |", "|---|---|---|"]
     for word in words:
@@ -100,6 +124,22 @@ def analogy_accuracy(pairs: list[tuple[str, str]], table: torch.Tensor, tok: Tok
             "examples": examples}
 
 
+def gender_agreement(feminine: dict[str, bool], table: torch.Tensor, tok: Tokenizer) -> tuple[float, int]:
+    """Among the noun neighbours of English nouns (5 nearest rows), the share whose French
+    translation has the same grammatical gender as the query's; chance is about 50%."""
+    same = total = 0
+    for noun, fem in sorted(feminine.items()):
+        i = single_piece(noun, tok)
+        if i is None:
+            continue
+        for x, _ in neighbors(table[i], table, 5, [i]):
+            name = tok.id_to_piece(x)
+            if name.startswith(WORD_MARK) and name[1:] in feminine:
+                same += feminine[name[1:]] == fem
+                total += 1
+    return same / max(total, 1), total
+
+
 def noun_neighbourhood(nouns: set[str], table: torch.Tensor, tok: Tokenizer) -> tuple[float, float, int]:
     """(share of single-piece nouns whose 5 neighbours are all nouns, mean noun share, nouns used)."""
     all_nouns, shares = 0, []
@@ -121,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default="best")
     p.add_argument("--words", nargs="*", default=["king", "queen", "red", "eats"])
     p.add_argument("--toy", action="store_true", help="add the toy corpus's analogy and noun measurements")
+    p.add_argument("--plot-drift", type=Path, metavar="PNG", help="also draw drift and dev BLEU against the step")
     args = p.parse_args(argv)
+    if args.plot_drift:
+        plot_drift(args.run, args.plot_drift)
 
     out = [f"## Embedding report: {args.run} ({args.checkpoint} checkpoint)", "", "### Drift per validation", "",
            drift_table(args.run), ""]
@@ -153,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, table in (("before", init_src), ("after", src)):
             every, share, n = noun_neighbourhood(nouns, table, tok_src)
             out.append(f"| {name} | {100 * every:.1f}% | {100 * share:.1f}% | {n} |")
+        feminine = {n.en_sg: n.fem for n in toy.NOUNS.values()} | {n.en_pl: n.fem for n in toy.NOUNS.values()}
+        out += ["", "### Do English nouns sit next to nouns of the same French gender? (source side)", "",
+                "| tables | same French gender among noun neighbours | noun neighbours |", "|---|---:|---:|"]
+        for name, table in (("before", init_src), ("after", src)):
+            share, n = gender_agreement(feminine, table, tok_src)
+            out.append(f"| {name} | {100 * share:.1f}% | {n} |")
         out.append("")
     print("\n".join(out))
     return 0
