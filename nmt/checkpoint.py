@@ -19,24 +19,51 @@ from nmt.errors import NmtError
 FORMAT_VERSION = 1
 
 
+class _KeepWriteError:
+    """A file whose failed write keeps its OSError: torch.save reports a write error (a full
+    disk) as a RuntimeError ("unexpected pos ..."), which would hide the cause."""
+
+    def __init__(self, f: Any) -> None:
+        self._f, self.error = f, None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+
 def atomic_write(path: str | Path, write: Any) -> None:
-    """Call `write(fileobj)` on a temp file next to `path`, fsync, then rename over `path`."""
+    """Call `write(fileobj)` on a temp file next to `path`, fsync, then rename over `path`.
+
+    Any failure (a full disk, a read-only folder) removes the temp file and leaves `path` as it
+    was; an OS error becomes an NmtError that names `path` and the cause."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp, sink = None, None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            sink = _KeepWriteError(f)
+            write(sink)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(e, OSError):
-            raise NmtError(f"{path}: could not save ({e.strerror}); the previous file is unchanged") from None
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        error = e if isinstance(e, OSError) else getattr(sink, "error", None)
+        if error is not None:
+            raise NmtError(
+                f"{path}: could not save ({error.strerror or error}); the previous file is unchanged"
+            ) from None
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:

@@ -7,7 +7,10 @@ early-stopping state, counters, the data stream's position and every RNG state.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import random
 import shutil
 import signal
@@ -57,6 +60,10 @@ RESUME_SAFE_KEYS = {
 
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f}%"
 
 
 class LRSchedule:
@@ -121,6 +128,12 @@ def encode_pairs(
     return examples, {"too_long_src": too_long_src, "too_long_tgt": too_long_tgt}
 
 
+def data_fingerprint(examples: list[Example]) -> str:
+    """sha256 of the training pairs' ids in corpus order: what the saved stream position (epoch,
+    batch) refers to, so a resumed run can refuse training data that changed since the save."""
+    return hashlib.sha256(json.dumps(examples, separators=(",", ":")).encode()).hexdigest()
+
+
 def _config_diff(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
     diffs = []
     for key in sorted(set(old) | set(new)):
@@ -135,13 +148,17 @@ def _config_diff(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any,
 class Trainer:
     def __init__(self, cfg: Config, run: RunDir, resume: bool, where: str = "config") -> None:
         self.cfg, self.run, self.tc, self.where = cfg, run, cfg.train, where
-        self.log_file = run.log.open("a", encoding="utf-8")
+        # train.log is opened once the trainer is built: a resume refused here (other data, a torn
+        # checkpoint) leaves the run directory unchanged
+        self.log_file: Any = None
+        self._log_lines: list[str] = []
         d = cfg.data
         train_corpus = load_corpus(d.train, d, "training")
         self.info(f"training corpus: {len(train_corpus)} pairs ({train_corpus.empty_dropped} with an empty "
                   "side skipped)")
         self.src_tok, self.tgt_tok = self._tokenizers(train_corpus, resume)
         self.train_examples = self._training_examples(train_corpus)
+        self.data_fingerprint = data_fingerprint(self.train_examples)
         self.dev = load_corpus(cfg.data.dev, cfg.data, "dev")
         if self.tc.dev_max_sentences:
             n = self.tc.dev_max_sentences
@@ -188,6 +205,9 @@ class Trainer:
             self.initial_tables = snapshot_embeddings(self.model)
             torch.save(self.initial_tables, run.embeddings_init)
             torch.save(self.token_counts, run.token_counts)
+        self.log_file = run.log.open("a", encoding="utf-8")
+        self.log_file.write("".join(line + "\n" for line in self._log_lines))
+        self.log_file.flush()
 
     # ------------------------------------------------------------------ set-up
 
@@ -195,6 +215,9 @@ class Trainer:
         """A line for train.log and (unless the progress bar already shows it) the console."""
         if console:
             tqdm.write(msg, file=sys.stderr)  # logs on stderr (unbuffered), like the progress bar
+        if self.log_file is None:
+            self._log_lines.append(msg)
+            return
         self.log_file.write(msg + "\n")
         self.log_file.flush()
 
@@ -252,6 +275,7 @@ class Trainer:
                 "best_saved_score": self.best_saved_score,
                 "last_validated_step": self.last_validated_step,
                 "elapsed_s": self.elapsed_s,
+                "data_fingerprint": self.data_fingerprint,
                 "schedule": self.schedule.state_dict(),
                 "stream": self.stream.state_dict(),
                 "rng_torch": torch.get_rng_state(),
@@ -260,6 +284,15 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = state["trainer"].get("data_fingerprint")  # absent in checkpoints of older nmt
+        if saved is not None and saved != self.data_fingerprint:
+            d = self.cfg.data
+            files = d.train if d.format == "tsv" else f"{d.train}.{d.src_lang} and {d.train}.{d.tgt_lang}"
+            raise NmtError(
+                f"{files}: the training data differs from the data that {self.run.path} was trained on "
+                f"(sha256 of its pairs {saved[:12]}, now {self.data_fingerprint[:12]}); resuming would not "
+                "continue the same run: restore the original files, or start a new run (--overwrite)"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         t = state["trainer"]
@@ -291,9 +324,11 @@ class Trainer:
         n_tokens = batch.n_tgt_tokens
         loss = translation_loss(logits, batch.tgt_out, self.tc.label_smoothing)
         if not torch.isfinite(loss):
+            kept = (f"the last good checkpoint {self.run.last} is kept" if self.run.last.is_file()
+                    else "no checkpoint was saved before it")
             raise NmtError(
-                f"training loss became {loss.item()} at step {self.step + 1}; the last good checkpoint "
-                f"{self.run.last} is kept. Lower 'train.lr' or set 'train.clip_grad_norm'"
+                f"training loss became {loss.item()} at step {self.step + 1}; {kept}. "
+                "Lower 'train.lr' or set 'train.clip_grad_norm'"
             )
         self.optimizer.zero_grad(set_to_none=True)
         (loss / n_tokens).backward()
@@ -358,8 +393,8 @@ class Trainer:
         )
         for side, d in drift.items():
             self.info(
-                f"  {side} embeddings vs. init: mean L2 {d['mean_l2']:.3f} (median {d['median_l2']:.3f}), "
-                f"{100 * d['frac_moved']:.0f}% of rows moved, mean cos {d['mean_cos']:.3f}; rows of "
+                f"  {side} embeddings vs. init: mean L2 {_fmt(d['mean_l2'])} (median {_fmt(d['median_l2'])}), "
+                f"{_pct(d['frac_moved'])} of rows moved, mean cos {_fmt(d['mean_cos'])}; rows of "
                 f"unseen tokens moved {_fmt(d['mean_l2_unseen'])}, seen {_fmt(d['mean_l2_seen'])}; "
                 f"rank corr. with frequency {_fmt(d['spearman_l2_freq'])}"
             )
@@ -440,7 +475,7 @@ class Trainer:
                     name = signal.Signals(interrupted[0]).name
                     raise NmtError(
                         f"interrupted by {name} at step {self.step}; saved {self.run.last}. "
-                        "Continue with: nmt train CONFIG --resume"
+                        f"Continue with: nmt train {self.run.config} --resume"
                     )
         finally:
             bar.close()
@@ -469,8 +504,7 @@ def _prepare_run_dir(cfg: Config, run: RunDir, resume: bool, overwrite: bool) ->
                 f"{run.config}: the config differs from the run's on keys that cannot change on resume: "
                 f"{diff} (safe to change: {', '.join(sorted(RESUME_SAFE_KEYS))})"
             )
-        save_config(cfg, run.config)
-        return
+        return  # config.yaml gets the new safe values once the trainer is built (see train())
     if run.path.exists() and not run.path.is_dir():
         raise NmtError(f"{run.path}: run.dir exists and is not a directory")
     if run.path.exists() and any(run.path.iterdir()):
@@ -504,6 +538,16 @@ def train(
             if not resume:  # nothing was trained: leave no half-made run directory behind
                 shutil.rmtree(run.path, ignore_errors=True)
             raise
+        if resume:  # the new safe values (e.g. max_steps); a rename, so a kill cannot tear it
+            tmp = run.path / ".config.yaml.tmp"
+            save_config(cfg, tmp)
+            os.replace(tmp, run.config)
+            stale = sorted(run.checkpoints.glob(".*.tmp"))  # a save cut short by a kill
+            for path in stale:
+                path.unlink(missing_ok=True)
+            if stale:
+                trainer.info(f"removed {len(stale)} temporary file(s) left in {run.checkpoints} by an "
+                             "interrupted save")
         try:
             trainer.train()
         finally:
