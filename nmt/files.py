@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 from nmt.errors import NmtError
 
 
-def read_text(path: str | Path, kind: str = "file") -> str:
-    """Read a UTF-8 file (a BOM is dropped); a missing file or a bad byte is an NmtError."""
-    path = Path(path)
+def open_binary(path: str | Path, kind: str = "file") -> BinaryIO:
+    """Open a user's file for reading; a missing file or a folder is an NmtError naming it."""
     try:
-        data = path.read_bytes()
+        return Path(path).open("rb")
     except FileNotFoundError:
         raise NmtError(f"{path}: {kind} not found") from None
     except IsADirectoryError:
         raise NmtError(f"{path}: is a directory, expected a {kind}") from None
     except OSError as e:
         raise NmtError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def read_text(path: str | Path, kind: str = "file") -> str:
+    """Read a UTF-8 file (a BOM is dropped); a missing file or a bad byte is an NmtError."""
+    with open_binary(path, kind) as f:
+        data = f.read()
     return decode_utf8(data, str(path))
 
 

@@ -28,6 +28,7 @@ import torch
 
 from nmt.config import ModelConfig
 from nmt.errors import NmtError
+from nmt.files import open_binary
 from nmt.tokenizer import EOS_ID, Tokenizer
 
 WORD_START = "\u2581"  # sentencepiece's "▁"
@@ -79,14 +80,7 @@ def read_vectors(path: str | Path, dim: int, wanted: set[str] | None = None) -> 
     The first occurrence of a word wins."""
     path = Path(path)
     name = str(path)
-    try:
-        f = path.open("rb")
-    except FileNotFoundError:
-        raise NmtError(f"{name}: pretrained embeddings file not found") from None
-    except IsADirectoryError:
-        raise NmtError(f"{name}: is a directory, expected a pretrained embeddings file") from None
-    except OSError as e:
-        raise NmtError(f"{name}: cannot read ({e.strerror})") from None
+    f = open_binary(path, "pretrained embeddings file")
     vectors: dict[str, torch.Tensor] = {}
     n_words = 0
     with f:
