@@ -8,6 +8,8 @@ new one, never a torn one. Loading uses `torch.load(weights_only=True)`.
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,20 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     atomic_write(path, lambda f: torch.save(payload, f))
 
 
+def _load_error_reason(e: Exception) -> str:
+    """torch.load's error in a few words (its own messages run to paragraphs about weights_only)."""
+    text = str(e)
+    if isinstance(e, EOFError) or "central directory" in text:
+        return "truncated or damaged file"
+    refused = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", text)
+    if refused:
+        return f"it holds a pickled {refused.group(1)}; only tensors and plain values are loaded"
+    if "WeightsUnpickler error" in text or isinstance(e, (pickle.UnpicklingError, KeyError, UnicodeDecodeError)):
+        return "not a PyTorch checkpoint file"
+    first = text.strip().splitlines()[0] if text.strip() else e.__class__.__name__
+    return first[:120]
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -84,8 +100,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for torn or foreign files
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-        raise NmtError(f"{path}: not a readable nmt checkpoint ({reason[:120]})") from None
+        raise NmtError(f"{path}: not a readable nmt checkpoint ({_load_error_reason(e)})") from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
         raise NmtError(f"{path}: not an nmt checkpoint (no format_version)")
     if ckpt["format_version"] != FORMAT_VERSION:
