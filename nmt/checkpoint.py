@@ -39,6 +39,12 @@ class _KeepWriteError:
         return getattr(self._f, name)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Any) -> None:
     """Call `write(fileobj)` on a temp file next to `path`, fsync, then rename over `path`.
 
@@ -49,6 +55,7 @@ def atomic_write(path: str | Path, write: Any) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give it the mode of other files
         with os.fdopen(fd, "wb") as f:
             sink = _KeepWriteError(f)
             write(sink)

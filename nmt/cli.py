@@ -333,6 +333,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:  # outside the training loop, which saves and says how to resume
+        if args.debug:
+            raise
+        print(f"nmt {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -92,7 +92,8 @@ class TrainConfig:
     max_minutes: float = field(default=0.0, metadata=_range(0.0))  # wall-clock budget, 0: none
     batch_tokens: int = field(default=2000, metadata=_range(1))  # padded target tokens a batch
     batch_size: int = field(default=128, metadata=_range(1))  # at most this many sentences
-    lr: float = field(default=1e-3, metadata=_range(0.0, lo_open=True))
+    # the upper bound only keeps Adam from failing on values near float32's limit (3.4e38)
+    lr: float = field(default=1e-3, metadata=_range(0.0, 1e36, lo_open=True))
     min_lr: float = field(default=1e-5, metadata=_range(0.0))
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = field(default=0.0, metadata=_range(0.0))

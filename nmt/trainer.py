@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from nmt.batching import BatchStream, Example, eval_batches
-from nmt.checkpoint import load_checkpoint, save_checkpoint
+from nmt.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from nmt.cpu import flush_denormals
 from nmt.config import Config, TrainConfig, load_config, save_config
 from nmt.corpus import Corpus, load_corpus
@@ -39,6 +39,7 @@ from nmt.tokenizer import Tokenizer, train_tokenizer
 
 # Keys that may differ between a run's saved config and the config given with --resume.
 RESUME_SAFE_KEYS = {
+    "run.dir",  # a run directory may be moved or copied and resumed there
     "train.max_steps",
     "train.max_epochs",
     "train.max_minutes",
@@ -200,6 +201,7 @@ class Trainer:
         if resume:
             self.load_state_dict(load_checkpoint(run.checkpoint_path("last")))
             self.info(f"resumed from {run.last} at step {self.step}, epoch {self.stream.epoch}")
+            self._drop_metrics_after(self.step)
             self.initial_tables = torch.load(run.embeddings_init, weights_only=True)
         else:
             self.initial_tables = snapshot_embeddings(self.model)
@@ -210,6 +212,17 @@ class Trainer:
         self.log_file.flush()
 
     # ------------------------------------------------------------------ set-up
+
+    def _drop_metrics_after(self, step: int) -> None:
+        """On resume, forget the events a killed session logged past the checkpoint's step: the
+        resumed run logs those steps again, and metrics.jsonl should read like one run."""
+        path = self.run.metrics
+        if not path.is_file():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+        if len(kept) != len(lines):
+            atomic_write(path, lambda f: f.write("".join(line + "\n" for line in kept).encode("utf-8")))
 
     def info(self, msg: str, console: bool = True) -> None:
         """A line for train.log and (unless the progress bar already shows it) the console."""

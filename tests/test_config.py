@@ -369,3 +369,10 @@ def test_load_config_on_arbitrary_text_returns_a_config_or_raises_nmt_error(tmp_
     except NmtError:
         return
     assert isinstance(cfg, Config)
+
+
+def test_a_learning_rate_adam_cannot_represent_is_refused():
+    from nmt.config import load_config
+
+    with pytest.raises(NmtError, match="train.lr"):
+        load_config({"data": {"train": "t", "dev": "d"}, "train": {"lr": 1e38}})

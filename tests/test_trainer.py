@@ -293,3 +293,27 @@ def test_resumed_run_off_the_validation_grid_equals_an_uninterrupted_run_with_pl
     part["train"]["max_steps"] = 2 * n
     resumed = train(part, resume=True)
     assert_identical(params(whole), params(resumed))
+
+
+def test_resume_drops_metrics_a_killed_session_logged_past_the_checkpoint(make_config):
+    cfg = make_config("run", train={**RESUME_TRAIN, "max_steps": 10})
+    run = train(cfg)
+    metrics = run / "metrics.jsonl"
+    with metrics.open("a", encoding="utf-8") as f:  # as if a session was killed at step 12
+        f.write('{"event": "train", "step": 12, "loss": 1.0}\n')
+    cfg["train"]["max_steps"] = 15
+    train(cfg, resume=True)
+    steps = [json.loads(line)["step"] for line in metrics.read_text(encoding="utf-8").splitlines()]
+    assert steps.count(12) == 0 and 15 in steps
+    assert steps == sorted(steps)
+
+
+def test_a_moved_run_directory_resumes_with_its_new_run_dir(make_config, tmp_path):
+    cfg = make_config("old", train={**RESUME_TRAIN, "max_steps": 5})
+    old = train(cfg)
+    new = tmp_path / "moved"
+    old.rename(new)
+    cfg["run"]["dir"] = str(new)
+    cfg["train"]["max_steps"] = 8
+    train(cfg, resume=True)
+    assert load_checkpoint(new / "checkpoints" / "last.pt")["trainer"]["step"] == 8
