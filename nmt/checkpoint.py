@@ -7,6 +7,7 @@ new one, never a torn one. Loading uses `torch.load(weights_only=True)`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import re
@@ -81,8 +82,37 @@ def atomic_write(path: str | Path, write: Any) -> None:
         os.close(dir_fd)
 
 
+def content_digest(obj: Any) -> str:
+    """sha256 over every tensor's bytes and every plain value, in key order.
+
+    torch.load notices a truncated file but not bytes flipped inside tensor data (a bad disk, a
+    bad copy); this digest, stored in the checkpoint and checked on load, does.
+    """
+    h = hashlib.sha256()
+
+    def walk(x: Any) -> None:
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(x, dict):
+            for key in sorted(x, key=repr):
+                h.update(repr(key).encode())
+                walk(x[key])
+        elif isinstance(x, (list, tuple)):
+            h.update(f"L{len(x)}".encode())
+            for item in x:
+                walk(item)
+        else:
+            h.update(repr(x).encode())
+
+    walk(obj)
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     payload = {"format_version": FORMAT_VERSION, **payload}
+    payload["sha256"] = content_digest(payload)
     atomic_write(path, lambda f: torch.save(payload, f))
 
 
@@ -114,4 +144,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise NmtError(
             f"{path}: checkpoint format {ckpt['format_version']}, this nmt reads format {FORMAT_VERSION}"
         )
+    stored = ckpt.pop("sha256", None)
+    if stored is not None and stored != content_digest(ckpt):
+        raise NmtError(f"{path}: checkpoint is corrupted (its content does not match its sha256)")
     return ckpt

@@ -131,3 +131,21 @@ def test_atomic_write_replaces_the_file(tmp_path):
     path.write_bytes(b"old")
     atomic_write(path, lambda f: f.write(b"new"))
     assert path.read_bytes() == b"new"
+
+
+def test_bytes_changed_inside_tensor_data_are_detected(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"model": {"w": torch.ones(4096)}})
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x00\x00\x80\x3f" * 64)  # a run of float32 1.0 inside the tensor's bytes
+    assert at > 0
+    data[at + 100 : at + 200] = bytes(100)
+    path.write_bytes(bytes(data))
+    with pytest.raises(NmtError, match="corrupted"):
+        load_checkpoint(path)
+
+
+def test_an_intact_checkpoint_passes_its_digest_check(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"model": {"w": torch.arange(10.0)}, "trainer": {"rng": (3, (1, 2), None)}})
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.arange(10.0))
