@@ -1,0 +1,306 @@
+"""CPU speed benchmark of the nmt model: training throughput and decoding speed.
+
+    python scripts/benchmark.py CONFIG [--steps N] [--warmup W] [--json OUT]
+                                       [--decode-sentences K] [--threads T]
+
+What it does, with the config's settings throughout:
+
+1. trains the sentencepiece tokenizers in memory on the config's training data (as the trainer
+   does, nothing is written), encodes and length-filters the pairs (`encode_pairs`) and builds the
+   training stream (`BatchStream` with `train.batch_tokens`, `train.batch_size`, `train.seed`);
+2. builds the model with random initialisation (seeded with `train.seed`, no pretrained vectors);
+3. runs W warm-up then N timed training steps — forward, label-smoothed summed loss
+   (`nmt.loss.translation_loss`), backward of loss / target tokens, gradient clipping, Adam step:
+   what `Trainer.train_step` does — all inside `nmt.cpu.flush_denormals()`;
+4. decodes the first K sentences of `data.test` (default: all) in eval mode with greedy search
+   and with beam search (beam 5), in `eval_batches` of `decode.batch_size`, timing each.
+
+FLOPs (`flops_per_tgt_token`) are an analytical, approximate count. With E the embedding size,
+H the encoder's hidden size per direction, M = 2H the encoder memory size, D the decoder's hidden
+size, A the attention size, V the target vocabulary, the multiply-adds of every matmul in the
+forward pass are
+
+    encoder, per source token:   2 directions × 3 gates × H × (input + H) per layer
+                                 (input = E for the first layer, 2H above)
+    attention keys, per source token:  M × A            (W_k h_j, projected once per sentence)
+    decoder, per target token:   D × A                  query projection W_q s
+                                 S × A                  energy vᵀ tanh(·) over S source positions
+                                 S × M                  context bmm over S source positions
+                                 3 × D × (E + M + D)    GRU, first layer (input [emb; context])
+                                 3 × D × 2D             each further decoder layer
+                                 (D + M + E) × E        readout (deep output)
+                                 E × V                  output projection to the vocabulary
+    bridge, per sentence:        M × layers × D         (amortised over the mean target length)
+
+Per target token: decoder + r × (encoder + keys) + bridge / T̄, where r = source tokens / target
+tokens and S (mean source length) and T̄ (mean target length) are measured on the timed training
+batches (real lengths with EOS, not padded ones). Training ≈ 3 × forward (the backward pass costs
+about twice the forward), and FLOPs = 2 × multiply-adds. Left out: elementwise ops (gate
+nonlinearities, tanh, dropout, adds), the softmaxes and the loss, embedding lookups, the work on
+padding (padded batches and the attention over padded source positions), and the optimiser.
+So it is a lower bound on the work done and `train_gflops_per_s` an approximate utilisation figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# run from a checkout without installing: make `nmt` importable
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from nmt.batching import Batch, BatchStream, eval_batches
+from nmt.config import Config, load_config
+from nmt.corpus import Corpus, load_corpus
+from nmt.cpu import flush_denormals
+from nmt.errors import NmtError
+from nmt.loss import translation_loss
+from nmt.model import Seq2Seq
+from nmt.rundir import build_model
+from nmt.search import beam_search, greedy_search
+from nmt.tokenizer import Tokenizer, train_tokenizer
+from nmt.trainer import LRSchedule, encode_pairs
+
+BEAM_SIZE = 5
+
+
+@dataclass
+class TrainTiming:
+    """What the timed training steps measured."""
+
+    steps: int
+    seconds: float
+    src_tokens: int
+    tgt_tokens: int
+    sentences: int
+
+    @property
+    def ms_per_step(self) -> float:
+        return 1000 * self.seconds / self.steps
+
+    @property
+    def src_per_tgt(self) -> float:
+        return self.src_tokens / self.tgt_tokens
+
+    @property
+    def mean_src_len(self) -> float:
+        return self.src_tokens / self.sentences
+
+    @property
+    def mean_tgt_len(self) -> float:
+        return self.tgt_tokens / self.sentences
+
+
+def build_tokenizers(cfg: Config, train: Corpus) -> tuple[Tokenizer, Tokenizer]:
+    """The sentencepiece models the trainer would train, in memory only."""
+    tk = cfg.tokenizer
+    common: dict[str, Any] = {
+        "model_type": tk.type,
+        "character_coverage": tk.character_coverage,
+        "max_sentences": tk.max_sentences,
+        "hard_vocab_limit": tk.hard_vocab_limit,
+        "seed": cfg.train.seed,
+    }
+    if tk.joint:
+        tok = train_tokenizer(train.src + train.tgt, tk.src_vocab_size, **common)
+        return tok, tok
+    return (
+        train_tokenizer(train.src, tk.src_vocab_size, vocab_key="key 'tokenizer.src_vocab_size'", **common),
+        train_tokenizer(train.tgt, tk.tgt_vocab_size, vocab_key="key 'tokenizer.tgt_vocab_size'", **common),
+    )
+
+
+def train_step(
+    model: Seq2Seq, optimizer: torch.optim.Optimizer, schedule: LRSchedule, step: int, batch: Batch, cfg: Config
+) -> None:
+    """One update, as `Trainer.train_step` does it (without its non-finite-loss check)."""
+    tc = cfg.train
+    model.train()
+    for group in optimizer.param_groups:
+        group["lr"] = schedule.lr(step)
+    logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+    loss = translation_loss(logits, batch.tgt_out, tc.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    (loss / batch.n_tgt_tokens).backward()
+    if tc.clip_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad_norm)
+    optimizer.step()
+
+
+def time_training(model: Seq2Seq, stream: BatchStream, cfg: Config, steps: int, warmup: int) -> TrainTiming:
+    """W untimed then N timed training steps on the stream's batches (batching not timed)."""
+    tc = cfg.train
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=tc.lr, betas=tuple(tc.adam_betas), weight_decay=tc.weight_decay
+    )
+    schedule = LRSchedule(tc)
+    for step in range(1, warmup + 1):
+        train_step(model, optimizer, schedule, step, stream.next_batch()[0], cfg)
+    seconds, src_tokens, tgt_tokens, sentences = 0.0, 0, 0, 0
+    for step in range(warmup + 1, warmup + steps + 1):
+        batch = stream.next_batch()[0]
+        t0 = time.perf_counter()
+        train_step(model, optimizer, schedule, step, batch, cfg)
+        seconds += time.perf_counter() - t0
+        src_tokens += batch.n_src_tokens
+        tgt_tokens += batch.n_tgt_tokens
+        sentences += len(batch)
+    return TrainTiming(steps, seconds, src_tokens, tgt_tokens, sentences)
+
+
+@torch.inference_mode()
+def time_decoding(model: Seq2Seq, src_ids: list[list[int]], cfg: Config, beam: int) -> float:
+    """Seconds to decode `src_ids` (greedy when beam is 1, beam search otherwise)."""
+    model.eval()
+    dec = cfg.decode
+    t0 = time.perf_counter()
+    for batch in eval_batches(src_ids, None, dec.batch_size):
+        if beam == 1:
+            greedy_search(model, batch.src, batch.src_lengths, dec.max_len_ratio, dec.max_len_extra)
+        else:
+            beam_search(
+                model,
+                batch.src,
+                batch.src_lengths,
+                beam_size=beam,
+                length_penalty=dec.length_penalty,
+                max_len_ratio=dec.max_len_ratio,
+                max_len_extra=dec.max_len_extra,
+            )
+    return time.perf_counter() - t0
+
+
+def forward_macs_per_tgt_token(cfg: Config, tgt_vocab: int, timing: TrainTiming) -> float:
+    """Multiply-adds of the forward pass per target token (see the module docstring)."""
+    m = cfg.model
+    E, H, D, A, V = m.embedding_size, m.encoder_hidden_size, m.decoder_hidden_size, m.attention_size, tgt_vocab
+    M = 2 * H
+    S = timing.mean_src_len
+    encoder = sum(2 * 3 * H * ((E if layer == 0 else 2 * H) + H) for layer in range(m.encoder_layers))
+    keys = M * A
+    gru = 3 * D * (E + M + D) + (m.decoder_layers - 1) * 3 * D * (2 * D)
+    decoder = D * A + S * A + S * M + gru + (D + M + E) * E + E * V
+    bridge = M * m.decoder_layers * D
+    return decoder + timing.src_per_tgt * (encoder + keys) + bridge / timing.mean_tgt_len
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if platform.system() == "Darwin" else rss / 1024
+
+
+def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
+    """Build everything from the config, time training and decoding; return the results (the
+    JSON's keys) and the number of test sentences decoded."""
+    cfg = load_config(args.config)
+    threads = args.threads or cfg.train.threads
+    if threads:
+        torch.set_num_threads(threads)
+    d = cfg.data
+    if not d.test:
+        raise NmtError(f"{args.config}: key 'data.test' is not set; the benchmark decodes the test set")
+    train = load_corpus(d.train, d, "training")
+    test = load_corpus(d.test, d, "test")
+    src_tok, tgt_tok = build_tokenizers(cfg, train)
+    examples, _ = encode_pairs(train, src_tok, tgt_tok, d.max_src_len, d.max_tgt_len)
+    if not examples:
+        raise NmtError(f"{d.train}: the length filter removed every pair")
+    stream = BatchStream(examples, cfg.train.batch_tokens, cfg.train.batch_size, cfg.train.seed)
+
+    torch.manual_seed(cfg.train.seed)
+    random.seed(cfg.train.seed)
+    model = build_model(cfg, len(src_tok), len(tgt_tok))
+    params = sum(p.numel() for p in model.parameters())
+
+    n_test = len(test) if args.decode_sentences is None else min(args.decode_sentences, len(test))
+    test_ids = src_tok.encode_batch(test.src[:n_test])
+    with flush_denormals():
+        timing = time_training(model, stream, cfg, args.steps, args.warmup)
+        greedy_s = time_decoding(model, test_ids, cfg, 1)
+        beam_s = time_decoding(model, test_ids, cfg, BEAM_SIZE)
+
+    flops = 2 * 3 * forward_macs_per_tgt_token(cfg, len(tgt_tok), timing)
+    tgt_per_s = timing.tgt_tokens / timing.seconds
+    results = {
+        "config": str(args.config),
+        "steps": args.steps,
+        "device": "cpu",
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "params": params,
+        "train_tgt_tokens_per_s": tgt_per_s,
+        "train_src_tokens_per_s": timing.src_tokens / timing.seconds,
+        "ms_per_step": timing.ms_per_step,
+        "flops_per_tgt_token": flops,
+        "train_gflops_per_s": flops * tgt_per_s / 1e9,
+        "greedy_sents_per_s": n_test / greedy_s,
+        "beam5_sents_per_s": n_test / beam_s,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+    return results, n_test
+
+
+def print_table(r: dict[str, Any], warmup: int, n_decoded: int) -> None:
+    """The results, with the settings that produced them."""
+    rows = [
+        ("config", r["config"]),
+        ("torch", r["torch_version"]),
+        ("threads", r["threads"]),
+        ("steps (warm-up)", f"{r['steps']} ({warmup})"),
+        ("parameters", f"{r['params']:,}"),
+        ("train tgt tokens/s", f"{r['train_tgt_tokens_per_s']:,.0f}"),
+        ("train src tokens/s", f"{r['train_src_tokens_per_s']:,.0f}"),
+        ("ms/step", f"{r['ms_per_step']:.1f}"),
+        ("FLOPs/tgt token (train, approx.)", f"{r['flops_per_tgt_token'] / 1e6:.1f} M"),
+        ("train GFLOP/s (approx.)", f"{r['train_gflops_per_s']:.1f}"),
+        (f"greedy sents/s ({n_decoded} sents)", f"{r['greedy_sents_per_s']:.1f}"),
+        (f"beam 5 sents/s ({n_decoded} sents)", f"{r['beam5_sents_per_s']:.1f}"),
+        ("peak RSS", f"{r['peak_rss_mib']:.0f} MiB"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("config", help="a training config (YAML)")
+    p.add_argument("--steps", type=int, default=50, help="timed training steps (default 50)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed training steps first (default 5)")
+    p.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    p.add_argument("--decode-sentences", type=int, help="decode the first K test sentences (default: all)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: train.threads, else torch's)")
+    args = p.parse_args(argv)
+    if args.steps < 1 or args.warmup < 0 or args.threads < 0:
+        p.error("--steps must be >= 1, --warmup and --threads >= 0")
+    if args.decode_sentences is not None and args.decode_sentences < 1:
+        p.error("--decode-sentences must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        results, n_decoded = run(args)
+    except NmtError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print_table(results, args.warmup, n_decoded)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
