@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from nmt.batching import BatchStream, Example, eval_batches
+from nmt.batching import Batch, BatchStream, Example, eval_batches
 from nmt.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from nmt.cpu import flush_denormals
 from nmt.config import Config, TrainConfig, load_config, save_config
@@ -135,6 +135,45 @@ def data_fingerprint(examples: list[Example]) -> str:
     return hashlib.sha256(json.dumps(examples, separators=(",", ":")).encode()).hexdigest()
 
 
+def train_tokenizers(cfg: Config, train: Corpus, where: str = "config") -> tuple[Tokenizer, Tokenizer]:
+    """The run's sentencepiece models (one joint model twice, or one per side), in memory."""
+    tk = cfg.tokenizer
+    common: dict[str, Any] = dict(
+        model_type=tk.type,
+        character_coverage=tk.character_coverage,
+        max_sentences=tk.max_sentences,
+        hard_vocab_limit=tk.hard_vocab_limit,
+        seed=cfg.train.seed,
+    )
+    if tk.joint:
+        tok = train_tokenizer(train.src + train.tgt, tk.src_vocab_size,
+                              vocab_key=f"{where}: key 'tokenizer.src_vocab_size'", **common)
+        return tok, tok
+    return (
+        train_tokenizer(train.src, tk.src_vocab_size, vocab_key=f"{where}: key 'tokenizer.src_vocab_size'", **common),
+        train_tokenizer(train.tgt, tk.tgt_vocab_size, vocab_key=f"{where}: key 'tokenizer.tgt_vocab_size'", **common),
+    )
+
+
+def update(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: Batch, lr: float, tc: TrainConfig) -> torch.Tensor:
+    """One training update: teacher-forced forward, label-smoothed loss, backward of the loss per
+    target token, clipping, optimiser step. Returns the summed loss; when it is not finite, no
+    update is made (the caller decides what to say)."""
+    model.train()
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+    loss = translation_loss(logits, batch.tgt_out, tc.label_smoothing)
+    if not torch.isfinite(loss):
+        return loss
+    optimizer.zero_grad(set_to_none=True)
+    (loss / batch.n_tgt_tokens).backward()
+    if tc.clip_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad_norm)
+    optimizer.step()
+    return loss
+
+
 def _config_diff(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
     diffs = []
     for key in sorted(set(old) | set(new)):
@@ -239,20 +278,8 @@ class Trainer:
         if resume:
             return self.run.load_tokenizers()
         tk = self.cfg.tokenizer
-        common = dict(
-            model_type=tk.type,
-            character_coverage=tk.character_coverage,
-            max_sentences=tk.max_sentences,
-            hard_vocab_limit=tk.hard_vocab_limit,
-            seed=self.tc.seed,
-        )
         t0 = time.time()
-        if tk.joint:
-            src_tok = tgt_tok = train_tokenizer(train.src + train.tgt, tk.src_vocab_size,
-                                                vocab_key=f"{self.where}: key 'tokenizer.src_vocab_size'", **common)
-        else:
-            src_tok = train_tokenizer(train.src, tk.src_vocab_size, vocab_key=f"{self.where}: key 'tokenizer.src_vocab_size'", **common)
-            tgt_tok = train_tokenizer(train.tgt, tk.tgt_vocab_size, vocab_key=f"{self.where}: key 'tokenizer.tgt_vocab_size'", **common)
+        src_tok, tgt_tok = train_tokenizers(self.cfg, train, self.where)
         self.run.tokenizer_dir.mkdir(parents=True, exist_ok=True)
         src_tok.save(self.run.src_tokenizer)
         tgt_tok.save(self.run.tgt_tokenizer)
@@ -329,13 +356,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
 
-    def train_step(self, batch) -> tuple[float, int]:
-        self.model.train()
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.schedule.lr(self.step + 1)
-        logits, _ = self.model(batch.src, batch.src_lengths, batch.tgt_in)
-        n_tokens = batch.n_tgt_tokens
-        loss = translation_loss(logits, batch.tgt_out, self.tc.label_smoothing)
+    def train_step(self, batch: Batch) -> tuple[float, int]:
+        loss = update(self.model, self.optimizer, batch, self.schedule.lr(self.step + 1), self.tc)
         if not torch.isfinite(loss):
             kept = (f"the last good checkpoint {self.run.last} is kept" if self.run.last.is_file()
                     else "no checkpoint was saved before it")
@@ -343,12 +365,7 @@ class Trainer:
                 f"training loss became {loss.item()} at step {self.step + 1}; {kept}. "
                 "Lower 'train.lr' or set 'train.clip_grad_norm'"
             )
-        self.optimizer.zero_grad(set_to_none=True)
-        (loss / n_tokens).backward()
-        if self.tc.clip_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.clip_grad_norm)
-        self.optimizer.step()
-        return loss.item(), n_tokens
+        return loss.item(), batch.n_tgt_tokens
 
     @torch.inference_mode()
     def validate(self, final: bool = False) -> dict[str, Any]:

@@ -11,7 +11,7 @@ What it does, with the config's settings throughout:
 2. builds the model with random initialisation (seeded with `train.seed`, no pretrained vectors);
 3. runs W warm-up then N timed training steps — forward, label-smoothed summed loss
    (`nmt.loss.translation_loss`), backward of loss / target tokens, gradient clipping, Adam step:
-   what `Trainer.train_step` does — all inside `nmt.cpu.flush_denormals()`;
+   `nmt.trainer.update`, the trainer's own step — all inside `nmt.cpu.flush_denormals()`;
 4. decodes the first K sentences of `data.test` (default: all) in eval mode with greedy search
    and with beam search (beam 5), in `eval_batches` of `decode.batch_size`, timing each.
 
@@ -59,17 +59,15 @@ import torch
 # run from a checkout without installing: make `nmt` importable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nmt.batching import Batch, BatchStream, eval_batches
+from nmt.batching import BatchStream, eval_batches
 from nmt.config import Config, load_config
-from nmt.corpus import Corpus, load_corpus
+from nmt.corpus import load_corpus
 from nmt.cpu import flush_denormals
 from nmt.errors import NmtError
-from nmt.loss import translation_loss
 from nmt.model import Seq2Seq
 from nmt.rundir import build_model
 from nmt.search import beam_search, greedy_search
-from nmt.tokenizer import Tokenizer, train_tokenizer
-from nmt.trainer import LRSchedule, encode_pairs
+from nmt.trainer import LRSchedule, encode_pairs, train_tokenizers, update
 
 BEAM_SIZE = 5
 
@@ -101,42 +99,6 @@ class TrainTiming:
         return self.tgt_tokens / self.sentences
 
 
-def build_tokenizers(cfg: Config, train: Corpus) -> tuple[Tokenizer, Tokenizer]:
-    """The sentencepiece models the trainer would train, in memory only."""
-    tk = cfg.tokenizer
-    common: dict[str, Any] = {
-        "model_type": tk.type,
-        "character_coverage": tk.character_coverage,
-        "max_sentences": tk.max_sentences,
-        "hard_vocab_limit": tk.hard_vocab_limit,
-        "seed": cfg.train.seed,
-    }
-    if tk.joint:
-        tok = train_tokenizer(train.src + train.tgt, tk.src_vocab_size, **common)
-        return tok, tok
-    return (
-        train_tokenizer(train.src, tk.src_vocab_size, vocab_key="key 'tokenizer.src_vocab_size'", **common),
-        train_tokenizer(train.tgt, tk.tgt_vocab_size, vocab_key="key 'tokenizer.tgt_vocab_size'", **common),
-    )
-
-
-def train_step(
-    model: Seq2Seq, optimizer: torch.optim.Optimizer, schedule: LRSchedule, step: int, batch: Batch, cfg: Config
-) -> None:
-    """One update, as `Trainer.train_step` does it (without its non-finite-loss check)."""
-    tc = cfg.train
-    model.train()
-    for group in optimizer.param_groups:
-        group["lr"] = schedule.lr(step)
-    logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
-    loss = translation_loss(logits, batch.tgt_out, tc.label_smoothing)
-    optimizer.zero_grad(set_to_none=True)
-    (loss / batch.n_tgt_tokens).backward()
-    if tc.clip_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad_norm)
-    optimizer.step()
-
-
 def time_training(model: Seq2Seq, stream: BatchStream, cfg: Config, steps: int, warmup: int) -> TrainTiming:
     """W untimed then N timed training steps on the stream's batches (batching not timed)."""
     tc = cfg.train
@@ -145,12 +107,12 @@ def time_training(model: Seq2Seq, stream: BatchStream, cfg: Config, steps: int, 
     )
     schedule = LRSchedule(tc)
     for step in range(1, warmup + 1):
-        train_step(model, optimizer, schedule, step, stream.next_batch()[0], cfg)
+        update(model, optimizer, stream.next_batch()[0], schedule.lr(step), cfg.train)
     seconds, src_tokens, tgt_tokens, sentences = 0.0, 0, 0, 0
     for step in range(warmup + 1, warmup + steps + 1):
         batch = stream.next_batch()[0]
         t0 = time.perf_counter()
-        train_step(model, optimizer, schedule, step, batch, cfg)
+        update(model, optimizer, batch, schedule.lr(step), cfg.train)
         seconds += time.perf_counter() - t0
         src_tokens += batch.n_src_tokens
         tgt_tokens += batch.n_tgt_tokens
@@ -212,7 +174,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         raise NmtError(f"{args.config}: key 'data.test' is not set; the benchmark decodes the test set")
     train = load_corpus(d.train, d, "training")
     test = load_corpus(d.test, d, "test")
-    src_tok, tgt_tok = build_tokenizers(cfg, train)
+    src_tok, tgt_tok = train_tokenizers(cfg, train)
     examples, _ = encode_pairs(train, src_tok, tgt_tok, d.max_src_len, d.max_tgt_len)
     if not examples:
         raise NmtError(f"{d.train}: the length filter removed every pair")

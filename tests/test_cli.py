@@ -34,7 +34,7 @@ def err(proc) -> str:
     return proc.stderr.decode("utf-8")
 
 
-def assert_one_line_error(proc, *fragments: str) -> None:
+def assert_one_line_error(proc, *fragments: str) -> str:
     stderr = err(proc)
     assert proc.returncode == 2, stderr
     assert "Traceback" not in stderr
@@ -42,6 +42,7 @@ def assert_one_line_error(proc, *fragments: str) -> None:
     assert len(lines) == 1, stderr
     for fragment in fragments:
         assert fragment in lines[0]
+    return lines[0]
 
 
 # ----------------------------------------------------------------------------- help

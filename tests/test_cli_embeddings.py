@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from test_cli import assert_one_line_error as one_line_error
+
 ROOT = Path(__file__).resolve().parent.parent
 SUMMARY_KEYS = ("mean_l2", "median_l2", "frac_moved", "mean_cos", "mean_l2_seen", "mean_l2_unseen", "spearman_l2_freq")
 
@@ -29,17 +31,6 @@ def ok(proc: subprocess.CompletedProcess) -> str:
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
     return stdout
-
-
-def one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
-    stderr = proc.stderr.decode("utf-8")
-    assert proc.returncode == 2, stderr
-    assert "Traceback" not in stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-    return lines[0]
 
 
 @pytest.fixture
