@@ -108,6 +108,8 @@ class TrainConfig:
     patience: int = field(default=5, metadata=_range(0))  # validations without improvement; 0: off
     log_every: int = field(default=50, metadata=_range(1))
     save_every: int = field(default=500, metadata=_range(1))
+    # weights at each of the last K validations, checkpoints/step_<N>.pt, for `nmt average`; 0: none
+    keep_checkpoints: int = field(default=0, metadata=_range(0))
     dev_max_sentences: int = field(default=0, metadata=_range(0))  # 0: the whole dev set
     threads: int = field(default=0, metadata=_range(0))  # torch threads; 0: torch's default
     progress: bool = True  # tqdm progress bar

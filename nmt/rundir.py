@@ -6,6 +6,7 @@
       tokenizer/tgt.model
       checkpoints/last.pt    model + optimiser + schedule + RNG + data position + counters
       checkpoints/best.pt    model weights at the best dev score
+      checkpoints/step_<N>.pt  weights at the last train.keep_checkpoints validations (for averaging)
       embeddings_init.pt     the embedding tables before the first step (for drift)
       token_counts.pt        how often each id occurs in the training data, per side
       metrics.jsonl          one JSON object per log/validation event
@@ -42,6 +43,14 @@ class RunDir:
     token_counts = property(lambda self: self.path / "token_counts.pt")
     metrics = property(lambda self: self.path / "metrics.jsonl")
     log = property(lambda self: self.path / "train.log")
+
+    def step_checkpoint(self, step: int) -> Path:
+        return self.checkpoints / f"step_{step}.pt"
+
+    def step_checkpoints(self) -> list[Path]:
+        """checkpoints/step_<N>.pt, oldest first."""
+        found = [(int(p.stem[5:]), p) for p in self.checkpoints.glob("step_*.pt") if p.stem[5:].isdigit()]
+        return [p for _, p in sorted(found)]
 
     def require(self) -> "RunDir":
         if not self.path.is_dir():

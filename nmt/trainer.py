@@ -47,6 +47,7 @@ RESUME_SAFE_KEYS = {
     "train.validate_every",
     "train.log_every",
     "train.save_every",
+    "train.keep_checkpoints",
     "train.progress",
     "train.threads",
     "train.dev_max_sentences",
@@ -347,12 +348,21 @@ class Trainer:
     def save_last(self) -> None:
         save_checkpoint(self.run.last, self.state_dict())
 
+    def _weights(self, score: float | None) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "vocab": {"src": len(self.src_tok), "tgt": len(self.tgt_tok)},
+                "step": self.step, "score": score}
+
     def save_best(self) -> None:
-        save_checkpoint(
-            self.run.best,
-            {"model": self.model.state_dict(), "vocab": {"src": len(self.src_tok), "tgt": len(self.tgt_tok)},
-             "step": self.step, "score": self.best_saved_score},
-        )
+        save_checkpoint(self.run.best, self._weights(self.best_saved_score))
+
+    def save_step(self, score: float) -> None:
+        """Keep this validation's weights as checkpoints/step_<N>.pt and only the newest K of them."""
+        keep = self.tc.keep_checkpoints
+        if not keep:
+            return
+        save_checkpoint(self.run.step_checkpoint(self.step), self._weights(score))
+        for old in self.run.step_checkpoints()[:-keep]:
+            old.unlink()
 
     # ------------------------------------------------------------------ steps
 
@@ -430,6 +440,7 @@ class Trainer:
             )
         if improved:
             self.save_best()
+        self.save_step(metric)
         return record
 
     # ------------------------------------------------------------------ loop
