@@ -113,6 +113,7 @@ class TrainConfig:
     dev_max_sentences: int = field(default=0, metadata=_range(0))  # 0: the whole dev set
     threads: int = field(default=0, metadata=_range(0))  # torch threads; 0: torch's default
     progress: bool = True  # tqdm progress bar
+    tensorboard: bool = False  # TensorBoard events in RUN/tensorboard/ (needs the tensorboard package)
 
 
 @dataclass

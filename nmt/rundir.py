@@ -7,10 +7,13 @@
       checkpoints/last.pt    model + optimiser + schedule + RNG + data position + counters
       checkpoints/best.pt    model weights at the best dev score
       checkpoints/step_<N>.pt  weights at the last train.keep_checkpoints validations (for averaging)
+      checkpoints/averaged.pt  the mean of the last K of them (`nmt average RUN --last K`)
       embeddings_init.pt     the embedding tables before the first step (for drift)
       token_counts.pt        how often each id occurs in the training data, per side
       metrics.jsonl          one JSON object per log/validation event
       train.log              what the console showed, without progress bars
+      tensorboard/           TensorBoard events (with train.tensorboard: true)
+      curves.png             training curves (`nmt plot RUN`)
 """
 
 from __future__ import annotations
@@ -39,10 +42,13 @@ class RunDir:
     checkpoints = property(lambda self: self.path / "checkpoints")
     last = property(lambda self: self.path / "checkpoints" / "last.pt")
     best = property(lambda self: self.path / "checkpoints" / "best.pt")
+    averaged = property(lambda self: self.path / "checkpoints" / "averaged.pt")
     embeddings_init = property(lambda self: self.path / "embeddings_init.pt")
     token_counts = property(lambda self: self.path / "token_counts.pt")
     metrics = property(lambda self: self.path / "metrics.jsonl")
     log = property(lambda self: self.path / "train.log")
+    tensorboard = property(lambda self: self.path / "tensorboard")
+    curves = property(lambda self: self.path / "curves.png")
 
     def step_checkpoint(self, step: int) -> Path:
         return self.checkpoints / f"step_{step}.pt"
@@ -66,7 +72,7 @@ class RunDir:
         return Tokenizer.load(self.src_tokenizer), Tokenizer.load(self.tgt_tokenizer)
 
     def checkpoint_path(self, which: str = "best") -> Path:
-        """'best', 'last', or a path to a checkpoint file."""
+        """'best', 'last', 'averaged', 'step_<N>' (files in checkpoints/) or a path to a checkpoint file."""
         if which in ("best", "last"):
             path = self.best if which == "best" else self.last
             if which == "best" and not path.is_file() and self.last.is_file():
@@ -74,6 +80,12 @@ class RunDir:
             if not path.is_file():
                 raise NmtError(f"{self.path}: run directory has no checkpoint (no {path.name}); train first")
             return path
+        named = self.checkpoints / f"{which}.pt"
+        if which == "averaged" or (which.startswith("step_") and which[5:].isdigit()):
+            if not named.is_file():
+                how = f"nmt average {self.path} --last K" if which == "averaged" else "train.keep_checkpoints"
+                raise NmtError(f"{self.path}: no checkpoints/{named.name} (made by {how})")
+            return named
         return Path(which)
 
     def append_metrics(self, record: dict[str, Any]) -> None:

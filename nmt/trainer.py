@@ -35,6 +35,7 @@ from nmt.model import Seq2Seq
 from nmt.pretrained import apply_pretrained
 from nmt.rundir import RunDir, build_model, count_tokens, snapshot_embeddings
 from nmt.search import greedy_search
+from nmt.tensorboard import TensorBoardLog, require_tensorboard
 from nmt.tokenizer import Tokenizer, train_tokenizer
 
 # Keys that may differ between a run's saved config and the config given with --resume.
@@ -49,6 +50,7 @@ RESUME_SAFE_KEYS = {
     "train.save_every",
     "train.keep_checkpoints",
     "train.progress",
+    "train.tensorboard",
     "train.threads",
     "train.dev_max_sentences",
     "decode.beam_size",
@@ -250,6 +252,8 @@ class Trainer:
         self.log_file = run.log.open("a", encoding="utf-8")
         self.log_file.write("".join(line + "\n" for line in self._log_lines))
         self.log_file.flush()
+        self.tensorboard = TensorBoardLog(run.tensorboard, self.src_tok, self.tgt_tok, self.dev_src_ids, cfg.decode,
+                                          self.step if resume else None) if self.tc.tensorboard else None
 
     # ------------------------------------------------------------------ set-up
 
@@ -426,6 +430,8 @@ class Trainer:
             "embedding_drift": drift,
         }
         self.run.append_metrics(record)
+        if self.tensorboard is not None:
+            self.tensorboard.log(record, self.model)
         self.info(
             f"validation at step {self.step}: dev loss {loss:.3f} ppl {record['dev_ppl']:.2f} "
             f"BLEU {bleu:.2f} (greedy){' *best*' if improved else ''}"
@@ -497,6 +503,8 @@ class Trainer:
                         "tgt_tokens_per_s": round(window_tokens / window_s, 1),
                     }
                     self.run.append_metrics(record)
+                    if self.tensorboard is not None:
+                        self.tensorboard.log(record)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tgt_tokens_per_s']:.0f}",
                                     lr=f"{record['lr']:.1e}", ep=self.stream.epoch)
                     self.info(f"step {self.step} epoch {self.stream.epoch} loss {record['loss']:.3f} "
@@ -570,6 +578,8 @@ def train(
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     where = "config" if isinstance(config, (dict, Config)) else str(config)
+    if cfg.train.tensorboard:
+        require_tensorboard()  # before the run directory is touched
     run = RunDir(cfg.run.dir)
     _prepare_run_dir(cfg, run, resume, overwrite)
     with flush_denormals():
@@ -593,6 +603,8 @@ def train(
             trainer.train()
         finally:
             trainer.log_file.close()
+            if trainer.tensorboard is not None:
+                trainer.tensorboard.close()
     return run.path
 
 
