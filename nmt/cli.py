@@ -25,16 +25,46 @@ metrics.jsonl and train.log: everything needed to translate without the original
 """
 
 EPILOG_TRANSLATE = """\
-On a terminal this is an interactive prompt (Ctrl-D or Ctrl-C to leave). On a pipe or with
---input it is a filter: exactly one output line per input line, an empty line for an empty one,
-so outputs stay aligned with inputs. With --nbest N, the N translations of a line are printed
-tab-separated as "score<TAB>translation" pairs on that line.
+On a terminal this is an interactive prompt: line editing and history (readline: arrows, Ctrl-R),
+the translation (with --nbest N, the N best with their scores) and the time it took; Ctrl-D
+leaves (exit 0), Ctrl-C too (exit 130). On a pipe or with --input it is a filter: exactly one
+output line per input line, an empty line for an empty one, so outputs stay aligned with inputs.
+With --nbest N, the N translations of a line are printed tab-separated as "score<TAB>translation"
+pairs on that line.
 
 examples:
   nmt translate runs/toy
+  nmt translate runs/toy --beam 5 --nbest 3        prompt with the 3 best translations
   echo "the king eats ." | nmt translate runs/toy --beam 5
   nmt translate runs/toy --input test.en --output test.hyp.fr
+  nmt translate runs/toy --checkpoint averaged     the weights made by nmt average
 """
+
+EPILOG_PLOT = """\
+The curves come from RUN/metrics.jsonl, so this works while the run is still training (and
+without TensorBoard). The train loss is label-smoothed (train.label_smoothing), the dev loss is
+not, so the dev curve can lie below the train curve.
+
+examples:
+  nmt plot runs/toy                   writes runs/toy/curves.png
+  nmt plot runs/toy toy_curves.png
+"""
+
+EPILOG_AVERAGE = """\
+Weights late in training wander around a minimum; their mean often translates a little better
+than any one of them. The trainer keeps the weights of the last K validations as
+RUN/checkpoints/step_<N>.pt when the config sets train.keep_checkpoints: K (0, the default,
+keeps none). This averages the newest K (in float64), writes the result, and translates the
+dev set greedily with best.pt and with the average, so you see how much BLEU it changed.
+
+examples:
+  nmt train configs/toy.yaml --set train.keep_checkpoints=5
+  nmt average runs/toy --last 5
+  nmt evaluate runs/toy --checkpoint averaged
+"""
+
+CHECKPOINT_HELP = ("'best' (default), 'last', 'averaged' (made by nmt average), 'step_N' (kept by "
+                   "train.keep_checkpoints) or a checkpoint path")
 
 
 EPILOG_EMBEDDINGS = """\
@@ -95,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--src", default=None, help="source sentences, one a line (default: the run's data.test)")
     p.add_argument("--ref", default=None, help="reference translations, one a line, aligned with --src")
     p.add_argument("--beam", type=int, default=None, help="beam size (default: the run's decode.beam_size; 1 = greedy)")
-    p.add_argument("--checkpoint", default="best", help="'best' (default), 'last' or a checkpoint path")
+    p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
     p.add_argument("--out", default=None, help="where to write the hypotheses (default RUN/hyps/SRC.beamK.hyp)")
     _add_debug(p)
 
@@ -107,11 +137,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, help="write translations to this file instead of stdout")
     p.add_argument("--beam", type=int, default=None, help="beam size (default: the run's decode.beam_size; 1 = greedy)")
     p.add_argument("--nbest", type=int, default=1, help="print the N best translations with scores")
-    p.add_argument("--checkpoint", default="best", help="'best' (default), 'last' or a checkpoint path")
+    p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
     p.add_argument("--interactive", action="store_true", help="force the prompt even when stdin is not a terminal")
     p.add_argument("--attention-plots", metavar="DIR", default=None,
                    help="write one attention heatmap PNG per sentence into DIR (0001.png, … in input order; "
                         "needs matplotlib)")
+    _add_debug(p)
+
+    p = sub.add_parser("plot", help="draw training curves from a run's metrics log (needs matplotlib)",
+                       description="Draw a run's training curves into a PNG: train and dev loss, dev BLEU\n"
+                                   "(greedy) and chrF, the learning rate, and the embedding drift (mean L2\n"
+                                   "distance from the initial rows and mean cosine to them, per side) over\n"
+                                   "training steps. Needs matplotlib (pip install 'nmt[plots]').",
+                       epilog=EPILOG_PLOT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="run directory")
+    p.add_argument("out", nargs="?", default=None, metavar="OUT.png", help="the image to write (default RUN/curves.png)")
+    _add_debug(p)
+
+    p = sub.add_parser("average", help="average the last K checkpoints into one; compare its dev BLEU with best.pt",
+                       description="Average the weights of a run's newest K step checkpoints\n"
+                                   "(RUN/checkpoints/step_<N>.pt) into one checkpoint, and report the dev\n"
+                                   "BLEU (greedy) of best.pt and of the average.",
+                       epilog=EPILOG_AVERAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="run directory")
+    p.add_argument("--last", type=int, required=True, metavar="K", help="how many of the newest step checkpoints")
+    p.add_argument("--output", default=None, metavar="PATH",
+                   help="where to write the average (default RUN/checkpoints/averaged.pt, which "
+                        "--checkpoint averaged then names)")
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    p.add_argument("--no-dev", action="store_true", help="skip the dev BLEU comparison")
     _add_debug(p)
 
     _add_embeddings_parser(sub)
@@ -129,7 +183,8 @@ def _add_embeddings_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--side", choices=["src", "tgt"], default="src",
                    help="the source (encoder input) or target (decoder input) table (default src)")
     p.add_argument("--checkpoint", default="best",
-                   help="'best' (default), 'last', 'init' (the tables before the first step) or a checkpoint path")
+                   help="'best' (default), 'last', 'averaged', 'step_N', 'init' (the tables before the first step) "
+                        "or a checkpoint path")
     _add_debug(p)
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -193,7 +248,7 @@ def _positive(value: int | None, flag: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from nmt.trainer import train
+    from nmt import train
 
     run_dir = train(args.config, overrides=args.overrides, resume=args.resume, overwrite=args.overwrite)
     print(f"run directory: {run_dir}", file=sys.stderr)
@@ -222,8 +277,8 @@ def _format(nbest: list, n: int) -> str:
 
 def cmd_translate(args: argparse.Namespace) -> int:
     from nmt.corpus import read_lines
+    from nmt import Translator
     from nmt.files import decode_utf8, split_lines
-    from nmt.translate import Translator
 
     _positive(args.beam, "--beam")
     _positive(args.nbest, "--nbest")
@@ -272,32 +327,59 @@ def _plot(best, source: str, path: Path) -> None:
 
 
 def _prompt(translator, beam: int, nbest: int, plots: Path | None = None) -> int:
+    """The interactive prompt. Ctrl-D leaves with exit 0, Ctrl-C (at the prompt or while
+    translating) with 130, the shell's code for an interrupt; neither shows a traceback."""
     try:
         import readline  # noqa: F401  (line editing and history for input())
-    except ImportError:
+    except ImportError:  # no readline (Windows): plain input()
         pass
-    cfg = translator.cfg
-    print(f"nmt {cfg.data.src_lang}→{cfg.data.tgt_lang} ({translator.checkpoint}), beam {beam}. "
-          "Type a sentence; Ctrl-D to quit.", file=sys.stderr)
+    src, tgt = translator.cfg.data.src_lang, translator.cfg.data.tgt_lang
+    best = f", {nbest} best" if nbest > 1 else ""
+    print(f"nmt {src}→{tgt} ({translator.checkpoint}), beam {beam}{best}. Type a sentence and press Enter; "
+          "↑/↓ recalls earlier ones; Ctrl-D or Ctrl-C quits.", file=sys.stderr)
     count = 0
-    while True:
-        try:
-            line = input(f"{cfg.data.src_lang}> ")
-        except (EOFError, KeyboardInterrupt):
-            print(file=sys.stderr)
-            return 0
-        if not line.strip():
-            continue
-        t0 = time.time()
-        results = translator.translate_full([line], beam=beam, n_best=nbest, attention=plots is not None)[0]
-        for h in results:
-            prefix = f"{cfg.data.tgt_lang}: " if nbest == 1 else f"{cfg.data.tgt_lang} ({h.score:.3f}): "
-            print(prefix + h.text, flush=True)
-        print(f"  [{time.time() - t0:.2f}s]", file=sys.stderr)
-        if plots is not None:
-            count += 1
-            _plot(results[0], line, plots / f"{count:04d}.png")
-            print(f"  attention: {plots / f'{count:04d}.png'}", file=sys.stderr)
+    try:
+        while True:
+            try:
+                line = input(f"{src}> ")
+            except EOFError:
+                print(file=sys.stderr)
+                return 0
+            if not line.strip():
+                continue
+            t0 = time.time()
+            results = translator.translate_full([line], beam=beam, n_best=nbest, attention=plots is not None)[0]
+            for h in results:
+                prefix = f"{tgt}: " if nbest == 1 else f"{tgt} ({h.score:.3f}): "
+                print(prefix + h.text, flush=True)
+            print(f"  [{time.time() - t0:.2f}s]", file=sys.stderr)
+            if plots is not None:
+                count += 1
+                _plot(results[0], line, plots / f"{count:04d}.png")
+                print(f"  attention: {plots / f'{count:04d}.png'}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from nmt.plots import plot_curves, pyplot, read_metrics
+    from nmt.rundir import RunDir
+
+    run = RunDir(args.run).require()
+    pyplot()  # the install hint before reading anything
+    records = read_metrics(run.metrics)
+    out = plot_curves(records, args.out or run.curves, title=str(run.path))
+    n_val = sum(r["event"] == "validation" for r in records)
+    print(f"wrote {out} ({len(records)} records, {n_val} validations, up to step {records[-1]['step']})")
+    return 0
+
+
+def cmd_average(args: argparse.Namespace) -> int:
+    from nmt.average import average_run
+
+    print(average_run(args.run, args.last, args.output, args.overwrite, dev=not args.no_dev))
+    return 0
 
 
 def cmd_embeddings(args: argparse.Namespace) -> int:
@@ -323,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "translate": cmd_translate,
-                "embeddings": cmd_embeddings}
+                "plot": cmd_plot, "average": cmd_average, "embeddings": cmd_embeddings}
     try:
         return handlers[args.command](args)
     except NmtError as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -51,7 +52,7 @@ def assert_one_line_error(proc, *fragments: str) -> str:
 def test_top_level_help_lists_the_subcommands():
     proc = nmt("--help")
     assert proc.returncode == 0
-    for word in ("train", "evaluate", "translate", "--debug"):
+    for word in ("train", "evaluate", "translate", "plot", "average", "embeddings", "--debug"):
         assert word in out(proc)
 
 
@@ -60,7 +61,9 @@ def test_top_level_help_lists_the_subcommands():
     [
         ("train", ["--set", "--resume", "--overwrite", "--debug", "config"]),
         ("translate", ["--input", "--output", "--beam", "--nbest", "--checkpoint", "--interactive"]),
-        ("evaluate", ["--src", "--ref", "--beam", "--checkpoint", "--out"]),
+        ("evaluate", ["--src", "--ref", "--beam", "--checkpoint", "averaged", "--out"]),
+        ("plot", ["OUT.png", "RUN/curves.png", "matplotlib"]),
+        ("average", ["--last", "--output", "--overwrite", "train.keep_checkpoints", "RUN/checkpoints/averaged.pt"]),
     ],
 )
 def test_subcommand_help_mentions_its_options(command, options):
@@ -208,6 +211,76 @@ def test_interactive_with_piped_input_prompts_translates_and_exits_0_at_eof(trai
     assert stdout.count("fr: ") == 2  # the empty line is skipped
     assert "Ctrl-D" in err(proc)
     assert "Traceback" not in err(proc)
+
+
+def prompt_session(run: Path, keys: list[bytes], *args: str, timeout: float = 90) -> tuple[int, str]:
+    """`nmt translate RUN ARGS` on a pseudo-terminal, as a user at a terminal: type each of `keys`
+    once the next "en> " prompt shows; return the exit code and all the terminal showed."""
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin, stdout and stderr are the terminal
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8", "TERM": "dumb"}
+        os.chdir(ROOT)
+        os.execve(sys.executable, [sys.executable, "-m", "nmt", "translate", str(run), *args], env)
+    shown, pending, prompts = b"", list(keys), 0
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # EIO: the child has closed the terminal
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            if pending and shown.count(b"en> ") > prompts:
+                prompts += 1
+                os.write(fd, pending.pop(0))
+        else:
+            os.kill(pid, 9)
+            pytest.fail(f"the prompt did not finish in {timeout}s: {shown!r}")
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), shown.decode("utf-8", "replace")
+
+
+@pytest.fixture(scope="module")
+def tty_session(trained_run) -> tuple[int, str]:
+    """A sentence with --nbest 2, the same one again from readline's history (Ctrl-P), then Ctrl-D."""
+    return prompt_session(trained_run, [b"the cat eats an apple .\r", b"\x10\r", b"\x04"], "--beam", "2", "--nbest", "2")
+
+
+def test_prompt_starts_with_a_help_line(tty_session):
+    _, shown = tty_session
+    first = shown.splitlines()[0]
+    assert "beam 2, 2 best" in first and "Ctrl-D or Ctrl-C quits" in first
+
+
+def test_prompt_shows_the_n_best_with_scores_and_the_time_of_each_sentence(tty_session):
+    _, shown = tty_session
+    assert len(re.findall(r"^fr \(-?\d+\.\d{3}\): ", shown, re.M)) == 4  # 2 best, twice
+    assert len(re.findall(r"^  \[\d+\.\d\ds\]", shown, re.M)) == 2
+
+
+def test_prompt_recalls_earlier_lines_with_readline(tty_session):
+    _, shown = tty_session
+    assert shown.count("the cat eats an apple .") >= 2  # typed, then recalled and echoed
+
+
+def test_ctrl_d_at_the_prompt_exits_0(tty_session):
+    code, shown = tty_session
+    assert code == 0 and "Traceback" not in shown
+
+
+def test_ctrl_c_at_the_prompt_exits_130_without_a_traceback(trained_run):
+    code, shown = prompt_session(trained_run, [b"the cat\x03"])  # Ctrl-C halfway through a line
+    assert code == 130
+    assert "Traceback" not in shown and "KeyboardInterrupt" not in shown
 
 
 # ----------------------------------------------------------------------------- evaluate
