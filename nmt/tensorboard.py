@@ -83,11 +83,13 @@ class TensorBoardLog:
 
     @torch.inference_mode()
     def heatmaps(self, model: Seq2Seq, step: int) -> None:
-        """Greedy translations of the first dev sentences, their attention as images."""
+        """Greedy translations of the first dev sentences, their attention as images. `model` is the
+        bare Seq2Seq (not a DistributedDataParallel wrapper), on any device."""
         was_training = model.training
         model.eval()
+        device = next(model.parameters()).device  # lengths stay on the CPU, as packing wants
         for batch in eval_batches(self.dev_src_ids, None, len(self.dev_src_ids) or 1):
-            hyps = greedy_search(model, batch.src, batch.src_lengths, self.decode.max_len_ratio,
+            hyps = greedy_search(model, batch.src.to(device), batch.src_lengths, self.decode.max_len_ratio,
                                  self.decode.max_len_extra, return_attention=True)
             for i, nbest in zip(batch.indices, hyps):
                 self._heatmap(f"attention/dev_{i + 1}", self.dev_src_ids[i], nbest[0].tokens,
