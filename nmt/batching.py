@@ -1,8 +1,9 @@
 """Sentence pairs of ids → padded, length-bucketed batches under a token budget.
 
 The order of batches is a pure function of (seed, epoch): a stream saved as (epoch, position)
-resumes at exactly the same batch, and each DDP rank takes every world_size-th batch of the same
-list, so ranks see different batches without talking to each other.
+resumes at exactly the same batch. Under DDP every rank builds the same list of global batches
+(the per-rank budget × world_size) and takes its own shard of each one, so N ranks together take
+exactly the steps one process takes with N times the budget, without talking to each other.
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ class Batch:
     tgt_in: torch.Tensor | None  # (batch, tgt_len) BOS + target ids, padded
     tgt_out: torch.Tensor | None  # (batch, tgt_len) target ids + EOS, padded
     indices: list[int]  # positions of these examples in the dataset
+    # what the summed loss is divided by before backward: this batch's target tokens, or under
+    # DDP the global batch's target tokens / world_size, because DDP averages the ranks' gradients;
+    # inf for a filler (see BatchStream), whose loss then adds nothing
+    norm_tokens: float | None = None
+
+    @property
+    def is_filler(self) -> bool:
+        return self.norm_tokens == float("inf")
 
     @property
     def src_mask(self) -> torch.Tensor:
@@ -50,7 +59,8 @@ class Batch:
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.to(device, non_blocking=True)
 
-        return Batch(move(self.src), self.src_lengths, move(self.tgt_in), move(self.tgt_out), self.indices)
+        return Batch(move(self.src), self.src_lengths, move(self.tgt_in), move(self.tgt_out), self.indices,
+                     self.norm_tokens)
 
 
 def _pad(seqs: Sequence[list[int]]) -> torch.Tensor:
@@ -107,9 +117,12 @@ class BatchStream:
     """The endless, deterministic, shardable stream of training batches.
 
     Each epoch: shuffle all pairs with (seed, epoch), sort pools of ~100 batches by length
-    (bucketing, so little padding), cut them under the token budget, shuffle the batch order, then
-    give rank r the batches r, r + world_size, … (the list is trimmed to a multiple of world_size
-    so every rank takes the same number of steps).
+    (bucketing, so little padding), cut them under the global budget (batch_tokens and batch_size
+    are per rank, so × world_size), and shuffle the batch order. Rank r takes sentences
+    r, r + world_size, … of each length-sorted global batch. Where a global batch has fewer
+    sentences than there are ranks (a sentence over budget, a pool's last one), a rank left
+    without one gets a filler: the batch's first sentence with an infinite `norm_tokens`, so it
+    runs the same collectives but adds nothing to the gradient.
     """
 
     POOL_BATCHES = 100
@@ -132,44 +145,47 @@ class BatchStream:
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0  # epochs completed
-        self.position = 0  # batches of the current epoch already given out (this rank)
+        self.position = 0  # batches of the current epoch already given out
         self._cache: tuple[int, list[list[int]]] | None = None
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
-        """This rank's batches of `epoch`, a pure function of (seed, epoch, rank, world_size)."""
+        """The global batches of `epoch` (example indices, sorted by length), a pure function of
+        (seed, epoch, batch_tokens × world_size, batch_size × world_size)."""
         if self._cache is not None and self._cache[0] == epoch:
             return self._cache[1]
         rng = random.Random(self.seed * 1_000_003 + epoch)
         order = list(range(len(self.examples)))
         rng.shuffle(order)
-        pool = self.batch_size * self.POOL_BATCHES
+        size, tokens = self.batch_size * self.world_size, self.batch_tokens * self.world_size
+        pool = size * self.POOL_BATCHES
         batches: list[list[int]] = []
         for start in range(0, len(order), pool):
             chunk = sorted(order[start : start + pool], key=lambda i: self.lengths[i])
-            batches.extend(make_batches(self.lengths, self.batch_tokens, self.batch_size, chunk))
+            batches.extend(make_batches(self.lengths, tokens, size, chunk))
         rng.shuffle(batches)
-        usable = len(batches) - len(batches) % self.world_size
-        if usable == 0:  # fewer batches than ranks: every rank repeats the first ones
-            usable, batches = self.world_size, (batches * self.world_size)[: self.world_size]
-        mine = batches[:usable][self.rank :: self.world_size]
-        self._cache = (epoch, mine)
-        return mine
+        self._cache = (epoch, batches)
+        return batches
 
     def batches_per_epoch(self) -> int:
         return len(self.epoch_batches(self.epoch))
 
     def next_batch(self) -> tuple[Batch, bool]:
-        """The next batch, and whether it is the last one of its epoch."""
+        """This rank's shard of the next global batch, and whether it is the last of its epoch."""
         batches = self.epoch_batches(self.epoch)
-        ids = batches[self.position]
+        global_ids = batches[self.position]
         self.position += 1
         last = self.position == len(batches)
         if last:
             self.epoch += 1
             self.position = 0
+        ids = global_ids[self.rank :: self.world_size] or global_ids[:1]
         src = [self.examples[i][0] for i in ids]
         tgt = [self.examples[i][1] for i in ids]
-        return collate(src, tgt, ids), last
+        batch = collate(src, tgt, ids)
+        global_tokens = sum(len(self.examples[i][1]) + 1 for i in global_ids)  # +1: EOS
+        filler = self.rank >= len(global_ids)
+        batch.norm_tokens = float("inf") if filler else global_tokens / self.world_size
+        return batch, last
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position}

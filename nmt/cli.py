@@ -7,6 +7,7 @@ Mistakes in the user's input raise NmtError: one line on stderr, exit code 2, no
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -411,7 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     except NmtError as e:
         if args.debug:
             raise
-        print(f"nmt {args.command}: error: {e}", file=sys.stderr)
+        if not getattr(e, "quiet", False):  # rank 0's error echoed on another rank is not said twice
+            rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
+            print(f"nmt {args.command}{'' if rank == '0' else f' [rank {rank}]'}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

@@ -112,6 +112,9 @@ class TrainConfig:
     keep_checkpoints: int = field(default=0, metadata=_range(0))
     dev_max_sentences: int = field(default=0, metadata=_range(0))  # 0: the whole dev set
     threads: int = field(default=0, metadata=_range(0))  # torch threads; 0: torch's default
+    device: str = "auto"  # auto (a GPU when torch sees one) | cpu | cuda | cuda:N
+    # mixed precision on CUDA: bf16 autocast, or fp16 autocast with a gradient scaler
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     progress: bool = True  # tqdm progress bar
     tensorboard: bool = False  # TensorBoard events in RUN/tensorboard/ (needs the tensorboard package)
 
@@ -277,6 +280,9 @@ def _validate(cfg: Config, where: str) -> None:
         value = getattr(e, f"pretrained_{side}")
         if value is not None and not value.strip():
             raise NmtError(f"{where}: key 'model.embeddings.pretrained_{side}' is empty; give a file or null")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.train.device):
+        raise NmtError(f"{where}: key 'train.device' has value {cfg.train.device!r}; it must be auto, cpu, cuda "
+                       "or cuda:N")
     if cfg.decode.n_best > cfg.decode.beam_size:
         raise NmtError(f"{where}: key 'decode.n_best' ({cfg.decode.n_best}) exceeds 'decode.beam_size'")
 

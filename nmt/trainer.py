@@ -25,6 +25,7 @@ from tqdm import tqdm
 from nmt.batching import Batch, BatchStream, Example, eval_batches
 from nmt.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from nmt.cpu import flush_denormals
+from nmt.distributed import Dist, resolve_device
 from nmt.config import Config, TrainConfig, load_config, save_config
 from nmt.corpus import Corpus, load_corpus
 from nmt.embedding_lab import drift_summary
@@ -52,6 +53,8 @@ RESUME_SAFE_KEYS = {
     "train.progress",
     "train.tensorboard",
     "train.threads",
+    "train.device",  # a run trained on a GPU may go on on a CPU, and back
+    "train.precision",
     "train.dev_max_sentences",
     "decode.beam_size",
     "decode.length_penalty",
@@ -158,23 +161,57 @@ def train_tokenizers(cfg: Config, train: Corpus, where: str = "config") -> tuple
     )
 
 
-def update(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: Batch, lr: float, tc: TrainConfig) -> torch.Tensor:
-    """One training update: teacher-forced forward, label-smoothed loss, backward of the loss per
-    target token, clipping, optimiser step. Returns the summed loss; when it is not finite, no
-    update is made (the caller decides what to say)."""
+def update(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    lr: float,
+    tc: TrainConfig,
+    autocast_dtype: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> torch.Tensor:
+    """One training update: teacher-forced forward (under autocast when `autocast_dtype` is set),
+    label-smoothed loss, backward of the loss / `batch.norm_tokens` (per target token; under DDP
+    per token of the global batch), clipping, optimiser step. Returns the summed loss. When the
+    loss or the gradient is not finite no update is made (the caller decides what to say); with
+    fp16's `scaler`, the scaler skips such steps itself and lowers its scale."""
     model.train()
     for group in optimizer.param_groups:
         group["lr"] = lr
-    logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
-    loss = translation_loss(logits, batch.tgt_out, tc.label_smoothing)
-    if not torch.isfinite(loss):
-        return loss
+    with torch.autocast(batch.src.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
+        loss = translation_loss(logits.float(), batch.tgt_out, tc.label_smoothing)
+    norm = batch.norm_tokens if batch.norm_tokens is not None else batch.n_tgt_tokens
     optimizer.zero_grad(set_to_none=True)
-    (loss / batch.n_tgt_tokens).backward()
+    # every rank runs backward, even on a bad loss: DDP's gradient all-reduce needs them all
+    scaled = loss / norm
+    (scaler.scale(scaled) if scaler is not None else scaled).backward()
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    finite = bool(torch.isfinite(loss))
     if tc.clip_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad_norm)
-    optimizer.step()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad_norm)
+        finite = finite and bool(torch.isfinite(grad_norm))  # equal on all ranks after the all-reduce
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    elif finite:
+        optimizer.step()
     return loss
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if state.get("cuda") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def _config_diff(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
@@ -189,8 +226,15 @@ def _config_diff(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any,
 
 
 class Trainer:
-    def __init__(self, cfg: Config, run: RunDir, resume: bool, where: str = "config") -> None:
+    def __init__(
+        self, cfg: Config, run: RunDir, resume: bool, where: str = "config", dist: Dist | None = None,
+        device: torch.device | None = None,
+    ) -> None:
         self.cfg, self.run, self.tc, self.where = cfg, run, cfg.train, where
+        self.dist = dist or Dist()
+        self.device = device or torch.device("cpu")
+        self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.tc.precision]
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.tc.precision == "fp16" else None
         # train.log is opened once the trainer is built: a resume refused here (other data, a torn
         # checkpoint) leaves the run directory unchanged
         self.log_file: Any = None
@@ -199,7 +243,9 @@ class Trainer:
         train_corpus = load_corpus(d.train, d, "training")
         self.info(f"training corpus: {len(train_corpus)} pairs ({train_corpus.empty_dropped} with an empty "
                   "side skipped)")
-        self.src_tok, self.tgt_tok = self._tokenizers(train_corpus, resume)
+        # rank 0 trains the tokenizers into the run directory; every rank then reads the same files
+        self.dist.on_main(lambda: self._tokenizers(train_corpus, resume) and None)
+        self.src_tok, self.tgt_tok = self.run.load_tokenizers()
         self.train_examples = self._training_examples(train_corpus)
         self.data_fingerprint = data_fingerprint(self.train_examples)
         self.dev = load_corpus(cfg.data.dev, cfg.data, "dev")
@@ -215,6 +261,7 @@ class Trainer:
         if not resume:  # a resumed run gets its tables from the checkpoint
             for report in apply_pretrained(self.model, cfg.model, self.src_tok, self.tgt_tok):
                 self.info(str(report))
+        self.model.to(self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(),
             lr=self.tc.lr,
@@ -222,7 +269,8 @@ class Trainer:
             weight_decay=self.tc.weight_decay,
         )
         self.schedule = LRSchedule(self.tc)
-        self.stream = BatchStream(self.train_examples, self.tc.batch_tokens, self.tc.batch_size, self.tc.seed)
+        self.stream = BatchStream(self.train_examples, self.tc.batch_tokens, self.tc.batch_size, self.tc.seed,
+                                  self.dist.rank, self.dist.world_size)
         self.step = 0
         # Scores are "higher is better" (BLEU, or −loss). best_score and bad_validations drive
         # early stopping and come only from validations every validate_every steps, so a run
@@ -243,17 +291,29 @@ class Trainer:
         if resume:
             self.load_state_dict(load_checkpoint(run.checkpoint_path("last")))
             self.info(f"resumed from {run.last} at step {self.step}, epoch {self.stream.epoch}")
-            self._drop_metrics_after(self.step)
             self.initial_tables = torch.load(run.embeddings_init, weights_only=True)
         else:
-            self.initial_tables = snapshot_embeddings(self.model)
-            torch.save(self.initial_tables, run.embeddings_init)
-            torch.save(self.token_counts, run.token_counts)
-        self.log_file = run.log.open("a", encoding="utf-8")
-        self.log_file.write("".join(line + "\n" for line in self._log_lines))
-        self.log_file.flush()
-        self.tensorboard = TensorBoardLog(run.tensorboard, self.src_tok, self.tgt_tok, self.dev_src_ids, cfg.decode,
-                                          self.step if resume else None) if self.tc.tensorboard else None
+            self.initial_tables = {side: t.cpu() for side, t in snapshot_embeddings(self.model).items()}
+        # DDP makes rank 0's weights everyone's and averages the gradients in backward
+        self.train_model: torch.nn.Module = self.model
+        if self.dist.active:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            if not resume:  # each rank its own dropout masks
+                torch.manual_seed(self.tc.seed + self.dist.rank)
+        self.tensorboard = None
+        if self.dist.is_main:  # only rank 0 writes into the run directory
+            if resume:
+                self._drop_metrics_after(self.step)
+            else:
+                torch.save(self.initial_tables, run.embeddings_init)
+                torch.save(self.token_counts, run.token_counts)
+            self.log_file = run.log.open("a", encoding="utf-8")
+            self.log_file.write("".join(line + "\n" for line in self._log_lines))
+            self.log_file.flush()
+            if self.tc.tensorboard:
+                self.tensorboard = TensorBoardLog(run.tensorboard, self.src_tok, self.tgt_tok, self.dev_src_ids,
+                                                  cfg.decode, self.step if resume else None)
 
     # ------------------------------------------------------------------ set-up
 
@@ -269,7 +329,9 @@ class Trainer:
             atomic_write(path, lambda f: f.write("".join(line + "\n" for line in kept).encode("utf-8")))
 
     def info(self, msg: str, console: bool = True) -> None:
-        """A line for train.log and (unless the progress bar already shows it) the console."""
+        """A line for train.log and (unless the progress bar already shows it) the console; rank 0's only."""
+        if not self.dist.is_main:
+            return
         if console:
             tqdm.write(msg, file=sys.stderr)  # logs on stderr (unbuffered), like the progress bar
         if self.log_file is None:
@@ -308,7 +370,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, rng_states: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Everything to continue exactly; `rng_states`: every rank's (this process's by default)."""
+        rng_states = rng_states or [_rng_state(self.device)]
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -323,8 +387,12 @@ class Trainer:
                 "data_fingerprint": self.data_fingerprint,
                 "schedule": self.schedule.state_dict(),
                 "stream": self.stream.state_dict(),
-                "rng_torch": torch.get_rng_state(),
-                "rng_python": random.getstate(),
+                "rng_torch": rng_states[0]["torch"],
+                "rng_python": rng_states[0]["python"],
+                "rng_cuda": rng_states[0].get("cuda"),
+                "rng_ranks": rng_states if self.dist.active else None,  # each rank's dropout stream
+                "world_size": self.dist.world_size,
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             },
         }
 
@@ -338,19 +406,32 @@ class Trainer:
                 f"(sha256 of its pairs {saved[:12]}, now {self.data_fingerprint[:12]}); resuming would not "
                 "continue the same run: restore the original files, or start a new run (--overwrite)"
             )
+        t = state["trainer"]
+        world_size = t.get("world_size", 1)
+        if world_size != self.dist.world_size:
+            how = "nmt train CONFIG --resume" if world_size == 1 else f"torchrun with {world_size} processes in all"
+            raise NmtError(
+                f"{self.run.last}: the run was trained by {world_size} process(es) and this is "
+                f"{self.dist.world_size}; the batches and random streams depend on it: resume with {how}"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        t = state["trainer"]
+        if self.scaler is not None and t.get("scaler"):
+            self.scaler.load_state_dict(t["scaler"])
         self.step, self.best_score = t["step"], t["best_score"]
         self.bad_validations, self.last_validated_step = t["bad_validations"], t["last_validated_step"]
         self.elapsed_s, self.best_saved_score = t["elapsed_s"], t["best_saved_score"]
         self.schedule.load_state_dict(t["schedule"])
         self.stream.load_state_dict(t["stream"])
-        torch.set_rng_state(t["rng_torch"])
-        random.setstate(t["rng_python"])
+        ranks = t.get("rng_ranks")
+        _set_rng_state(ranks[self.dist.rank] if ranks else
+                       {"torch": t["rng_torch"], "python": t["rng_python"], "cuda": t.get("rng_cuda")}, self.device)
 
     def save_last(self) -> None:
-        save_checkpoint(self.run.last, self.state_dict())
+        """Every rank calls this at the same step (it gathers their random states); rank 0 writes."""
+        rng_states = self.dist.gather(_rng_state(self.device))
+        if self.dist.is_main:
+            save_checkpoint(self.run.last, self.state_dict(rng_states))
 
     def _weights(self, score: float | None) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "vocab": {"src": len(self.src_tok), "tgt": len(self.tgt_tok)},
@@ -371,15 +452,22 @@ class Trainer:
     # ------------------------------------------------------------------ steps
 
     def train_step(self, batch: Batch) -> tuple[float, int]:
-        loss = update(self.model, self.optimizer, batch, self.schedule.lr(self.step + 1), self.tc)
-        if not torch.isfinite(loss):
+        """One update on this rank's shard; returns its summed loss and target tokens."""
+        batch = batch.to(self.device)
+        loss = update(self.train_model, self.optimizer, batch, self.schedule.lr(self.step + 1), self.tc,
+                      self.autocast_dtype, self.scaler)
+        value = loss.item()
+        (bad,) = self.dist.any(not math.isfinite(value))  # stop together, whichever rank saw it
+        if bad:
             kept = (f"the last good checkpoint {self.run.last} is kept" if self.run.last.is_file()
                     else "no checkpoint was saved before it")
             raise NmtError(
-                f"training loss became {loss.item()} at step {self.step + 1}; {kept}. "
-                "Lower 'train.lr' or set 'train.clip_grad_norm'"
+                f"training loss became {value if not math.isfinite(value) else 'not finite on another rank'} "
+                f"at step {self.step + 1}; {kept}. Lower 'train.lr' or set 'train.clip_grad_norm'"
             )
-        return loss.item(), batch.n_tgt_tokens
+        if batch.is_filler:
+            return 0.0, 0
+        return value, batch.n_tgt_tokens
 
     @torch.inference_mode()
     def validate(self, final: bool = False) -> dict[str, Any]:
@@ -391,6 +479,7 @@ class Trainer:
         hyps: list[str] = [""] * len(self.dev_src_ids)
         dec = self.cfg.decode
         for batch in eval_batches(self.dev_src_ids, self.dev_tgt_ids, dec.batch_size):
+            batch = batch.to(self.device)
             logits, _ = self.model(batch.src, batch.src_lengths, batch.tgt_in)
             nll += translation_loss(logits, batch.tgt_out, 0.0).item()
             n_tokens += batch.n_tgt_tokens
@@ -413,7 +502,7 @@ class Trainer:
             reduced = self.schedule.on_validation(metric)
         self.last_validated_step = self.step
         drift = {
-            side: drift_summary(self.initial_tables[side], table.detach(), self.token_counts[side])
+            side: drift_summary(self.initial_tables[side], table.detach().float().cpu(), self.token_counts[side])
             for side, table in self.model.embedding_tables().items()
         }
         record = {
@@ -449,6 +538,20 @@ class Trainer:
         self.save_step(metric)
         return record
 
+    def validate_on_main(self, final: bool = False) -> None:
+        """Rank 0 validates (and may write best.pt) while the others wait; then every rank takes
+        the decisions that follow from it (early stopping, learning rate) from rank 0."""
+        def run() -> dict[str, Any]:
+            self.validate(final)
+            return {"best_score": self.best_score, "bad_validations": self.bad_validations,
+                    "best_saved_score": self.best_saved_score, "last_validated_step": self.last_validated_step,
+                    "schedule": self.schedule.state_dict()}
+
+        decided = self.dist.on_main(run)
+        self.best_score, self.bad_validations = decided["best_score"], decided["bad_validations"]
+        self.best_saved_score, self.last_validated_step = decided["best_saved_score"], decided["last_validated_step"]
+        self.schedule.load_state_dict(decided["schedule"])
+
     # ------------------------------------------------------------------ loop
 
     def _total_steps(self) -> int | None:
@@ -471,7 +574,7 @@ class Trainer:
         old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         total = self._total_steps()
         # the bar only on a terminal; in a log file (CI, nohup) the log lines say the same
-        show_bar = tc.progress and sys.stderr.isatty()
+        show_bar = tc.progress and sys.stderr.isatty() and self.dist.is_main
         bar = tqdm(total=total, initial=self.step, disable=not show_bar, unit="step", dynamic_ncols=True,
                    mininterval=0.5)
         window_loss, window_tokens, window_s = 0.0, 0, 0.0
@@ -494,6 +597,8 @@ class Trainer:
                 window_tokens += n_tokens
                 bar.update(1)
                 if self.step % tc.log_every == 0:
+                    # the loss and tokens of all ranks; the time of this one (they run in step)
+                    window_loss, window_tokens = self.dist.sum(window_loss, window_tokens)
                     record = {
                         "event": "train",
                         "step": self.step,
@@ -502,7 +607,8 @@ class Trainer:
                         "lr": self.schedule.lr(self.step),
                         "tgt_tokens_per_s": round(window_tokens / window_s, 1),
                     }
-                    self.run.append_metrics(record)
+                    if self.dist.is_main:
+                        self.run.append_metrics(record)
                     if self.tensorboard is not None:
                         self.tensorboard.log(record)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tgt_tokens_per_s']:.0f}",
@@ -511,17 +617,20 @@ class Trainer:
                               f"lr {record['lr']:.2e} tok/s {record['tgt_tokens_per_s']:.0f}", console=not show_bar)
                     window_loss, window_tokens, window_s = 0.0, 0, 0.0
                 if self.step % tc.validate_every == 0:
-                    self.validate()
+                    self.validate_on_main()
                     self.save_last()
                     if tc.patience and self.bad_validations >= tc.patience:
                         stop_reason = f"early stopping: no better dev score in {tc.patience} validations"
                 elif self.step % tc.save_every == 0:
                     self.save_last()
-                if tc.max_minutes and self.elapsed_s >= tc.max_minutes * 60:
+                time_up, stop_now = self.dist.any(
+                    bool(tc.max_minutes and self.elapsed_s >= tc.max_minutes * 60), bool(interrupted)
+                )
+                if time_up:
                     stop_reason = stop_reason or f"reached train.max_minutes={tc.max_minutes:g}"
-                if interrupted:
+                if stop_now:
                     self.save_last()
-                    name = signal.Signals(interrupted[0]).name
+                    name = signal.Signals(interrupted[0]).name if interrupted else "a signal to another rank"
                     raise NmtError(
                         f"interrupted by {name} at step {self.step}; saved {self.run.last}. "
                         f"Continue with: nmt train {self.run.config} --resume"
@@ -531,11 +640,12 @@ class Trainer:
             for s, h in old_handlers.items():
                 signal.signal(s, h)
         if self.last_validated_step != self.step:
-            self.validate(final=True)
+            self.validate_on_main(final=True)
         self.save_last()
         self.info(f"stopped at step {self.step}: {stop_reason}; best dev score {self.best_saved_score:.2f} "
                   f"in {self.run.best}")
-        self.run.append_metrics({"event": "end", "step": self.step, "reason": stop_reason})
+        if self.dist.is_main:
+            self.run.append_metrics({"event": "end", "step": self.step, "reason": stop_reason})
 
 
 def _prepare_run_dir(cfg: Config, run: RunDir, resume: bool, overwrite: bool) -> None:
@@ -580,16 +690,29 @@ def train(
     where = "config" if isinstance(config, (dict, Config)) else str(config)
     if cfg.train.tensorboard:
         require_tensorboard()  # before the run directory is touched
+    dist = Dist.from_env()  # several processes when started by torchrun
+    device = resolve_device(cfg.train.device, dist.local_rank, where)
+    if cfg.train.precision != "fp32" and device.type != "cuda":
+        raise NmtError(f"{where}: key 'train.precision' is {cfg.train.precision!r}, which needs a CUDA device "
+                       f"(train.device is {cfg.train.device!r}, which is the CPU here); use fp32")
+    dist.init(device)
+    try:
+        return _train(cfg, where, dist, device, resume, overwrite)
+    finally:
+        dist.close()
+
+
+def _train(cfg: Config, where: str, dist: Dist, device: torch.device, resume: bool, overwrite: bool) -> Path:
     run = RunDir(cfg.run.dir)
-    _prepare_run_dir(cfg, run, resume, overwrite)
+    dist.on_main(lambda: _prepare_run_dir(cfg, run, resume, overwrite))
     with flush_denormals():
         try:
-            trainer = Trainer(cfg, run, resume, where)
+            trainer = Trainer(cfg, run, resume, where, dist, device)
         except BaseException:
-            if not resume:  # nothing was trained: leave no half-made run directory behind
+            if not resume and dist.is_main:  # nothing was trained: leave no half-made run directory behind
                 shutil.rmtree(run.path, ignore_errors=True)
             raise
-        if resume:  # the new safe values (e.g. max_steps); a rename, so a kill cannot tear it
+        if resume and dist.is_main:  # the new safe values (e.g. max_steps); a rename, so a kill cannot tear it
             tmp = run.path / ".config.yaml.tmp"
             save_config(cfg, tmp)
             os.replace(tmp, run.config)
@@ -602,7 +725,8 @@ def train(
         try:
             trainer.train()
         finally:
-            trainer.log_file.close()
+            if trainer.log_file is not None:
+                trainer.log_file.close()
             if trainer.tensorboard is not None:
                 trainer.tensorboard.close()
     return run.path

@@ -208,40 +208,33 @@ def test_stream_batches_are_pure_function_of_seed_and_epoch():
     assert a.epoch_batches(0) == make_stream().epoch_batches(0)
 
 
-def test_two_ranks_get_disjoint_batches_of_equal_number():
-    r0, r1 = make_stream(rank=0, world_size=2), make_stream(rank=1, world_size=2)
-    b0, b1 = r0.epoch_batches(0), r1.epoch_batches(0)
-    assert len(b0) == len(b1) > 0
-    i0 = {i for b in b0 for i in b}
-    i1 = {i for b in b1 for i in b}
-    assert not i0 & i1
+def half_budget_stream(rank: int, examples=EXAMPLES) -> BatchStream:
+    """A rank of two whose per-rank budget is half of make_stream's: the same global batch."""
+    return BatchStream(examples, batch_tokens=30, batch_size=4, seed=7, rank=rank, world_size=2)
 
 
-@pytest.mark.parametrize("n_examples,n_batches", [(300, 54), (298, 53)])
-def test_two_ranks_together_cover_the_epoch_but_at_most_one_batch(n_examples, n_batches):
-    examples = EXAMPLES[:n_examples]
-    assert make_stream(examples=examples).batches_per_epoch() == n_batches  # even, then odd
-    r0 = make_stream(rank=0, world_size=2, examples=examples)
-    r1 = make_stream(rank=1, world_size=2, examples=examples)
-    covered = [i for b in r0.epoch_batches(0) + r1.epoch_batches(0) for i in b]
-    assert len(covered) == len(set(covered))
-    missing = set(range(n_examples)) - set(covered)
-    # the batch list is trimmed to a multiple of world_size: an odd one out is left out
-    if n_batches % 2 == 0:
-        assert not missing
-    else:
-        assert 0 < len(missing) <= 8
+def test_two_ranks_with_half_the_budget_split_the_single_process_batches():
+    single, r0, r1 = make_stream(), half_budget_stream(0), half_budget_stream(1)
+    for _ in range(single.batches_per_epoch() + 5):  # into the second epoch
+        whole, _ = single.next_batch()
+        (a, _), (b, _) = r0.next_batch(), r1.next_batch()
+        if b.is_filler:  # a one-sentence batch: rank 0 has it, rank 1 a copy that weighs nothing
+            assert a.indices == b.indices == whole.indices
+        else:
+            assert not set(a.indices) & set(b.indices)
+            assert sorted(a.indices + b.indices) == sorted(whole.indices)
+            assert b.norm_tokens == whole.n_tgt_tokens / 2
+        assert a.norm_tokens == whole.n_tgt_tokens / 2
 
 
-def test_two_ranks_split_the_single_process_batch_list():
-    single = make_stream().epoch_batches(0)
-    usable = len(single) - len(single) % 2
-    assert make_stream(rank=0, world_size=2).epoch_batches(0) == single[:usable][0::2]
-    assert make_stream(rank=1, world_size=2).epoch_batches(0) == single[:usable][1::2]
+def test_single_process_divides_the_loss_by_its_own_target_tokens():
+    batch, _ = make_stream().next_batch()
+    assert batch.norm_tokens == batch.n_tgt_tokens
 
 
-def test_fewer_batches_than_ranks_still_gives_every_rank_a_batch():
-    examples = random_examples(3, seed=5)
-    for rank in range(4):
-        stream = BatchStream(examples, batch_tokens=10_000, batch_size=100, seed=0, rank=rank, world_size=4)
-        assert stream.batches_per_epoch() == 1
+def test_a_rank_left_without_a_sentence_gets_a_filler_that_weighs_nothing():
+    examples = [([5] * 90, [6] * 90)]  # one sentence, two ranks
+    a, _ = BatchStream(examples, batch_tokens=10, batch_size=4, seed=0, rank=0, world_size=2).next_batch()
+    b, _ = BatchStream(examples, batch_tokens=10, batch_size=4, seed=0, rank=1, world_size=2).next_batch()
+    assert not a.is_filler and a.norm_tokens == 91 / 2
+    assert b.is_filler and b.indices == [0]
