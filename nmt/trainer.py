@@ -644,8 +644,12 @@ class Trainer:
         self.save_last()
         self.info(f"stopped at step {self.step}: {stop_reason}; best dev score {self.best_saved_score:.2f} "
                   f"in {self.run.best}")
+        end: dict[str, Any] = {"event": "end", "step": self.step, "reason": stop_reason}
+        if self.device.type == "cuda":
+            end["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20)
+            self.info(f"peak GPU memory (rank 0): {end['peak_gpu_mib']:,} MiB allocated by torch")
         if self.dist.is_main:
-            self.run.append_metrics({"event": "end", "step": self.step, "reason": stop_reason})
+            self.run.append_metrics(end)
 
 
 def _prepare_run_dir(cfg: Config, run: RunDir, resume: bool, overwrite: bool) -> None:

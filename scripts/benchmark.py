@@ -1,7 +1,7 @@
 """CPU speed benchmark of the nmt model: training throughput and decoding speed.
 
     python scripts/benchmark.py CONFIG [--steps N] [--warmup W] [--json OUT]
-                                       [--decode-sentences K] [--threads T]
+                                       [--decode-sentences K] [--threads T] [--precision P]
 
 What it does, with the config's settings throughout:
 
@@ -12,6 +12,8 @@ What it does, with the config's settings throughout:
 3. runs W warm-up then N timed training steps — forward, label-smoothed summed loss
    (`nmt.loss.translation_loss`), backward of loss / target tokens, gradient clipping, Adam step:
    `nmt.trainer.update`, the trainer's own step — all inside `nmt.cpu.flush_denormals()`;
+   with `--precision bf16`, the forward pass runs under CPU bf16 autocast (training and decoding),
+   to decide whether bf16 pays off on this CPU;
 4. decodes the first K sentences of `data.test` (default: all) in eval mode with greedy search
    and with beam search (beam 5), in `eval_batches` of `decode.batch_size`, timing each.
 
@@ -99,7 +101,9 @@ class TrainTiming:
         return self.tgt_tokens / self.sentences
 
 
-def time_training(model: Seq2Seq, stream: BatchStream, cfg: Config, steps: int, warmup: int) -> TrainTiming:
+def time_training(
+    model: Seq2Seq, stream: BatchStream, cfg: Config, steps: int, warmup: int, autocast: torch.dtype | None = None
+) -> TrainTiming:
     """W untimed then N timed training steps on the stream's batches (batching not timed)."""
     tc = cfg.train
     optimizer = torch.optim.Adam(
@@ -107,12 +111,12 @@ def time_training(model: Seq2Seq, stream: BatchStream, cfg: Config, steps: int, 
     )
     schedule = LRSchedule(tc)
     for step in range(1, warmup + 1):
-        update(model, optimizer, stream.next_batch()[0], schedule.lr(step), cfg.train)
+        update(model, optimizer, stream.next_batch()[0], schedule.lr(step), cfg.train, autocast)
     seconds, src_tokens, tgt_tokens, sentences = 0.0, 0, 0, 0
     for step in range(warmup + 1, warmup + steps + 1):
         batch = stream.next_batch()[0]
         t0 = time.perf_counter()
-        update(model, optimizer, batch, schedule.lr(step), cfg.train)
+        update(model, optimizer, batch, schedule.lr(step), cfg.train, autocast)
         seconds += time.perf_counter() - t0
         src_tokens += batch.n_src_tokens
         tgt_tokens += batch.n_tgt_tokens
@@ -187,10 +191,12 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
 
     n_test = len(test) if args.decode_sentences is None else min(args.decode_sentences, len(test))
     test_ids = src_tok.encode_batch(test.src[:n_test])
+    autocast = torch.bfloat16 if args.precision == "bf16" else None
     with flush_denormals():
-        timing = time_training(model, stream, cfg, args.steps, args.warmup)
-        greedy_s = time_decoding(model, test_ids, cfg, 1)
-        beam_s = time_decoding(model, test_ids, cfg, BEAM_SIZE)
+        timing = time_training(model, stream, cfg, args.steps, args.warmup, autocast)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast is not None):
+            greedy_s = time_decoding(model, test_ids, cfg, 1)
+            beam_s = time_decoding(model, test_ids, cfg, BEAM_SIZE)
 
     flops = 2 * 3 * forward_macs_per_tgt_token(cfg, len(tgt_tok), timing)
     tgt_per_s = timing.tgt_tokens / timing.seconds
@@ -198,6 +204,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         "config": str(args.config),
         "steps": args.steps,
         "device": "cpu",
+        "precision": args.precision,
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
         "params": params,
@@ -219,6 +226,7 @@ def print_table(r: dict[str, Any], warmup: int, n_decoded: int) -> None:
         ("config", r["config"]),
         ("torch", r["torch_version"]),
         ("threads", r["threads"]),
+        ("precision", r["precision"]),
         ("steps (warm-up)", f"{r['steps']} ({warmup})"),
         ("parameters", f"{r['params']:,}"),
         ("train tgt tokens/s", f"{r['train_tgt_tokens_per_s']:,.0f}"),
@@ -243,6 +251,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
     p.add_argument("--decode-sentences", type=int, help="decode the first K test sentences (default: all)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: train.threads, else torch's)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="fp32 (default) or bf16 autocast of the forward passes, to see if it pays off here")
     args = p.parse_args(argv)
     if args.steps < 1 or args.warmup < 0 or args.threads < 0:
         p.error("--steps must be >= 1, --warmup and --threads >= 0")

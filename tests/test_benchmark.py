@@ -24,7 +24,7 @@ FIXED_KEYS = {
     "torch_version",
     "threads",
 }
-SETTINGS_KEYS = {"config", "steps", "device"}
+SETTINGS_KEYS = {"config", "steps", "device", "precision"}
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess:

@@ -317,3 +317,22 @@ def test_a_moved_run_directory_resumes_with_its_new_run_dir(make_config, tmp_pat
     cfg["train"]["max_steps"] = 8
     train(cfg, resume=True)
     assert load_checkpoint(new / "checkpoints" / "last.pt")["trainer"]["step"] == 8
+
+
+def test_keep_checkpoints_keeps_the_weights_of_the_newest_validations_only(make_config):
+    run = train(make_config(train={"max_steps": 40, "validate_every": 10, "keep_checkpoints": 2}))
+    kept = sorted(p.name for p in (run / "checkpoints").glob("step_*.pt"))
+    assert kept == ["step_30.pt", "step_40.pt"]
+    assert load_checkpoint(run / "checkpoints" / "step_40.pt")["step"] == 40
+
+
+def test_mixed_precision_on_a_cpu_is_refused_in_one_line(make_config):
+    with pytest.raises(NmtError, match="'train.precision' is 'bf16', which needs a CUDA device"):
+        train(make_config(train={"device": "cpu", "precision": "bf16"}))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_a_gpu_where_there_is_none_is_refused_in_one_line(make_config, tmp_path):
+    with pytest.raises(NmtError, match="'train.device' is 'cuda' but torch sees no CUDA GPU"):
+        train(make_config(train={"device": "cuda"}))
+    assert not (tmp_path / "run").exists()
