@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py CONFIG [--steps N] [--warmup W] [--json OUT]
                                        [--decode-sentences K] [--threads T] [--precision P]
+                                       [--profile N] [--matmul]
 
 What it does, with the config's settings throughout:
 
@@ -14,6 +15,10 @@ What it does, with the config's settings throughout:
    `nmt.trainer.update`, the trainer's own step — all inside `nmt.cpu.flush_denormals()`;
    with `--precision bf16`, the forward pass runs under CPU bf16 autocast (training and decoding),
    to decide whether bf16 pays off on this CPU;
+   with `--profile N`, N more training steps run under torch.profiler and the top operators by
+   self CPU time are printed (where the time goes between the matmuls); with `--matmul`, what
+   torch.matmul alone reaches here (fp32 and bf16, on shapes like the model's) is printed, to
+   put `train_gflops_per_s` in proportion;
 4. decodes the first K sentences of `data.test` (default: all) in eval mode with greedy search
    and with beam search (beam 5), in `eval_batches` of `decode.batch_size`, timing each.
 
@@ -124,6 +129,35 @@ def time_training(
     return TrainTiming(steps, seconds, src_tokens, tgt_tokens, sentences)
 
 
+MATMUL_SHAPES = [(1024, 512, 8000), (64, 1536, 512), (2048, 2048, 2048)]  # M×K @ K×N
+
+
+def matmul_gflops(dtype: torch.dtype, repeats: int = 10) -> dict[str, float]:
+    """GFLOP/s of torch.matmul alone on shapes like the model's (output layer, GRU gates, square)."""
+    out = {}
+    for m, k, n in MATMUL_SHAPES:
+        a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
+        for _ in range(3):
+            a @ b
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        out[f"{m}x{k}x{n}"] = 2 * m * k * n * repeats / (time.perf_counter() - t0) / 1e9
+    return out
+
+
+def profile_training(model: Seq2Seq, stream: BatchStream, cfg: Config, steps: int,
+                     autocast: torch.dtype | None = None) -> str:
+    """The top operators by self CPU time over `steps` training steps."""
+    tc = cfg.train
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=tuple(tc.adam_betas))
+    batches = [stream.next_batch()[0] for _ in range(steps)]
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for batch in batches:
+            update(model, optimizer, batch, tc.lr, tc, autocast)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20)
+
+
 @torch.inference_mode()
 def time_decoding(model: Seq2Seq, src_ids: list[list[int]], cfg: Config, beam: int) -> float:
     """Seconds to decode `src_ids` (greedy when beam is 1, beam search otherwise)."""
@@ -197,6 +231,13 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast is not None):
             greedy_s = time_decoding(model, test_ids, cfg, 1)
             beam_s = time_decoding(model, test_ids, cfg, BEAM_SIZE)
+        if args.profile:
+            print(f"profile of {args.profile} training steps, top operators by self CPU time:")
+            print(profile_training(model, stream, cfg, args.profile, autocast))
+    if args.matmul:
+        for dtype in (torch.float32, torch.bfloat16):
+            rates = ", ".join(f"{shape} {rate:,.0f}" for shape, rate in matmul_gflops(dtype).items())
+            print(f"torch.matmul {str(dtype).removeprefix('torch.')} GFLOP/s ({torch.get_num_threads()} threads): {rates}")
 
     flops = 2 * 3 * forward_macs_per_tgt_token(cfg, len(tgt_tok), timing)
     tgt_per_s = timing.tgt_tokens / timing.seconds
@@ -251,11 +292,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
     p.add_argument("--decode-sentences", type=int, help="decode the first K test sentences (default: all)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: train.threads, else torch's)")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="also profile N training steps and print the top operators by self CPU time")
+    p.add_argument("--matmul", action="store_true",
+                   help="also print what torch.matmul alone reaches here (fp32 and bf16 GFLOP/s)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="fp32 (default) or bf16 autocast of the forward passes, to see if it pays off here")
     args = p.parse_args(argv)
-    if args.steps < 1 or args.warmup < 0 or args.threads < 0:
-        p.error("--steps must be >= 1, --warmup and --threads >= 0")
+    if args.steps < 1 or args.warmup < 0 or args.threads < 0 or args.profile < 0:
+        p.error("--steps must be >= 1, --warmup, --threads and --profile >= 0")
     if args.decode_sentences is not None and args.decode_sentences < 1:
         p.error("--decode-sentences must be >= 1")
     return args

@@ -110,3 +110,21 @@ def test_every_parameter_gets_a_gradient(batch):
     logits.logsumexp(-1).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert missing == []
+
+
+def test_fused_training_unroll_gives_the_step_by_step_outputs_and_gradients(batch):
+    model = tiny_model()
+    state = model.encode(batch.src, batch.src_lengths)
+    tgt_emb = model.tgt_embed(batch.tgt_in)
+    results = []
+    for unroll in (model.decoder._unroll, model.decoder._unroll_fused):
+        model.zero_grad()
+        outputs = unroll(tgt_emb, state)
+        sum(o.pow(2).sum() for o in outputs).backward(retain_graph=True)
+        results.append((outputs, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (ref_out, ref_grads), (out, grads) = results
+    for a, b in zip(ref_out, out):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert ref_grads.keys() == grads.keys()
+    for name in ref_grads:
+        torch.testing.assert_close(ref_grads[name], grads[name], atol=1e-5, rtol=1e-4, msg=name)

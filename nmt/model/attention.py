@@ -24,7 +24,16 @@ class BahdanauAttention(nn.Module):
         memory: torch.Tensor,  # (batch, src_len, key_size): the encoder states
         mask: torch.Tensor,  # (batch, src_len): True on real source tokens
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        scores = self.energy(torch.tanh(proj_keys + self.query_proj(query).unsqueeze(1)))
+        return self.attend(self.query_proj(query), proj_keys, memory, mask)
+
+    def attend(
+        self,
+        proj_query: torch.Tensor,  # (batch, attn): W_q s, already projected
+        proj_keys: torch.Tensor,  # (batch, src_len, attn)
+        memory: torch.Tensor,  # (batch, src_len, key_size)
+        mask: torch.Tensor,  # (batch, src_len)
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        scores = self.energy(torch.tanh(proj_keys + proj_query.unsqueeze(1)))
         scores = scores.squeeze(2).masked_fill(~mask, float("-inf"))  # (batch, src_len)
         weights = torch.softmax(scores, dim=-1)  # (batch, src_len), exactly 0 on padding
         context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # (batch, key_size)

@@ -8,7 +8,10 @@ At step t, with s_{t-1} the previous top-layer state and y_{t-1} the previous ta
     p(y_t)   = softmax(W_v o_t)                            W_v may be the target embedding table
 
 There is no input feeding (o_{t-1} is not fed back), so o_t for all steps is computed after the
-recurrence in one batched matrix multiply.
+recurrence in one batched matrix multiply. For training, a one-layer decoder also takes out of
+the loop whatever does not depend on the recurrence: the GRU's input gates from emb(y_{t-1}) for
+all steps at once, and inside the loop one matrix multiply of s_{t-1} with [W_q; W_hh] serves both
+the attention query and the GRU's hidden gates (`_unroll_fused`; `forward` says when it is used).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nmt.model.attention import BahdanauAttention
@@ -91,15 +95,48 @@ class Decoder(nn.Module):
         tgt_emb: (batch, tgt_len, emb), embeddings of BOS y_1 … y_{n}
         returns o: (batch, tgt_len, emb) and attention: (batch, tgt_len, src_len)
         """
+        if self.num_layers == 1:
+            states, contexts, attention = self._unroll_fused(tgt_emb, state)
+        else:
+            states, contexts, attention = self._unroll(tgt_emb, state)
+        o = self._output(states, contexts, tgt_emb)
+        return o, attention
+
+    def _unroll(self, tgt_emb: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, ...]:
+        """The recurrence step by step (`_recur`, as in search): s, c, a of every step."""
         states, contexts, attention = [], [], []
-        for t in range(tgt_emb.size(1)):
-            s, context, hidden, weights = self._recur(tgt_emb[:, t], state)
+        # unbind, not tgt_emb[:, t]: the backward of each slice would fill a whole zero tensor
+        for emb_t in tgt_emb.unbind(1):
+            s, context, hidden, weights = self._recur(emb_t, state)
             state = DecoderState(hidden, state.memory, state.proj_keys, state.mask)
             states.append(s)
             contexts.append(context)
             attention.append(weights)
-        o = self._output(torch.stack(states, 1), torch.stack(contexts, 1), tgt_emb)
-        return o, torch.stack(attention, 1)
+        return torch.stack(states, 1), torch.stack(contexts, 1), torch.stack(attention, 1)
+
+    def _unroll_fused(self, tgt_emb: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, ...]:
+        """The same recurrence for a one-layer GRU, with the work that does not depend on it
+        taken out of the loop; a test checks it equals `_unroll`. Gate order r, z, n as nn.GRU."""
+        rnn, att, emb_size, d = self.rnn, self.attention, tgt_emb.size(-1), self.hidden_size
+        w_emb, w_ctx = rnn.weight_ih_l0[:, :emb_size], rnn.weight_ih_l0[:, emb_size:]
+        gates_emb = F.linear(tgt_emb, w_emb, rnn.bias_ih_l0)  # (batch, tgt_len, 3*hidden), all steps
+        w_h = torch.cat([att.query_proj.weight, rnn.weight_hh_l0])  # (attn + 3*hidden, hidden)
+        b_h = F.pad(rnn.bias_hh_l0, (att.query_proj.weight.size(0), 0))  # no bias on the query
+        h = state.hidden[0]  # (batch, hidden)
+        states, contexts, attention = [], [], []
+        for gates_emb_t in gates_emb.unbind(1):  # (unbind: one backward for all steps, see _unroll)
+            query, gh = F.linear(h, w_h, b_h).split([w_h.size(0) - 3 * d, 3 * d], dim=-1)  # (batch, attn), (batch, 3*hidden)
+            context, weights = att.attend(query, state.proj_keys, state.memory, state.mask)
+            gi = gates_emb_t + F.linear(context, w_ctx)  # (batch, 3*hidden)
+            # chunk, not slices: a slice's backward fills a zero tensor of the whole size
+            (gi_r, gi_z, gi_n), (gh_r, gh_z, gh_n) = gi.chunk(3, dim=-1), gh.chunk(3, dim=-1)
+            r, z = torch.sigmoid(gi_r + gh_r), torch.sigmoid(gi_z + gh_z)
+            n = torch.tanh(gi_n + r * gh_n)
+            h = n + z * (h - n)  # = (1 - z) * n + z * h
+            states.append(h)
+            contexts.append(context)
+            attention.append(weights)
+        return torch.stack(states, 1), torch.stack(contexts, 1), torch.stack(attention, 1)
 
     def step(
         self, prev_emb: torch.Tensor, state: DecoderState
