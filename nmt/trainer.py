@@ -161,6 +161,13 @@ def train_tokenizers(cfg: Config, train: Corpus, where: str = "config") -> tuple
     )
 
 
+def make_optimizer(model: torch.nn.Module, tc: TrainConfig) -> torch.optim.Optimizer:
+    """Adam; the fused implementation (one kernel for all parameters, also on CPUs) costs a third
+    of the for-loop one's time, which was ~6% of a CPU training step."""
+    return torch.optim.Adam(model.parameters(), lr=tc.lr, betas=tuple(tc.adam_betas),
+                            weight_decay=tc.weight_decay, fused=True)
+
+
 def update(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -262,12 +269,7 @@ class Trainer:
             for report in apply_pretrained(self.model, cfg.model, self.src_tok, self.tgt_tok):
                 self.info(str(report))
         self.model.to(self.device)
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(),
-            lr=self.tc.lr,
-            betas=tuple(self.tc.adam_betas),
-            weight_decay=self.tc.weight_decay,
-        )
+        self.optimizer = make_optimizer(self.model, self.tc)
         self.schedule = LRSchedule(self.tc)
         self.stream = BatchStream(self.train_examples, self.tc.batch_tokens, self.tc.batch_size, self.tc.seed,
                                   self.dist.rank, self.dist.world_size)
@@ -736,4 +738,4 @@ def _train(cfg: Config, where: str, dist: Dist, device: torch.device, resume: bo
     return run.path
 
 
-__all__ = ["train", "Trainer", "LRSchedule", "encode_pairs", "RESUME_SAFE_KEYS"]
+__all__ = ["train", "Trainer", "LRSchedule", "encode_pairs", "make_optimizer", "update", "RESUME_SAFE_KEYS"]

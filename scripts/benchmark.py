@@ -74,7 +74,7 @@ from nmt.errors import NmtError
 from nmt.model import Seq2Seq
 from nmt.rundir import build_model
 from nmt.search import beam_search, greedy_search
-from nmt.trainer import LRSchedule, encode_pairs, train_tokenizers, update
+from nmt.trainer import LRSchedule, encode_pairs, make_optimizer, train_tokenizers, update
 
 BEAM_SIZE = 5
 
@@ -111,9 +111,7 @@ def time_training(
 ) -> TrainTiming:
     """W untimed then N timed training steps on the stream's batches (batching not timed)."""
     tc = cfg.train
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=tc.lr, betas=tuple(tc.adam_betas), weight_decay=tc.weight_decay
-    )
+    optimizer = make_optimizer(model, tc)
     schedule = LRSchedule(tc)
     for step in range(1, warmup + 1):
         update(model, optimizer, stream.next_batch()[0], schedule.lr(step), cfg.train, autocast)
@@ -150,7 +148,7 @@ def profile_training(model: Seq2Seq, stream: BatchStream, cfg: Config, steps: in
                      autocast: torch.dtype | None = None) -> str:
     """The top operators by self CPU time over `steps` training steps."""
     tc = cfg.train
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=tuple(tc.adam_betas))
+    optimizer = make_optimizer(model, tc)
     batches = [stream.next_batch()[0] for _ in range(steps)]
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         for batch in batches:
