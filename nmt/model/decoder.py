@@ -11,12 +11,14 @@ There is no input feeding (o_{t-1} is not fed back), so o_t for all steps is com
 recurrence in one batched matrix multiply. For training, a one-layer decoder also takes out of
 the loop whatever does not depend on the recurrence: the GRU's input gates from emb(y_{t-1}) for
 all steps at once, and inside the loop one matrix multiply of s_{t-1} with [W_q; W_hh] serves both
-the attention query and the GRU's hidden gates (`_unroll_fused`; `forward` says when it is used).
+the attention query and the GRU's hidden gates; the weight gradients of the loop's matmuls are
+computed once for all steps (`_unroll_fused`; `forward` says when it is used).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +43,23 @@ class DecoderState:
             self.proj_keys.index_select(0, index),
             self.mask.index_select(0, index),
         )
+
+
+class _WeightGradOnce(torch.autograd.Function):
+    """Zeros (batch, steps, out) to add to x_t @ Wᵀ computed with a detached W at each step t of a
+    loop: their backward gives W the gradient of all steps in one matmul, Σ_t g_tᵀ x_t, instead
+    of one small matmul and one accumulation per step. `inputs` (the x_t, detached) is a list the
+    loop fills during the forward pass; backward runs after it, so it is complete by then."""
+
+    @staticmethod
+    def forward(ctx: Any, weight: torch.Tensor, inputs: list[torch.Tensor], steps: torch.Size) -> torch.Tensor:
+        ctx.inputs = inputs
+        return weight.new_zeros(*steps, weight.size(0))
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        x = torch.stack(ctx.inputs, 1)  # (batch, steps, in)
+        return grad.flatten(0, 1).t() @ x.flatten(0, 1), None, None  # (out, in)
 
 
 class Decoder(nn.Module):
@@ -123,11 +142,23 @@ class Decoder(nn.Module):
         w_h = torch.cat([att.query_proj.weight, rnn.weight_hh_l0])  # (attn + 3*hidden, hidden)
         b_h = F.pad(rnn.bias_hh_l0, (att.query_proj.weight.size(0), 0))  # no bias on the query
         h = state.hidden[0]  # (batch, hidden)
+        # the two matmuls inside the loop use detached weights; their weight gradients come in
+        # one matmul over all steps each, from the zeros added below (see _WeightGradOnce)
+        h_inputs: list[torch.Tensor] = []  # s_{t-1} of every step, filled by the loop
+        ctx_inputs: list[torch.Tensor] = []  # c_t of every step
+        steps = tgt_emb.shape[:2]
+        zeros_h = _WeightGradOnce.apply(w_h, h_inputs, steps)  # (batch, tgt_len, attn + 3*hidden)
+        zeros_ctx = _WeightGradOnce.apply(w_ctx, ctx_inputs, steps)  # (batch, tgt_len, 3*hidden)
+        w_h_fixed, w_ctx_fixed = w_h.detach(), w_ctx.detach()
         states, contexts, attention = [], [], []
-        for gates_emb_t in gates_emb.unbind(1):  # (unbind: one backward for all steps, see _unroll)
-            query, gh = F.linear(h, w_h, b_h).split([w_h.size(0) - 3 * d, 3 * d], dim=-1)  # (batch, attn), (batch, 3*hidden)
+        # unbind: one backward for all steps, see _unroll
+        for gates_emb_t, zero_h, zero_ctx in zip(gates_emb.unbind(1), zeros_h.unbind(1), zeros_ctx.unbind(1)):
+            h_inputs.append(h.detach())
+            hw = F.linear(h, w_h_fixed, b_h) + zero_h  # (batch, attn + 3*hidden)
+            query, gh = hw.split([w_h.size(0) - 3 * d, 3 * d], dim=-1)  # (batch, attn), (batch, 3*hidden)
             context, weights = att.attend(query, state.proj_keys, state.memory, state.mask)
-            gi = gates_emb_t + F.linear(context, w_ctx)  # (batch, 3*hidden)
+            ctx_inputs.append(context.detach())
+            gi = gates_emb_t + F.linear(context, w_ctx_fixed) + zero_ctx  # (batch, 3*hidden)
             # chunk, not slices: a slice's backward fills a zero tensor of the whole size
             (gi_r, gi_z, gi_n), (gh_r, gh_z, gh_n) = gi.chunk(3, dim=-1), gh.chunk(3, dim=-1)
             r, z = torch.sigmoid(gi_r + gh_r), torch.sigmoid(gi_z + gh_z)
