@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_SENTENCES := "the old king eats a red apple .\nmy sisters do not see the small cats .\nthe queen is happy ."
 
-.PHONY: venv demo test data clean
+.PHONY: venv toy demo test data clean
 
 venv: $(VENV)/.installed
 
@@ -15,12 +15,17 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $@
 
-demo: venv
+# the toy corpus is generated (deterministic, about a second), not committed
+toy: data/toy/train.en
+data/toy/train.en: scripts/make_toy_data.py | venv
+	$(BIN)/python scripts/make_toy_data.py --out data/toy
+
+demo: venv toy
 	$(BIN)/nmt train configs/toy.yaml --overwrite
 	$(BIN)/nmt evaluate runs/toy --src data/toy/test.en --ref data/toy/test.fr --beam 5
 	printf $(DEMO_SENTENCES) | $(BIN)/nmt translate runs/toy --beam 5 | paste <(printf $(DEMO_SENTENCES)) - | sed 's/\t/  =>  /'
 
-test: venv
+test: venv toy
 	$(BIN)/python -m pytest -q
 
 data: venv
