@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from tqdm import tqdm
@@ -168,6 +168,11 @@ def make_optimizer(model: torch.nn.Module, tc: TrainConfig) -> torch.optim.Optim
                             weight_decay=tc.weight_decay, fused=True)
 
 
+class UpdateResult(NamedTuple):
+    loss: torch.Tensor  # the summed loss of the batch (a 0-dim tensor)
+    applied: bool  # False: a non-finite loss or gradient, so the weights were left as they were
+
+
 def update(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -176,11 +181,11 @@ def update(
     tc: TrainConfig,
     autocast_dtype: torch.dtype | None = None,
     scaler: torch.amp.GradScaler | None = None,
-) -> torch.Tensor:
+) -> UpdateResult:
     """One training update: teacher-forced forward (under autocast when `autocast_dtype` is set),
     label-smoothed loss, backward of the loss / `batch.norm_tokens` (per target token; under DDP
-    per token of the global batch), clipping, optimiser step. Returns the summed loss. When the
-    loss or the gradient is not finite no update is made (the caller decides what to say); with
+    per token of the global batch), clipping, optimiser step. When the loss or the gradient is
+    not finite no update is made, and `applied` says so (the caller counts and reports it); with
     fp16's `scaler`, the scaler skips such steps itself and lowers its scale."""
     model.train()
     for group in optimizer.param_groups:
@@ -195,16 +200,19 @@ def update(
     (scaler.scale(scaled) if scaler is not None else scaled).backward()
     if scaler is not None:
         scaler.unscale_(optimizer)
-    finite = bool(torch.isfinite(loss))
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
     if tc.clip_grad_norm > 0:
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad_norm)
-        finite = finite and bool(torch.isfinite(grad_norm))  # equal on all ranks after the all-reduce
+    else:
+        grad_norm = torch.nn.utils.get_total_norm(grads)
+    # the gradients are all-reduced by now, so every rank takes the same decision
+    applied = bool(torch.isfinite(loss)) and bool(torch.isfinite(grad_norm))
     if scaler is not None:
-        scaler.step(optimizer)
+        scaler.step(optimizer)  # skips the step itself on a non-finite gradient
         scaler.update()
-    elif finite:
+    elif applied:
         optimizer.step()
-    return loss
+    return UpdateResult(loss, applied)
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
@@ -456,9 +464,9 @@ class Trainer:
     def train_step(self, batch: Batch) -> tuple[float, int]:
         """One update on this rank's shard; returns its summed loss and target tokens."""
         batch = batch.to(self.device)
-        loss = update(self.train_model, self.optimizer, batch, self.schedule.lr(self.step + 1), self.tc,
-                      self.autocast_dtype, self.scaler)
-        value = loss.item()
+        result = update(self.train_model, self.optimizer, batch, self.schedule.lr(self.step + 1), self.tc,
+                        self.autocast_dtype, self.scaler)
+        value = result.loss.item()
         (bad,) = self.dist.any(not math.isfinite(value))  # stop together, whichever rank saw it
         if bad:
             kept = (f"the last good checkpoint {self.run.last} is kept" if self.run.last.is_file()
@@ -698,9 +706,6 @@ def train(
         require_tensorboard()  # before the run directory is touched
     dist = Dist.from_env()  # several processes when started by torchrun
     device = resolve_device(cfg.train.device, dist.local_rank, where)
-    if cfg.train.precision != "fp32" and device.type != "cuda":
-        raise NmtError(f"{where}: key 'train.precision' is {cfg.train.precision!r}, which needs a CUDA device "
-                       f"(train.device is {cfg.train.device!r}, which is the CPU here); use fp32")
     dist.init(device)
     try:
         return _train(cfg, where, dist, device, resume, overwrite)
@@ -738,4 +743,4 @@ def _train(cfg: Config, where: str, dist: Dist, device: torch.device, resume: bo
     return run.path
 
 
-__all__ = ["train", "Trainer", "LRSchedule", "encode_pairs", "make_optimizer", "update", "RESUME_SAFE_KEYS"]
+__all__ = ["train", "Trainer", "LRSchedule", "encode_pairs", "make_optimizer", "update", "UpdateResult", "RESUME_SAFE_KEYS"]

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import copy
 import itertools
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+
+from helpers import ENV, ROOT
 
 SUBJECTS = [
     ("the cat", "le chat"),
@@ -119,3 +123,23 @@ def trained_run_config(trained_run: Path) -> dict[str, Any]:
     import yaml
 
     return copy.deepcopy(yaml.safe_load((trained_run / "config.yaml").read_text(encoding="utf-8")))
+
+
+@pytest.fixture
+def start():
+    """start(*ARGS, log=PATH): `python -m nmt ARGS` in the background, stdout and stderr into
+    `log` (no pipe to fill); whatever still runs at the end of the test is killed."""
+    procs: list[subprocess.Popen] = []
+
+    def start(*args: str, log: Path) -> subprocess.Popen:
+        with log.open("wb") as f:
+            proc = subprocess.Popen([sys.executable, "-m", "nmt", *args], stdout=f, stderr=subprocess.STDOUT,
+                                    cwd=ROOT, env=ENV)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()  # SIGKILL also ends a stopped process
+            proc.wait()

@@ -8,129 +8,24 @@ CLI cannot cause (a full disk) patch the OS calls in-process.
 from __future__ import annotations
 
 import errno
-import hashlib
-import json
 import os
 import random
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from conftest import DEV_PAIRS, PAIRS, tiny_config_dict, write_lines, write_parallel
+from helpers import (assert_error, error_line, kill, last_step, nmt, snapshot, tmp_files, train_events, wait_for_step,
+                     write_yaml)
 from nmt.checkpoint import load_checkpoint, save_checkpoint
 from nmt.errors import NmtError
 from nmt.rundir import RunDir
 from nmt.trainer import train
-
-ROOT = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def nmt(*args: str, input: str | bytes | None = None, cwd: Path | None = None, timeout: int = 120):
-    return subprocess.run(
-        [sys.executable, "-m", "nmt", *args],
-        input=input.encode("utf-8") if isinstance(input, str) else input,
-        capture_output=True, cwd=cwd or ROOT, env=ENV, timeout=timeout,
-    )
-
-
-@pytest.fixture
-def start():
-    """start(*ARGS, log=PATH): `python -m nmt ARGS` in the background, stdout and stderr into
-    `log` (no pipe to fill); whatever still runs at the end of the test is killed."""
-    procs: list[subprocess.Popen] = []
-
-    def start(*args: str, log: Path) -> subprocess.Popen:
-        with log.open("wb") as f:
-            proc = subprocess.Popen([sys.executable, "-m", "nmt", *args], stdout=f, stderr=subprocess.STDOUT,
-                                    cwd=ROOT, env=ENV)
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()  # SIGKILL also ends a stopped process
-            proc.wait()
-
-
-def error_line(returncode: int, stderr: str, *fragments: str, only_line: bool = True) -> str:
-    """Exit code 2, no traceback, one "nmt …: error: …" line (the last one; log lines of a training
-    that had started may come before it, unless `only_line`), holding every fragment."""
-    assert returncode == 2, stderr
-    assert "Traceback" not in stderr, stderr
-    lines = stderr.strip().splitlines()
-    if only_line:
-        assert len(lines) == 1, stderr
-    assert [line for line in lines if ": error: " in line] == [lines[-1]], stderr
-    assert re.match(r"nmt \w+: error: ", lines[-1]), stderr
-    for fragment in fragments:
-        assert fragment in lines[-1], (fragment, lines[-1])
-    print(f"exit {returncode}: {lines[-1]}")
-    return lines[-1]
-
-
-def assert_error(proc, *fragments: str, only_line: bool = True) -> str:
-    return error_line(proc.returncode, proc.stderr.decode("utf-8"), *fragments, only_line=only_line)
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, str]]:
-    """Every file under `folder` (hidden ones too): modification time and sha256 of the bytes."""
-    return {
-        str(p.relative_to(folder)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
-        for p in sorted(folder.rglob("*")) if p.is_file()
-    }
-
-
-def write_yaml(path: Path, cfg: dict) -> Path:
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def train_events(run: Path) -> list[dict]:
-    events = []
-    if (run / "metrics.jsonl").is_file():
-        for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:  # a line being written
-                pass
-    return [e for e in events if e["event"] == "train"]
-
-
-def wait_for_step(run: Path, step: int, proc: subprocess.Popen, since: int = 0, timeout: float = 60) -> None:
-    """Poll metrics.jsonl until this session (events after the first `since`) logs a training step
-    >= `step` (log_every=1)."""
-    deadline = time.time() + timeout
-    while not any(e["step"] >= step for e in train_events(run)[since:]):
-        assert proc.poll() is None, f"training ended (exit {proc.returncode}) before step {step}"
-        assert time.time() < deadline, f"no step {step} within {timeout}s"
-        time.sleep(0.002)
-
-
-def kill(proc: subprocess.Popen) -> None:
-    os.kill(proc.pid, signal.SIGKILL)
-    assert proc.wait(timeout=30) == -signal.SIGKILL
-
-
-def tmp_files(run: Path) -> list[str]:
-    return sorted(p.name for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp"))
-
-
-def last_step(run: Path) -> int:
-    """last.pt must load after any kill; its step."""
-    return load_checkpoint(RunDir(run).checkpoint_path("last"))["trainer"]["step"]
 
 
 @pytest.fixture

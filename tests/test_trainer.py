@@ -326,9 +326,13 @@ def test_keep_checkpoints_keeps_the_weights_of_the_newest_validations_only(make_
     assert load_checkpoint(run / "checkpoints" / "step_40.pt")["step"] == 40
 
 
-def test_mixed_precision_on_a_cpu_is_refused_in_one_line(make_config):
-    with pytest.raises(NmtError, match="'train.precision' is 'bf16', which needs a CUDA device"):
-        train(make_config(train={"device": "cpu", "precision": "bf16"}))
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_on_a_cpu(make_config, precision):
+    """CPU autocast mixes dtypes as CUDA's does (and fp16 takes the gradient scaler)."""
+    run = train(make_config(train={"device": "cpu", "precision": precision, "max_steps": 4, "validate_every": 4}))
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert last["trainer"]["step"] == 4
+    assert (last["trainer"]["scaler"] is not None) == (precision == "fp16")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

@@ -53,13 +53,18 @@ class _WeightGradOnce(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, weight: torch.Tensor, inputs: list[torch.Tensor], steps: torch.Size) -> torch.Tensor:
-        ctx.inputs = inputs
-        return weight.new_zeros(*steps, weight.size(0))
+        ctx.inputs, ctx.weight_dtype = inputs, weight.dtype
+        # under autocast the loop's matmuls give the autocast dtype (bf16/fp16): the zeros match it,
+        # so adding them changes no dtype, and their gradient arrives in that dtype
+        device = weight.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
+        return weight.new_zeros(*steps, weight.size(0), dtype=dtype)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        x = torch.stack(ctx.inputs, 1)  # (batch, steps, in)
-        return grad.flatten(0, 1).t() @ x.flatten(0, 1), None, None  # (out, in)
+        x = torch.stack(ctx.inputs, 1).to(grad.dtype)  # (batch, steps, in)
+        # as autocast's own matmul backward: the product in the low dtype, the gradient in W's dtype
+        return (grad.flatten(0, 1).t() @ x.flatten(0, 1)).to(ctx.weight_dtype), None, None  # (out, in)
 
 
 class Decoder(nn.Module):
