@@ -29,7 +29,8 @@ def read_lines(path: str | Path, strip: bool = True) -> list[str]:
     return split_lines(read_text(path), strip)
 
 
-def _corpus_paths(spec: str, cfg: DataConfig) -> list[Path]:
+def corpus_paths(spec: str, cfg: DataConfig) -> list[Path]:
+    """The files of a split: <prefix>.<src_lang> and <prefix>.<tgt_lang>, or the one .tsv file."""
     if cfg.format == "tsv":
         return [Path(spec)]
     return [Path(f"{spec}.{cfg.src_lang}"), Path(f"{spec}.{cfg.tgt_lang}")]
@@ -38,7 +39,7 @@ def _corpus_paths(spec: str, cfg: DataConfig) -> list[Path]:
 def load_corpus(spec: str, cfg: DataConfig, name: str) -> Corpus:
     """Load the split `spec` (a prefix, or a .tsv path) in the configured direction."""
     if cfg.format == "tsv":
-        (path,) = _corpus_paths(spec, cfg)
+        (path,) = corpus_paths(spec, cfg)
         src_col = cfg.tsv_columns.index(cfg.src_lang)
         tgt_col = cfg.tsv_columns.index(cfg.tgt_lang)
         src, tgt = [], []
@@ -56,7 +57,7 @@ def load_corpus(spec: str, cfg: DataConfig, name: str) -> Corpus:
             src.append(cols[src_col].strip())
             tgt.append(cols[tgt_col].strip())
     else:
-        src_path, tgt_path = _corpus_paths(spec, cfg)
+        src_path, tgt_path = corpus_paths(spec, cfg)
         src, tgt = read_lines(src_path), read_lines(tgt_path)
         if len(src) != len(tgt):
             raise NmtError(
@@ -65,7 +66,7 @@ def load_corpus(spec: str, cfg: DataConfig, name: str) -> Corpus:
             )
     keep = [i for i in range(len(src)) if src[i] and tgt[i]]
     if not keep:
-        where = " and ".join(str(p) for p in _corpus_paths(spec, cfg))
+        where = " and ".join(str(p) for p in corpus_paths(spec, cfg))
         raise NmtError(f"{where}: the {name} corpus has no sentence pairs")
     return Corpus(
         src=[src[i] for i in keep],

@@ -18,7 +18,12 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +36,51 @@ from nmt.model import Seq2Seq
 from nmt.tokenizer import Tokenizer
 
 
+# Everything nmt writes into a run directory, as paths relative to it (`*` stays within one
+# folder). `--overwrite` replaces a folder only when each of its files is one of these: anything
+# else may be the user's. Keep it in step with the properties below.
+RUN_FILES = (
+    "config.yaml",
+    "tokenizer/src.model",
+    "tokenizer/tgt.model",
+    "checkpoints/last.pt",
+    "checkpoints/best.pt",
+    "checkpoints/averaged.pt",
+    "checkpoints/step_*.pt",
+    "embeddings_init.pt",
+    "token_counts.pt",
+    "metrics.jsonl",
+    "train.log",
+    "curves.png",
+    "tensorboard/events.out.tfevents.*",
+    "hyps/*.hyp",  # nmt evaluate's default output
+)
+RUN_FOLDERS = {str(Path(p).parent) for p in RUN_FILES} - {"."}
+TEMP_FILE = ".*.tmp"  # a temporary file of an atomic save, left by a kill, in any folder above
+
+
+def _is_run_file(rel: Path) -> bool:
+    name, folder = rel.name, str(rel.parent)
+    if fnmatch.fnmatchcase(name, TEMP_FILE) and (folder == "." or folder in RUN_FOLDERS):
+        return True
+    return any(str(Path(p).parent) == folder and fnmatch.fnmatchcase(name, Path(p).name) for p in RUN_FILES)
+
+
 class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+
+    def foreign_files(self) -> Iterator[Path]:
+        """Files and folders under the run directory that nmt does not write (links included)."""
+        for top, dirs, files in os.walk(self.path):
+            rel_top = Path(top).relative_to(self.path)
+            for d in sorted(dirs):
+                if os.path.islink(Path(top) / d) or str(rel_top / d) not in RUN_FOLDERS:
+                    yield Path(top) / d
+            dirs[:] = [d for d in sorted(dirs) if str(rel_top / d) in RUN_FOLDERS]
+            for f in sorted(files):
+                if os.path.islink(Path(top) / f) or not _is_run_file(rel_top / f):
+                    yield Path(top) / f
 
     config = property(lambda self: self.path / "config.yaml")
     tokenizer_dir = property(lambda self: self.path / "tokenizer")
@@ -91,6 +138,79 @@ class RunDir:
     def append_metrics(self, record: dict[str, Any]) -> None:
         with self.metrics.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+
+
+@dataclass
+class NewRun:
+    """A run directory being started, and how to undo the start: `failed()` removes what the
+    start wrote and puts a replaced run back; `started()` deletes the replaced run for good."""
+
+    path: Path
+    created: bool  # nmt made the folder (else it was there, empty)
+    aside: Path | None = None  # the run that --overwrite replaces, kept until the new one has started
+
+    def started(self) -> None:
+        if self.aside is not None:
+            shutil.rmtree(self.aside)
+            self.aside = None
+
+    def failed(self) -> None:
+        if self.created:
+            shutil.rmtree(self.path, ignore_errors=True)
+        else:  # the user's empty folder: empty it again
+            for child in self.path.iterdir():
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        if self.aside is not None:
+            os.replace(self.aside, self.path)
+            self.aside = None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def start_run_dir(run: RunDir, overwrite: bool, keep: Iterable[Path] = ()) -> NewRun:
+    """Make `run` ready for a new run: create it, use it if it is an empty folder, or (with
+    `overwrite`) replace a run directory that nmt made. Never replaced: a folder holding a file nmt
+    does not write, the working directory or a folder above it, the home directory, or a folder
+    holding one of the files in `keep` (the config, the corpora). The old run is moved aside and
+    deleted only by `started()`, so a start that fails leaves it as it was."""
+    path = run.path
+    if path.exists() and not path.is_dir():
+        raise NmtError(f"{path}: run.dir exists and is not a directory")
+    if not path.exists():
+        path.mkdir(parents=True)
+        return NewRun(path, created=True)
+    if not any(path.iterdir()):
+        return NewRun(path, created=False)
+    if not overwrite:
+        raise NmtError(f"{path}: run directory exists; use --resume to continue it, --overwrite to "
+                       "replace it, or set run.dir elsewhere")
+    real = path.resolve()
+    refuse = f"{path}: --overwrite refuses to replace"
+    if _inside(Path.cwd().resolve(), real):
+        where = "the working directory" if Path.cwd().resolve() == real else "a folder above the working directory"
+        raise NmtError(f"{refuse} {where}; set run.dir to a folder of its own, e.g. runs/NAME")
+    if _inside(Path.home().resolve(), real):
+        raise NmtError(f"{refuse} the home directory or a folder above it; set run.dir to a folder of its own")
+    for kept in keep:
+        if _inside(kept.resolve(), real):
+            raise NmtError(f"{refuse} a folder that holds {kept}, which this run reads; set run.dir elsewhere")
+    foreign = next(run.foreign_files(), None)
+    if not run.config.is_file():
+        example = foreign or min(path.iterdir())
+        raise NmtError(f"{refuse} a folder that nmt did not make (no config.yaml); it would delete "
+                       f"{example}. Set run.dir elsewhere")
+    if foreign is not None:
+        raise NmtError(f"{refuse} it: {foreign} is not a file nmt writes, and replacing the run would "
+                       "delete it; move it out of the run directory, or set run.dir elsewhere")
+    aside = real.with_name(f".{real.name}.replaced")
+    if aside.exists():
+        raise NmtError(f"{aside}: holds the run that an interrupted --overwrite of {path} was replacing; "
+                       "move it back or delete it, then try again")
+    os.replace(real, aside)
+    path.mkdir(parents=True)
+    return NewRun(path, created=True, aside=aside)
 
 
 def build_model(cfg: Config, src_vocab: int, tgt_vocab: int) -> Seq2Seq:

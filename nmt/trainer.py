@@ -12,7 +12,6 @@ import json
 import math
 import os
 import random
-import shutil
 import signal
 import sys
 import time
@@ -27,14 +26,14 @@ from nmt.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from nmt.cpu import flush_denormals
 from nmt.distributed import Dist, resolve_device
 from nmt.config import Config, TrainConfig, load_config, save_config
-from nmt.corpus import Corpus, load_corpus
+from nmt.corpus import Corpus, corpus_paths, load_corpus
 from nmt.embedding_lab import drift_summary
 from nmt.errors import NmtError
 from nmt.evaluate import score
 from nmt.loss import translation_loss
 from nmt.model import Seq2Seq
 from nmt.pretrained import apply_pretrained
-from nmt.rundir import RunDir, build_model, count_tokens, snapshot_embeddings
+from nmt.rundir import NewRun, RunDir, build_model, count_tokens, snapshot_embeddings, start_run_dir
 from nmt.search import greedy_search
 from nmt.tensorboard import TensorBoardLog, require_tensorboard
 from nmt.tokenizer import Tokenizer, train_tokenizer
@@ -662,7 +661,9 @@ class Trainer:
             self.run.append_metrics(end)
 
 
-def _prepare_run_dir(cfg: Config, run: RunDir, resume: bool, overwrite: bool) -> None:
+def _prepare_run_dir(cfg: Config, run: RunDir, resume: bool, overwrite: bool,
+                     config_path: Path | None) -> NewRun | None:
+    """Check a run to resume, or start a new run directory (None when resuming)."""
     if resume:
         run.require()
         if not run.last.is_file():
@@ -677,18 +678,18 @@ def _prepare_run_dir(cfg: Config, run: RunDir, resume: bool, overwrite: bool) ->
                 f"{run.config}: the config differs from the run's on keys that cannot change on resume: "
                 f"{diff} (safe to change: {', '.join(sorted(RESUME_SAFE_KEYS))})"
             )
-        return  # config.yaml gets the new safe values once the trainer is built (see train())
-    if run.path.exists() and not run.path.is_dir():
-        raise NmtError(f"{run.path}: run.dir exists and is not a directory")
-    if run.path.exists() and any(run.path.iterdir()):
-        if not overwrite:
-            raise NmtError(
-                f"{run.path}: run directory exists; use --resume to continue it, --overwrite to "
-                "replace it, or set run.dir elsewhere"
-            )
-        shutil.rmtree(run.path)
-    run.checkpoints.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run.config)
+        return None  # config.yaml gets the new safe values once the trainer is built (see train())
+    d, e = cfg.data, cfg.model.embeddings
+    reads = [p for spec in (d.train, d.dev, d.test) if spec for p in corpus_paths(spec, d)]
+    reads += [Path(f) for f in (e.pretrained_src, e.pretrained_tgt, config_path) if f]
+    new_run = start_run_dir(run, overwrite, keep=reads)
+    try:
+        run.checkpoints.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run.config)
+    except BaseException:
+        new_run.failed()
+        raise
+    return new_run
 
 
 def train(
@@ -715,14 +716,17 @@ def train(
 
 def _train(cfg: Config, where: str, dist: Dist, device: torch.device, resume: bool, overwrite: bool) -> Path:
     run = RunDir(cfg.run.dir)
-    dist.on_main(lambda: _prepare_run_dir(cfg, run, resume, overwrite))
+    config_path = None if where == "config" else Path(where)
+    new_run = dist.on_main(lambda: _prepare_run_dir(cfg, run, resume, overwrite, config_path))
     with flush_denormals():
         try:
             trainer = Trainer(cfg, run, resume, where, dist, device)
         except BaseException:
-            if not resume and dist.is_main:  # nothing was trained: leave no half-made run directory behind
-                shutil.rmtree(run.path, ignore_errors=True)
+            if new_run is not None and dist.is_main:  # nothing was trained: undo the start
+                new_run.failed()
             raise
+        if new_run is not None and dist.is_main:
+            new_run.started()  # the run this one replaces (--overwrite) can go now
         if resume and dist.is_main:  # the new safe values (e.g. max_steps); a rename, so a kill cannot tear it
             tmp = run.path / ".config.yaml.tmp"
             save_config(cfg, tmp)

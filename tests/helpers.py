@@ -23,11 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
 
 
-def nmt(*args: str, input: str | bytes | None = None, cwd: Path | None = None, timeout: int = 120):
+def nmt(*args: str, input: str | bytes | None = None, cwd: Path | None = None, timeout: int = 120,
+        env: dict[str, str] | None = None):
+    """`python -m nmt ARGS` as a user runs it (in `cwd`, with `env` added to the environment)."""
     return subprocess.run(
         [sys.executable, "-m", "nmt", *args],
         input=input.encode("utf-8") if isinstance(input, str) else input,
-        capture_output=True, cwd=cwd or ROOT, env=ENV, timeout=timeout,
+        capture_output=True, cwd=cwd or ROOT, env={**ENV, **(env or {})}, timeout=timeout,
     )
 
 

@@ -191,13 +191,11 @@ def test_run_dir_that_is_a_file_is_an_nmt_error(make_config):
 
 
 def test_overwrite_replaces_an_existing_run_dir(make_config):
-    cfg = make_config(train={"max_steps": 2, "validate_every": 2})
-    run = Path(cfg["run"]["dir"])
-    run.mkdir()
-    (run / "old.txt").write_text("old", encoding="utf-8")
-    train(cfg, overwrite=True)
-    assert not (run / "old.txt").exists()
-    assert (run / "checkpoints" / "last.pt").is_file()
+    run = train(make_config(train={"max_steps": 4, "validate_every": 2, "keep_checkpoints": 2}))
+    train(make_config(train={"max_steps": 2, "validate_every": 2}), overwrite=True)
+    assert not (run / "checkpoints" / "step_4.pt").exists()
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["trainer"]["step"] == 2
+    assert [r["step"] for r in read_metrics(run) if r["event"] == "end"] == [2]
 
 
 def test_failed_start_leaves_no_run_dir_behind(make_config):
