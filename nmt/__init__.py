@@ -15,6 +15,10 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     # Import the heavy parts (torch, sentencepiece) only when they are used.
+    if name in ("Translator", "train"):
+        from nmt.torch_version import require_torch
+
+        require_torch()  # an older torch: one line saying so, before a puzzling error deep in it
     if name == "Translator":
         from nmt.translate import Translator
 

@@ -408,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "translate": cmd_translate,
                 "plot": cmd_plot, "average": cmd_average, "embeddings": cmd_embeddings}
     try:
+        from nmt.torch_version import require_torch
+
+        require_torch()
         return handlers[args.command](args)
     except NmtError as e:
         if args.debug:
