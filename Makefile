@@ -1,11 +1,14 @@
 # The whole set-up is two commands: `make demo` and `make test`.
+# `make report` re-measures the README's demo figures into docs/report/demo.json (scripts/report.py;
+# REPORT_ARGS="--set train.max_steps=50" for a quick check, which the JSON then marks as not the demo).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEMO_SENTENCES := "the old king eats a red apple .\nmy sisters do not see the small cats .\nthe queen is happy ."
+# the sample sentences of make demo and make report, one a line
+DEMO_SENTENCES := configs/toy_demo_sentences.txt
 
-.PHONY: venv toy demo test data clean
+.PHONY: venv toy demo report test data clean
 
 venv: $(VENV)/.installed
 
@@ -23,7 +26,11 @@ data/toy/train.en: scripts/make_toy_data.py | venv
 demo: venv toy
 	$(BIN)/nmt train configs/toy.yaml --overwrite
 	$(BIN)/nmt evaluate runs/toy --src data/toy/test.en --ref data/toy/test.fr --beam 5
-	printf $(DEMO_SENTENCES) | $(BIN)/nmt translate runs/toy --beam 5 | paste <(printf $(DEMO_SENTENCES)) - | sed 's/\t/  =>  /'
+	$(BIN)/nmt translate runs/toy --beam 5 --input $(DEMO_SENTENCES) | paste $(DEMO_SENTENCES) - | sed 's/\t/  =>  /'
+
+# the demo's figures, measured on this machine, into docs/report/demo.json (about 7-8 minutes on 2 cores)
+report: venv toy
+	$(BIN)/python scripts/report.py $(REPORT_ARGS)
 
 test: venv toy
 	$(BIN)/python -m pytest -q
