@@ -98,6 +98,9 @@ class TrainConfig:
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = field(default=0.0, metadata=_range(0.0))
     clip_grad_norm: float = field(default=1.0, metadata=_range(0.0))  # 0: no clipping
+    # stop after this many updates in a row skipped for a non-finite gradient (fp16's scaler skips
+    # a few while it finds its scale)
+    max_skipped_steps: int = field(default=20, metadata=_range(1))
     label_smoothing: float = field(default=0.1, metadata=_range(0.0, 0.99))
     schedule: Literal["constant", "plateau", "inverse_sqrt"] = "plateau"
     warmup_steps: int = field(default=0, metadata=_range(0))
@@ -252,6 +255,12 @@ def _validate(cfg: Config, where: str) -> None:
                 )
     if len(t.adam_betas) != 2 or not all(0.0 <= b < 1.0 for b in t.adam_betas):
         raise NmtError(f"{where}: key 'train.adam_betas' must be two numbers in [0, 1)")
+    if t.schedule == "inverse_sqrt" and t.warmup_steps == 0:
+        raise NmtError(
+            f"{where}: key 'train.schedule' is 'inverse_sqrt' but 'train.warmup_steps' is 0; the rate "
+            "decays as lr × sqrt(warmup_steps / step), so without warm-up steps it never changes: set "
+            "'train.warmup_steps' (e.g. 4000), or use 'constant'"
+        )
     if t.max_steps == 0 and t.max_epochs == 0 and t.max_minutes == 0:
         raise NmtError(
             f"{where}: set at least one of 'train.max_steps', 'train.max_epochs', "

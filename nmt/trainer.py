@@ -45,6 +45,7 @@ RESUME_SAFE_KEYS = {
     "train.max_epochs",
     "train.max_minutes",
     "train.patience",
+    "train.max_skipped_steps",
     "train.validate_every",
     "train.log_every",
     "train.save_every",
@@ -289,6 +290,8 @@ class Trainer:
         self.bad_validations = 0
         self.best_saved_score: float | None = None
         self.last_validated_step = -1
+        self.skipped_steps = 0  # updates skipped for a non-finite gradient (their steps still count)
+        self.skips_in_a_row = 0
         self.elapsed_s = 0.0  # training wall-clock time over all sessions of this run
         n_params = sum(p.numel() for p in self.model.parameters())
         n_trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
@@ -393,6 +396,8 @@ class Trainer:
                 "best_saved_score": self.best_saved_score,
                 "last_validated_step": self.last_validated_step,
                 "elapsed_s": self.elapsed_s,
+                "skipped_steps": self.skipped_steps,
+                "skips_in_a_row": self.skips_in_a_row,
                 "data_fingerprint": self.data_fingerprint,
                 "schedule": self.schedule.state_dict(),
                 "stream": self.stream.state_dict(),
@@ -430,6 +435,7 @@ class Trainer:
         self.step, self.best_score = t["step"], t["best_score"]
         self.bad_validations, self.last_validated_step = t["bad_validations"], t["last_validated_step"]
         self.elapsed_s, self.best_saved_score = t["elapsed_s"], t["best_saved_score"]
+        self.skipped_steps, self.skips_in_a_row = t.get("skipped_steps", 0), t.get("skips_in_a_row", 0)
         self.schedule.load_state_dict(t["schedule"])
         self.stream.load_state_dict(t["stream"])
         ranks = t.get("rng_ranks")
@@ -468,15 +474,38 @@ class Trainer:
         value = result.loss.item()
         (bad,) = self.dist.any(not math.isfinite(value))  # stop together, whichever rank saw it
         if bad:
-            kept = (f"the last good checkpoint {self.run.last} is kept" if self.run.last.is_file()
-                    else "no checkpoint was saved before it")
             raise NmtError(
                 f"training loss became {value if not math.isfinite(value) else 'not finite on another rank'} "
-                f"at step {self.step + 1}; {kept}. Lower 'train.lr' or set 'train.clip_grad_norm'"
+                f"at step {self.step + 1}; {self._kept()}. Lower 'train.lr' or set 'train.clip_grad_norm'"
             )
+        self._count_skip(not result.applied)  # the same on every rank: the gradients are all-reduced
         if batch.is_filler:
             return 0.0, 0
         return value, batch.n_tgt_tokens
+
+    def _kept(self) -> str:
+        return (f"the last good checkpoint {self.run.last} is kept" if self.run.last.is_file()
+                else "no checkpoint was saved before it")
+
+    def _count_skip(self, skipped: bool) -> None:
+        """A finite loss with a non-finite gradient leaves the weights as they were: count it, say
+        it, and stop after `train.max_skipped_steps` such updates in a row."""
+        if not skipped:
+            self.skips_in_a_row = 0
+            return
+        self.skipped_steps += 1
+        self.skips_in_a_row += 1
+        scale = f"; fp16 loss scale now {self.scaler.get_scale():g}" if self.scaler is not None else ""
+        self.info(f"step {self.step + 1}: update skipped, the gradient is not finite ({self.skipped_steps} "
+                  f"skipped so far{scale})")
+        if self.skips_in_a_row >= self.tc.max_skipped_steps:
+            first = self.step + 2 - self.skips_in_a_row
+            raise NmtError(
+                f"the gradient was not finite in {self.skips_in_a_row} updates in a row (steps {first}-"
+                f"{self.step + 1}; 'train.max_skipped_steps' is {self.tc.max_skipped_steps}), so the "
+                f"weights stopped changing; {self._kept()}. Lower 'train.lr', set 'train.clip_grad_norm', "
+                "or use 'train.precision: fp32'"
+            )
 
     @torch.inference_mode()
     def validate(self, final: bool = False) -> dict[str, Any]:
@@ -615,6 +644,7 @@ class Trainer:
                         "loss": round(window_loss / window_tokens, 4),
                         "lr": self.schedule.lr(self.step),
                         "tgt_tokens_per_s": round(window_tokens / window_s, 1),
+                        "skipped_steps": self.skipped_steps,
                     }
                     if self.dist.is_main:
                         self.run.append_metrics(record)

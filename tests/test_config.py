@@ -376,3 +376,10 @@ def test_a_learning_rate_adam_cannot_represent_is_refused():
 
     with pytest.raises(NmtError, match="train.lr"):
         load_config({"data": {"train": "t", "dev": "d"}, "train": {"lr": 1e38}})
+
+
+def test_inverse_sqrt_without_warmup_is_refused_with_the_reason():
+    with pytest.raises(NmtError, match="'train.schedule' is 'inverse_sqrt' but 'train.warmup_steps' is 0.*never "
+                                       "changes"):
+        config_from_dict(minimal(train={"schedule": "inverse_sqrt"}))
+    assert config_from_dict(minimal(train={"schedule": "inverse_sqrt", "warmup_steps": 100})).train.warmup_steps == 100

@@ -338,3 +338,65 @@ def test_asking_for_a_gpu_where_there_is_none_is_refused_in_one_line(make_config
     with pytest.raises(NmtError, match="'train.device' is 'cuda' but torch sees no CUDA GPU"):
         train(make_config(train={"device": "cuda"}))
     assert not (tmp_path / "run").exists()
+
+
+# ----------------------------------------------------------------------------- non-finite gradients
+
+
+def poison_gradients(monkeypatch, steps: set[int]) -> None:
+    """The models the trainer builds get a NaN gradient on one weight at the given (1-based)
+    backward passes: a finite loss with a non-finite gradient."""
+    import nmt.trainer
+
+    build = nmt.trainer.build_model
+
+    def build_poisoned(*args, **kwargs):
+        model = build(*args, **kwargs)
+        calls = [0]
+
+        def hook(grad: torch.Tensor) -> torch.Tensor:
+            calls[0] += 1
+            return torch.full_like(grad, float("nan")) if calls[0] in steps else grad
+
+        model.decoder.readout.bias.register_hook(hook)
+        return model
+
+    monkeypatch.setattr(nmt.trainer, "build_model", build_poisoned)
+
+
+def test_updates_with_a_non_finite_gradient_are_skipped_counted_and_logged(make_config, monkeypatch):
+    poison_gradients(monkeypatch, {3, 4})
+    run = train(make_config(train={"max_steps": 10, "validate_every": 10, "log_every": 5}))
+    assert [r["skipped_steps"] for r in read_metrics(run) if r["event"] == "train"] == [2, 2]
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["trainer"]["skipped_steps"] == 2
+    log = (run / "train.log").read_text(encoding="utf-8")
+    assert "step 3: update skipped, the gradient is not finite (1 skipped so far)" in log
+    assert "step 4: update skipped, the gradient is not finite (2 skipped so far)" in log
+
+
+def test_a_skipped_update_leaves_every_weight_as_it_was(make_config, monkeypatch):
+    poison_gradients(monkeypatch, {3})
+    seen: list[dict[str, torch.Tensor]] = []
+    import nmt.trainer
+
+    real_update = nmt.trainer.update
+
+    def spy(model, *args, **kwargs):
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        result = real_update(model, *args, **kwargs)
+        if not result.applied:
+            seen.append({k: torch.equal(v, model.state_dict()[k]) for k, v in before.items()})
+        return result
+
+    monkeypatch.setattr(nmt.trainer, "update", spy)
+    train(make_config(train={"max_steps": 4, "validate_every": 4}))
+    assert len(seen) == 1 and all(seen[0].values())
+
+
+def test_a_run_of_skipped_updates_stops_training_and_keeps_the_last_checkpoint(make_config, monkeypatch):
+    poison_gradients(monkeypatch, set(range(5, 100)))
+    cfg = make_config(train={"max_steps": 20, "save_every": 2, "validate_every": 20, "max_skipped_steps": 3})
+    with pytest.raises(NmtError, match=r"not finite in 3 updates in a row \(steps 5-7; 'train.max_skipped_steps' "
+                                       r"is 3\).*last good checkpoint .*last.pt is kept"):
+        train(cfg)
+    assert load_checkpoint(Path(cfg["run"]["dir"]) / "checkpoints" / "last.pt")["trainer"]["step"] == 6
