@@ -9,6 +9,8 @@ One code path serves a file, a pipe, the interactive prompt and Python:
 
 from __future__ import annotations
 
+import math
+import numbers
 import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,6 +20,7 @@ import torch
 from nmt.batching import eval_batches
 from nmt.config import Config
 from nmt.cpu import flush_denormals
+from nmt.errors import NmtError
 from nmt.model import Seq2Seq
 from nmt.rundir import RunDir, load_model
 from nmt.search import search
@@ -37,6 +40,26 @@ def clean_input(line: str) -> str:
     """Drop control and format characters (keep tabs/spaces as spaces); collapse whitespace."""
     chars = [" " if ch.isspace() else ch for ch in line if ch.isspace() or unicodedata.category(ch)[0] != "C"]
     return " ".join("".join(chars).split())
+
+
+def _count(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise NmtError(f"{name} must be a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
+def _sentences(sentences: object) -> list[str]:
+    if isinstance(sentences, (str, bytes)):
+        raise NmtError(f"sentences must be a list of strings, got one {type(sentences).__name__}; "
+                       "wrap it in a list: [sentence]")
+    try:
+        sentences = list(sentences)  # type: ignore[call-overload]
+    except TypeError:
+        raise NmtError(f"sentences must be a list of strings, got {type(sentences).__name__}") from None
+    for i, s in enumerate(sentences):
+        if not isinstance(s, str):
+            raise NmtError(f"sentences[{i}] is {type(s).__name__}, not a string")
+    return sentences
 
 
 class Translator:
@@ -67,16 +90,21 @@ class Translator:
 
         Empty (or whitespace-only) inputs give one empty translation without running the model.
         Sources longer than the training limit (`data.max_src_len` pieces) are truncated to it.
+        Arguments out of range (beam or n_best below 1, n_best above the beam, a negative
+        length_penalty, a sentence that is not a string) raise NmtError.
         """
         dec = self.cfg.decode
-        settings = replace(
-            dec,
-            beam_size=dec.beam_size if beam is None else beam,
-            n_best=n_best,
-            length_penalty=dec.length_penalty if length_penalty is None else length_penalty,
-        )
-        if n_best > settings.beam_size:
-            raise ValueError(f"n_best ({n_best}) cannot exceed the beam size ({settings.beam_size})")
+        sentences = _sentences(sentences)
+        beam = dec.beam_size if beam is None else _count(beam, "beam")
+        n_best = _count(n_best, "n_best")
+        if n_best > beam:
+            raise NmtError(f"n_best ({n_best}) cannot exceed the beam size ({beam})")
+        if length_penalty is None:
+            length_penalty = dec.length_penalty
+        elif (isinstance(length_penalty, bool) or not isinstance(length_penalty, numbers.Real)
+              or not math.isfinite(length_penalty) or length_penalty < 0):
+            raise NmtError(f"length_penalty must be a number of at least 0, got {length_penalty!r}")
+        settings = replace(dec, beam_size=beam, n_best=n_best, length_penalty=float(length_penalty))
         cleaned = [clean_input(s) for s in sentences]
         limit = self.cfg.data.max_src_len
         src_ids = [ids[:limit] for ids in self.src_tok.encode_batch(cleaned)]

@@ -70,3 +70,25 @@ def test_load_takes_a_step_checkpoint_by_name(trained_run, tmp_path):
     run = shutil.copytree(trained_run, tmp_path / "run")
     shutil.copy(run / "checkpoints" / "best.pt", run / "checkpoints" / "step_20.pt")
     assert Translator.load(run, "step_20").checkpoint == run / "checkpoints" / "step_20.pt"
+
+
+@pytest.mark.parametrize("sentences,kwargs,fragment", [
+    (["the cat eats ."], {"beam": 0}, "beam must be a whole number of at least 1, got 0"),
+    (["the cat eats ."], {"beam": 2.5}, "beam must be a whole number of at least 1, got 2.5"),
+    (["the cat eats ."], {"n_best": 0}, "n_best must be a whole number of at least 1, got 0"),
+    (["the cat eats ."], {"beam": 2, "n_best": 3}, "n_best (3) cannot exceed the beam size (2)"),
+    (["the cat eats ."], {"n_best": 3}, "n_best (3) cannot exceed the beam size (2)"),  # the run's decode.beam_size
+    (["the cat eats ."], {"length_penalty": -1.0}, "length_penalty must be a number of at least 0, got -1.0"),
+    ("the cat eats .", {}, "sentences must be a list of strings, got one str; wrap it in a list"),
+    (["the cat eats .", 3], {}, "sentences[1] is int, not a string"),
+], ids=["beam 0", "beam 2.5", "n_best 0", "n_best above beam", "n_best above the run's beam",
+        "negative length_penalty", "one string", "not a string"])
+def test_a_bad_argument_is_an_nmt_error_in_one_line(translator, sentences, kwargs, fragment):
+    with pytest.raises(NmtError) as e:
+        translator.translate_full(sentences, **kwargs)
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+def test_sentences_may_come_from_any_iterable(translator):
+    sentences = ["the cat eats an apple .", "the dog sees the book ."]
+    assert translator.translate(s for s in sentences) == translator.translate(sentences)
