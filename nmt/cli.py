@@ -73,7 +73,8 @@ nn.Embedding is a lookup table: row n of a (vocab × dim) matrix is the vector o
 The rows are trainable parameters, so every row whose id occurs in the training data moves,
 while rows never seen keep their random initial values (unless train.weight_decay > 0 shrinks
 them): the vectors do change during training.
-These actions show how, on one side (--side src|tgt) of one checkpoint of a run.
+These actions show how, on one side (--side src|tgt) of one checkpoint of a run (--checkpoint);
+both options go before the action or after it (after it wins when given twice).
 
 Rows belong to sentencepiece pieces, not words: "▁king" starts a word, "s" continues one. A word
 kept whole uses its one row; a word split into several pieces gets the MEAN of their rows (a
@@ -86,6 +87,7 @@ examples:
   nmt embeddings runs/toy --side tgt neighbors reine -k 5
   nmt embeddings runs/toy drift                      init → best: which rows moved, which did not
   nmt embeddings runs/toy export --format word2vec toy.src.vec
+  nmt embeddings runs/toy export --format word2vec toy.tgt.vec --side tgt
   nmt embeddings runs/toy export --format tsv projector/
   nmt embeddings runs/toy plot toy.png --words king queen man woman cat dog
 """
@@ -173,6 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_table_options(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """--side and --checkpoint, which `nmt embeddings` takes before the action and each action after
+    it. On the actions the default is SUPPRESS (as in _add_debug), so that an action does not reset
+    a value given before it; given in both places, the one after the action wins."""
+    p.add_argument("--side", choices=["src", "tgt"], default="src" if top else argparse.SUPPRESS,
+                   help="the source (encoder input) or target (decoder input) table (default src)")
+    p.add_argument("--checkpoint", default="best" if top else argparse.SUPPRESS,
+                   help="'best' (default), 'last', 'averaged', 'step_N', 'init' (the tables before the first step) "
+                        "or a checkpoint path")
+
+
 def _add_embeddings_parser(sub: argparse._SubParsersAction) -> None:
     raw = argparse.RawDescriptionHelpFormatter
     mean_note = ("A word split into several pieces is the mean of its piece rows (printed); "
@@ -181,11 +194,7 @@ def _add_embeddings_parser(sub: argparse._SubParsersAction) -> None:
                        description="Inspect a run's embedding tables (nn.Embedding rows).",
                        epilog=EPILOG_EMBEDDINGS, formatter_class=raw)
     p.add_argument("run", help="run directory")
-    p.add_argument("--side", choices=["src", "tgt"], default="src",
-                   help="the source (encoder input) or target (decoder input) table (default src)")
-    p.add_argument("--checkpoint", default="best",
-                   help="'best' (default), 'last', 'averaged', 'step_N', 'init' (the tables before the first step) "
-                        "or a checkpoint path")
+    _add_table_options(p, top=True)
     _add_debug(p)
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -195,6 +204,7 @@ def _add_embeddings_parser(sub: argparse._SubParsersAction) -> None:
                                        "(<pad> <unk> <s> </s>) and WORD's own pieces are left out.")
     a.add_argument("word", help="a word (e.g. king) or a piece (e.g. ▁king)")
     a.add_argument("-k", type=int, default=10, help="how many neighbours (default 10)")
+    _add_table_options(a)
     _add_debug(a)
 
     a = actions.add_parser("analogy", help="A − B + C (king − man + woman ≈ queen?)",
@@ -205,6 +215,7 @@ def _add_embeddings_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("b", metavar="B", help="e.g. man (subtracted)")
     a.add_argument("c", metavar="C", help="e.g. woman")
     a.add_argument("-k", type=int, default=5, help="how many answers (default 5)")
+    _add_table_options(a)
     _add_debug(a)
 
     a = actions.add_parser("drift", help="how far each row moved during training",
@@ -220,6 +231,7 @@ def _add_embeddings_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--to", dest="end", default=None, metavar="CKPT",
                    help="'best', 'last', 'init' or a path (default: --checkpoint, i.e. best)")
     a.add_argument("-n", type=int, default=15, help="rows to list at each end (default 15)")
+    _add_table_options(a)
     _add_debug(a)
 
     a = actions.add_parser("export", help="write the table for gensim (word2vec) or the TensorBoard projector (tsv)",
@@ -231,6 +243,7 @@ def _add_embeddings_parser(sub: argparse._SubParsersAction) -> None:
                                        "specials are skipped.")
     a.add_argument("--format", choices=["word2vec", "tsv"], default="word2vec", help="default word2vec")
     a.add_argument("out", metavar="OUT", help="output file (word2vec) or folder (tsv)")
+    _add_table_options(a)
     _add_debug(a)
 
     a = actions.add_parser("plot", help="2-D PCA picture of words, initial vs trained (needs matplotlib)",
@@ -240,6 +253,7 @@ def _add_embeddings_parser(sub: argparse._SubParsersAction) -> None:
                                        "matplotlib (pip install matplotlib, or pip install 'nmt[plots]').")
     a.add_argument("out", metavar="OUT.png", help="the image to write")
     a.add_argument("--words", nargs="+", default=None, metavar="WORD", help="the words to draw (at least 3)")
+    _add_table_options(a)
     _add_debug(a)
 
 

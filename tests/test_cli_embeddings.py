@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from test_cli import assert_one_line_error as one_line_error
+from helpers import assert_error as one_line_error
+from nmt.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 SUMMARY_KEYS = ("mean_l2", "median_l2", "frac_moved", "mean_cos", "mean_l2_seen", "mean_l2_unseen", "spearman_l2_freq")
@@ -122,6 +123,58 @@ def test_plot_writes_a_png_and_names_the_multi_piece_words(trained_run, tmp_path
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
     assert "king* = mean of 5 rows" in text
     assert "init (left) vs best (right)" in text
+
+
+# ----------------------------------------------------------------------------- shared options, before or after the action
+
+# an action's own arguments, for parsing
+ACTION_ARGS = {"neighbors": ["king"], "analogy": ["king", "man", "woman"], "drift": [], "export": ["t.vec"],
+               "plot": ["p.png", "--words", "a", "b", "c"]}
+# the options of `nmt embeddings` that every action takes too, with a value other than the default
+SHARED = {"--side": ["tgt"], "--checkpoint": ["last"], "--debug": []}
+
+
+def parse(*args: str) -> dict:
+    return vars(build_parser().parse_args(["embeddings", "RUN", *args]))
+
+
+@pytest.mark.parametrize("option", SHARED)
+@pytest.mark.parametrize("action", ACTION_ARGS)
+def test_a_shared_option_parses_the_same_after_the_action(action, option):
+    given = [option, *SHARED[option]]
+    before, after = parse(*given, action, *ACTION_ARGS[action]), parse(action, *ACTION_ARGS[action], *given)
+    assert before == after
+    assert before != parse(action, *ACTION_ARGS[action])  # and it was not the default
+
+
+def test_an_action_keeps_the_defaults_of_the_shared_options():
+    assert {k: v for k, v in parse("drift").items() if k in ("side", "checkpoint", "debug")} == {
+        "side": "src", "checkpoint": "best", "debug": False}
+
+
+def test_a_shared_option_given_before_and_after_the_action_takes_the_value_after():
+    args = parse("--side", "tgt", "--checkpoint", "last", "drift", "--side", "src", "--checkpoint", "init")
+    assert (args["side"], args["checkpoint"]) == ("src", "init")
+
+
+def test_side_after_export_writes_the_same_table_as_before_it(trained_run, tmp_path):
+    # the command of the bug report: `export --format word2vec OUT --side src` said "unrecognized arguments"
+    ok(nmt("embeddings", trained_run, "--side", "tgt", "export", "--format", "word2vec", tmp_path / "before.vec"))
+    text = ok(nmt("embeddings", trained_run, "export", "--format", "word2vec", tmp_path / "after.vec", "--side", "tgt"))
+    assert "side tgt" in text
+    assert (tmp_path / "after.vec").read_bytes() == (tmp_path / "before.vec").read_bytes()
+
+
+def test_checkpoint_after_drift_gives_the_output_it_gives_before(trained_run):
+    before = ok(nmt("embeddings", trained_run, "--checkpoint", "last", "drift", "-n", "2"))
+    assert "to last" in before
+    assert ok(nmt("embeddings", trained_run, "drift", "-n", "2", "--checkpoint", "last")) == before
+
+
+def test_given_before_and_after_the_action_the_value_after_it_is_used(trained_run):
+    text = ok(nmt("embeddings", trained_run, "--side", "src", "--checkpoint", "best", "drift", "-n", "2",
+                  "--side", "tgt", "--checkpoint", "last"))
+    assert "side tgt (fr)" in text and "to last" in text
 
 
 # ----------------------------------------------------------------------------- errors
