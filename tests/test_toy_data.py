@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import runpy
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -148,3 +151,33 @@ def test_parser_rejects_sentences_outside_the_language() -> None:
     for bad in ("the apple sleeps the cat .", "i eat an apple", "the zebra sleeps .", "i see ."):
         with pytest.raises(mtd.ParseError):
             mtd.translate_sentence(bad)
+
+
+# ----------------------------------------------------------------------------- data/ and its README
+
+
+def default_data_folders() -> list[Path]:
+    """The folders the scripts write by default: the toy generator's and get_data.py's (every
+    *_DEFAULT_DEST), as they are in the code."""
+    get_data = runpy.run_path(str(ROOT / "scripts" / "get_data.py"))
+    dests = [v for k, v in get_data.items() if k.endswith("_DEFAULT_DEST")]
+    assert len(dests) >= 2, "get_data.py names no default destinations"
+    return [mtd.DEFAULT_OUT, *dests]
+
+
+def test_data_readme_names_every_folder_the_scripts_write():
+    readme = (ROOT / "data" / "README.md").read_text(encoding="utf-8")
+    for folder in default_data_folders():
+        assert folder.parent == ROOT / "data", folder
+        assert f"`{folder.name}/`" in readme, f"data/README.md does not name {folder.name}/"
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="not a git checkout")
+def test_git_keeps_the_data_readme_and_ignores_the_corpora():
+    def ignored(rel: str) -> bool:
+        return subprocess.run(["git", "check-ignore", "-q", rel], cwd=ROOT).returncode == 0
+
+    assert not ignored("data/README.md")
+    assert ignored("data/some_other_corpus/train.en") and ignored("data/notes.txt")
+    for folder in default_data_folders():
+        assert ignored(str((folder / "train.en").relative_to(ROOT))), folder
