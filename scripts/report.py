@@ -75,7 +75,12 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine() -> dict[str, Any]:
+def load_average() -> list[float]:
+    """The 1, 5 and 15-minute load averages: above the CPU count, other work shared the cores."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else []
+
+
+def machine(load_start: list[float]) -> dict[str, Any]:
     import torch
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -87,6 +92,8 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "load_average_start": load_start,
+        "load_average_end": load_average(),
     }
 
 
@@ -119,6 +126,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     t0 = time.time()
     state = git_state()  # before anything runs: the code that is measured
+    load_start = load_average()
     date = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
     sentences = read_lines(args.sentences)
     run_dir = train(args.config, overrides=[f"run.dir={args.run_dir}", *args.overrides], overwrite=True)
@@ -132,7 +140,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "command": shlex.join(["python", "scripts/report.py", *args.argv]),
         "date": date,
         "git": state,
-        "machine": machine(),
+        "machine": machine(load_start),
         "config": args.config,
         "overrides": args.overrides,
         "demo_figures": demo,
@@ -215,6 +223,11 @@ def summary(report: dict[str, Any], out: Path) -> str:
         f"{tr['tgt_tokens_per_s_median']:,.0f} target tokens/s ({tr['end_reason']})",
         output_block(report),
     ]
+    m = report["machine"]
+    busiest = max(m["load_average_start"][:1] + m["load_average_end"][:1], default=0.0)
+    if busiest > m["cpus_usable"] + 0.5:
+        lines.append(f"note: the machine was busy (1-minute load average up to {busiest:.2f} on {m['cpus_usable']} "
+                     "CPUs): the timings, and what max_minutes let the run train, are not a quiet machine's")
     if report["demo_figures"]:
         lines += ["README lines:", *readme_phrases(report)]
     else:
