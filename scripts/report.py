@@ -60,8 +60,11 @@ def git(*args: str) -> str:
     return proc.stdout
 
 
-def git_state() -> dict[str, Any]:
-    changes = [line for line in git("status", "--porcelain").splitlines() if line.strip()]
+def git_state(out: Path) -> dict[str, Any]:
+    """HEAD and the uncommitted changes (file by file), leaving out the report's own output file."""
+    mine = str(out.resolve().relative_to(ROOT)) if out.resolve().is_relative_to(ROOT) else None
+    changes = [line for line in git("status", "--porcelain", "--untracked-files=all").splitlines()
+               if line.strip() and line[3:] != mine]
     return {"commit": git("rev-parse", "HEAD").strip(), "dirty": bool(changes), "dirty_files": changes}
 
 
@@ -125,7 +128,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from nmt.evaluate import evaluate
 
     t0 = time.time()
-    state = git_state()  # before anything runs: the code that is measured
+    state = git_state(Path(args.out))  # before anything runs: the code that is measured
     load_start = load_average()
     date = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
     sentences = read_lines(args.sentences)
@@ -209,7 +212,8 @@ def readme_problems(readme: str, report: dict[str, Any]) -> list[str]:
     flat = " ".join(readme.split())
     problems += [f"README does not say: {p}" for p in readme_phrases(report) if " ".join(p.split()) not in flat]
     block = output_block(report)
-    if f"```\n{block}\n```" not in readme:
+    rstripped = "\n".join(line.rstrip() for line in readme.splitlines())  # an editor may drop trailing blanks
+    if "```\n" + "\n".join(line.rstrip() for line in block.splitlines()) + "\n```" not in rstripped:
         problems.append(f"README does not show the demo's output block:\n{block}")
     return problems
 
