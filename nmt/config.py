@@ -81,6 +81,10 @@ class ModelConfig:
     attention_size: int = field(default=512, metadata=_range(1))
     dropout: float = field(default=0.3, metadata=_range(0.0, 0.9))
     tie_embeddings: bool = False  # target input embedding = output projection
+    # a one-layer decoder's teacher-forced unroll (training, validation loss) takes the fast path of
+    # nmt/model/fused.py; false: the step-by-step reference everywhere. Same function up to rounding,
+    # same weights, so it may change on resume
+    fused_decoder: bool = True
     embeddings: EmbeddingConfig = field(default_factory=EmbeddingConfig)
 
 

@@ -33,12 +33,11 @@ import torch
 
 from nmt.checkpoint import load_checkpoint
 from nmt.errors import NmtError
+from nmt.model import Seq2Seq
 from nmt.rundir import RunDir
-from nmt.tokenizer import PAD_ID, UNK_ID, Tokenizer
+from nmt.tokenizer import N_SPECIAL, PAD_ID, UNK_ID, WORD_MARK, Tokenizer
 
-N_SPECIAL = 4  # ids 0..3 (pad, unk, bos, eos) are the specials in every nmt tokenizer
 SIDES = ("src", "tgt")
-WORD_MARK = "▁"  # sentencepiece's word-start marker (U+2581), the space before a word
 MOVED_EPS = 1e-8  # a row "moved" when its L2 change exceeds this
 
 
@@ -47,7 +46,7 @@ MOVED_EPS = 1e-8  # a row "moved" when its L2 change exceeds this
 
 def table_key(side: str) -> str:
     """The state-dict key of a side's embedding table."""
-    return f"{side}_embed.table.weight"
+    return Seq2Seq.table_key(side)
 
 
 def _check_side(side: str) -> None:

@@ -29,9 +29,8 @@ import torch
 from nmt.config import ModelConfig
 from nmt.errors import NmtError
 from nmt.files import open_binary
-from nmt.tokenizer import EOS_ID, Tokenizer
+from nmt.tokenizer import N_SPECIAL, WORD_MARK, Tokenizer
 
-WORD_START = "\u2581"  # sentencepiece's "▁"
 _FIELDS = re.compile(r"[ \t]+")  # spaces and tabs only: a word may hold other (Unicode) spaces
 
 
@@ -62,9 +61,9 @@ class PretrainedReport:
 def _wanted_words(tokenizer: Tokenizer) -> dict[str, list[int]]:
     """File word → the piece ids that take its vector."""
     wanted: dict[str, list[int]] = {}
-    for i in range(EOS_ID + 1, len(tokenizer)):
+    for i in range(N_SPECIAL, len(tokenizer)):
         piece = tokenizer.id_to_piece(i)
-        word = piece[len(WORD_START):] if piece.startswith(WORD_START) else piece
+        word = piece[len(WORD_MARK):] if piece.startswith(WORD_MARK) else piece
         if word:
             wanted.setdefault(word, []).append(i)
     return wanted
@@ -149,12 +148,12 @@ def load_pretrained(
             for i in wanted[word]:
                 table[i].copy_(vector.to(device=table.device, dtype=table.dtype))
                 covered.add(i)
-    uncovered = [tokenizer.id_to_piece(i) for i in range(EOS_ID + 1, vocab) if i not in covered]
+    uncovered = [tokenizer.id_to_piece(i) for i in range(N_SPECIAL, vocab) if i not in covered]
     return PretrainedReport(
         side=side,
         path=str(path),
         covered=len(covered),
-        total=vocab - (EOS_ID + 1),
+        total=vocab - N_SPECIAL,
         dim=dim,
         file_words=n_words,
         uncovered_examples=uncovered[:max_examples],

@@ -29,10 +29,8 @@ from typing import Any
 
 import torch
 
-from nmt.checkpoint import load_checkpoint
 from nmt.config import Config, load_config
 from nmt.errors import NmtError
-from nmt.model import Seq2Seq
 from nmt.tokenizer import Tokenizer
 
 
@@ -211,33 +209,6 @@ def start_run_dir(run: RunDir, overwrite: bool, keep: Iterable[Path] = ()) -> Ne
     os.replace(real, aside)
     path.mkdir(parents=True)
     return NewRun(path, created=True, aside=aside)
-
-
-def build_model(cfg: Config, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
-    return Seq2Seq(cfg.model, src_vocab, tgt_vocab)
-
-
-def load_model(run: RunDir, cfg: Config, ckpt_path: Path, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
-    """Build the run's model and load a checkpoint's weights, refusing ones of another shape."""
-    ckpt = load_checkpoint(ckpt_path)
-    vocab = ckpt.get("vocab", {})
-    if vocab.get("src") != src_vocab or vocab.get("tgt") != tgt_vocab:
-        raise NmtError(
-            f"{ckpt_path}: checkpoint vocabulary sizes {vocab.get('src')}/{vocab.get('tgt')} do not "
-            f"match the run's tokenizers {src_vocab}/{tgt_vocab}"
-        )
-    model = build_model(cfg, src_vocab, tgt_vocab)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except (RuntimeError, KeyError) as e:
-        first = str(e).strip().splitlines()[0][:160]
-        raise NmtError(f"{ckpt_path}: checkpoint does not fit the model in {run.config} ({first})") from None
-    model.eval()
-    return model
-
-
-def snapshot_embeddings(model: Seq2Seq) -> dict[str, torch.Tensor]:
-    return {side: w.detach().clone() for side, w in model.embedding_tables().items()}
 
 
 def count_tokens(examples: list[tuple[list[int], list[int]]], src_vocab: int, tgt_vocab: int) -> dict[str, torch.Tensor]:

@@ -7,6 +7,8 @@ rely on them without looking anything up:
     UNK_ID = 1   <unk>  a piece the model has never seen
     BOS_ID = 2   <s>    first decoder input
     EOS_ID = 3   </s>   end of a target sentence
+
+Every other id is a piece of text; `WORD_MARK` is sentencepiece's sign of a word start in them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ import sentencepiece as spm
 from nmt.errors import NmtError
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+SPECIAL_IDS = (PAD_ID, UNK_ID, BOS_ID, EOS_ID)
+N_SPECIAL = len(SPECIAL_IDS)  # ids below this are the specials; the pieces of text start here
+WORD_MARK = "\u2581"  # "▁", sentencepiece's word-start marker: the space before a word ("▁king")
 
 
 class Tokenizer:
@@ -31,8 +36,8 @@ class Tokenizer:
         self.path = path
         self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
         specials = [self.sp.pad_id(), self.sp.unk_id(), self.sp.bos_id(), self.sp.eos_id()]
-        if specials != [PAD_ID, UNK_ID, BOS_ID, EOS_ID]:
-            raise NmtError(f"{path or 'tokenizer'}: special ids are {specials}, nmt needs [0, 1, 2, 3]")
+        if specials != list(SPECIAL_IDS):
+            raise NmtError(f"{path or 'tokenizer'}: special ids are {specials}, nmt needs {list(SPECIAL_IDS)}")
 
     @classmethod
     def load(cls, path: str | Path) -> "Tokenizer":
@@ -64,7 +69,7 @@ class Tokenizer:
 
     def decode(self, ids: list[int]) -> str:
         """Piece ids → detokenized text; specials (pad, bos, eos) are dropped."""
-        return self.sp.decode([i for i in ids if i > EOS_ID or i == UNK_ID])
+        return self.sp.decode([i for i in ids if i >= N_SPECIAL or i == UNK_ID])
 
     def id_to_piece(self, i: int) -> str:
         return self.sp.id_to_piece(i)

@@ -31,9 +31,9 @@ from nmt.embedding_lab import drift_summary
 from nmt.errors import NmtError
 from nmt.evaluate import score
 from nmt.loss import translation_loss
-from nmt.model import Seq2Seq
+from nmt.model import Seq2Seq, build_model, snapshot_embeddings
 from nmt.pretrained import apply_pretrained
-from nmt.rundir import NewRun, RunDir, build_model, count_tokens, snapshot_embeddings, start_run_dir
+from nmt.rundir import NewRun, RunDir, count_tokens, start_run_dir
 from nmt.search import greedy_search
 from nmt.tensorboard import TensorBoardLog, require_tensorboard
 from nmt.tokenizer import Tokenizer, train_tokenizer
@@ -56,6 +56,7 @@ RESUME_SAFE_KEYS = {
     "train.device",  # a run trained on a GPU may go on on a CPU, and back
     "train.precision",
     "train.dev_max_sentences",
+    "model.fused_decoder",  # the same function and weights either way, up to rounding
     "decode.beam_size",
     "decode.length_penalty",
     "decode.max_len_ratio",

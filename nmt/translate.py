@@ -21,8 +21,8 @@ from nmt.batching import eval_batches
 from nmt.config import Config
 from nmt.cpu import flush_denormals
 from nmt.errors import NmtError
-from nmt.model import Seq2Seq
-from nmt.rundir import RunDir, load_model
+from nmt.model import Seq2Seq, load_model
+from nmt.rundir import RunDir
 from nmt.search import search
 from nmt.tokenizer import Tokenizer
 

@@ -71,8 +71,7 @@ from nmt.config import Config, load_config
 from nmt.corpus import load_corpus
 from nmt.cpu import flush_denormals
 from nmt.errors import NmtError
-from nmt.model import Seq2Seq
-from nmt.rundir import build_model
+from nmt.model import Seq2Seq, build_model
 from nmt.search import beam_search, greedy_search
 from nmt.trainer import LRSchedule, encode_pairs, make_optimizer, train_tokenizers, update
 

@@ -28,9 +28,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nmt.embedding_lab import WORD_MARK, analogy, load_tables, neighbors, word_vector  # noqa: E402
+from nmt.embedding_lab import analogy, load_tables, neighbors, word_vector  # noqa: E402
 from nmt.errors import NmtError  # noqa: E402
-from nmt.tokenizer import Tokenizer  # noqa: E402
+from nmt.tokenizer import WORD_MARK, Tokenizer  # noqa: E402
 
 
 def toy_grammar():

@@ -9,9 +9,8 @@ import torch
 from nmt.batching import collate
 from nmt.config import ModelConfig
 from nmt.loss import translation_loss
-from nmt.model import Seq2Seq
+from nmt.model import Seq2Seq, snapshot_embeddings
 from nmt.model.embeddings import Embeddings
-from nmt.rundir import snapshot_embeddings
 from nmt.tokenizer import EOS_ID, PAD_ID
 
 SRC_VOCAB, TGT_VOCAB = 30, 25

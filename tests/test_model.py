@@ -1,4 +1,5 @@
-"""Tests for nmt/model/seq2seq.py and decoder.py: shapes, and step-by-step = teacher forcing."""
+"""Tests for nmt/model/seq2seq.py and decoder.py: shapes, and step-by-step = teacher forcing
+(the fused training unroll against the step-by-step one: tests/test_fused.py)."""
 
 from __future__ import annotations
 
@@ -112,19 +113,11 @@ def test_every_parameter_gets_a_gradient(batch):
     assert missing == []
 
 
-def test_fused_training_unroll_gives_the_step_by_step_outputs_and_gradients(batch):
-    model = tiny_model()
-    state = model.encode(batch.src, batch.src_lengths)
-    tgt_emb = model.tgt_embed(batch.tgt_in)
-    results = []
-    for unroll in (model.decoder._unroll, model.decoder._unroll_fused):
-        model.zero_grad()
-        outputs = unroll(tgt_emb, state)
-        sum(o.pow(2).sum() for o in outputs).backward(retain_graph=True)
-        results.append((outputs, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
-    (ref_out, ref_grads), (out, grads) = results
-    for a, b in zip(ref_out, out):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
-    assert ref_grads.keys() == grads.keys()
-    for name in ref_grads:
-        torch.testing.assert_close(ref_grads[name], grads[name], atol=1e-5, rtol=1e-4, msg=name)
+@pytest.mark.parametrize("share", [False, True])
+def test_table_key_names_each_side_s_embedding_table_in_the_state_dict(share):
+    cfg = ModelConfig(embedding_size=8, encoder_hidden_size=4, decoder_hidden_size=4, attention_size=4)
+    cfg.embeddings.share_src_tgt = share
+    model = Seq2Seq(cfg, SRC_VOCAB, SRC_VOCAB)
+    weights = model.state_dict()
+    for side, table in model.embedding_tables().items():
+        assert torch.equal(weights[Seq2Seq.table_key(side)], table)

@@ -30,6 +30,8 @@ from nmt.tokenizer import PAD_ID
 
 
 class Embeddings(nn.Module):
+    TABLE_KEY = "table.weight"  # the table's state-dict key inside this module (see `table`)
+
     def __init__(self, vocab_size: int, dim: int, scale: bool = False, freeze: bool = False) -> None:
         super().__init__()
         self.table = nn.Embedding(vocab_size, dim, padding_idx=PAD_ID)

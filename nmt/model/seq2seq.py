@@ -7,13 +7,18 @@ from torch import nn
 
 from nmt.config import ModelConfig
 from nmt.errors import NmtError
-from nmt.model.decoder import Decoder, DecoderState
+from nmt.model.decoder import Decoder
 from nmt.model.embeddings import Embeddings
 from nmt.model.encoder import Encoder
+from nmt.model.state import DecoderState
 from nmt.tokenizer import PAD_ID
 
 
 class Seq2Seq(nn.Module):
+    # the embedding module of each side: the one place that names them, for `embedding_tables`
+    # and for readers of checkpoints (`table_key`)
+    EMBEDDINGS = {"src": "src_embed", "tgt": "tgt_embed"}
+
     def __init__(self, cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> None:
         super().__init__()
         self.cfg = cfg
@@ -37,6 +42,7 @@ class Seq2Seq(nn.Module):
             cfg.decoder_layers,
             cfg.attention_size,
             cfg.dropout,
+            fused=cfg.fused_decoder,
         )
         self.generator = nn.Linear(cfg.embedding_size, tgt_vocab_size, bias=False)
         if cfg.tie_embeddings:
@@ -74,4 +80,10 @@ class Seq2Seq(nn.Module):
 
     def embedding_tables(self) -> dict[str, torch.Tensor]:
         """The source and target embedding matrices, by side (one tensor twice when shared)."""
-        return {"src": self.src_embed.weight, "tgt": self.tgt_embed.weight}
+        return {side: getattr(self, name).weight for side, name in self.EMBEDDINGS.items()}
+
+    @classmethod
+    def table_key(cls, side: str) -> str:
+        """The state-dict key of a side's embedding table, so that a checkpoint's table can be read
+        without building the model."""
+        return f"{cls.EMBEDDINGS[side]}.{Embeddings.TABLE_KEY}"

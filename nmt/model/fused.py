@@ -1,0 +1,104 @@
+"""The fast path of the decoder's teacher-forced unroll, for a one-layer GRU (`model.fused_decoder`).
+
+decoder.py's `Decoder._unroll` is the reference: at each step t it runs the attention on s_{t-1}
+and one `nn.GRU` step on [emb(y_{t-1}) ; c_t]. That is many small kernels per step, each with
+its own backward. `fused_unroll` computes the same function with the work that does not depend on
+the recurrence taken out of the loop (gate order r, z, n, as nn.GRU):
+
+1. The GRU's input gates are W_ih [emb(y_{t-1}) ; c_t] + b_ih. The emb(y_{t-1}) part is known
+   for every step before the loop (teacher forcing): one matmul for all steps. Only W_ih,ctx c_t
+   stays inside.
+2. s_{t-1} enters two matmuls, the attention query W_q s_{t-1} and the GRU's hidden gates
+   W_hh s_{t-1} + b_hh: one matmul with [W_q ; W_hh] gives both.
+3. The weight gradients of the loop's two matmuls are computed once for all steps
+   (`_WeightGradOnce`) instead of once a step.
+
+Why it is exact: 1 and 2 regroup the same products (a matmul's rows are independent), and 3 is
+the linearity of the gradient, dL/dW = Σ_t g_tᵀ x_t, summed by one matmul instead of T small ones
+and T accumulations. Only the order of floating-point sums changes, so the two paths agree up to
+rounding (tests/test_fused.py holds them equal, outputs and gradients). Both paths use the same
+modules (the decoder's `nn.GRU` and attention), so the parameters and the state-dict keys are the
+same: a checkpoint loads either way.
+
+A multi-layer decoder always takes the reference: layer 2's inputs are layer 1's outputs of the
+same step, so step 1 above only holds for the first layer, and nn.GRU applies the dropout between
+layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nmt.model.attention import BahdanauAttention
+from nmt.model.state import DecoderState
+
+
+class _WeightGradOnce(torch.autograd.Function):
+    """Zeros (batch, steps, out) to add to x_t @ Wᵀ computed with a detached W at each step t of a
+    loop: their backward gives W the gradient of all steps in one matmul, Σ_t g_tᵀ x_t, instead
+    of one small matmul and one accumulation per step. `inputs` (the x_t, detached) is a list the
+    loop fills during the forward pass; backward runs after it, so it is complete by then.
+
+    Adding zeros leaves the forward values as they are; the gradient reaching the zeros of step t
+    is g_t, the gradient of that step's matmul output, which is all W's gradient needs."""
+
+    @staticmethod
+    def forward(ctx: Any, weight: torch.Tensor, inputs: list[torch.Tensor], steps: torch.Size) -> torch.Tensor:
+        ctx.inputs, ctx.weight_dtype = inputs, weight.dtype
+        # under autocast the loop's matmuls give the autocast dtype (bf16/fp16): the zeros match it,
+        # so adding them changes no dtype, and their gradient arrives in that dtype
+        device = weight.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
+        return weight.new_zeros(*steps, weight.size(0), dtype=dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        x = torch.stack(ctx.inputs, 1).to(grad.dtype)  # (batch, steps, in)
+        # as autocast's own matmul backward: the product in the low dtype, the gradient in W's dtype
+        return (grad.flatten(0, 1).t() @ x.flatten(0, 1)).to(ctx.weight_dtype), None, None  # (out, in)
+
+
+def fused_unroll(
+    rnn: nn.GRU, att: BahdanauAttention, tgt_emb: torch.Tensor, state: DecoderState
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`Decoder._unroll` for a one-layer `rnn`, faster: s, c, a of every step.
+
+    tgt_emb: (batch, tgt_len, emb); returns s (batch, tgt_len, hidden), c (batch, tgt_len, memory)
+    and a (batch, tgt_len, src_len).
+    """
+    emb_size, d = tgt_emb.size(-1), rnn.hidden_size
+    w_emb, w_ctx = rnn.weight_ih_l0[:, :emb_size], rnn.weight_ih_l0[:, emb_size:]
+    gates_emb = F.linear(tgt_emb, w_emb, rnn.bias_ih_l0)  # (batch, tgt_len, 3*hidden), all steps
+    w_h = torch.cat([att.query_proj.weight, rnn.weight_hh_l0])  # (attn + 3*hidden, hidden)
+    b_h = F.pad(rnn.bias_hh_l0, (att.query_proj.weight.size(0), 0))  # no bias on the query
+    h = state.hidden[0]  # (batch, hidden)
+    # the two matmuls inside the loop use detached weights; their weight gradients come in
+    # one matmul over all steps each, from the zeros added below (see _WeightGradOnce)
+    h_inputs: list[torch.Tensor] = []  # s_{t-1} of every step, filled by the loop
+    ctx_inputs: list[torch.Tensor] = []  # c_t of every step
+    steps = tgt_emb.shape[:2]
+    zeros_h = _WeightGradOnce.apply(w_h, h_inputs, steps)  # (batch, tgt_len, attn + 3*hidden)
+    zeros_ctx = _WeightGradOnce.apply(w_ctx, ctx_inputs, steps)  # (batch, tgt_len, 3*hidden)
+    w_h_fixed, w_ctx_fixed = w_h.detach(), w_ctx.detach()
+    states, contexts, attention = [], [], []
+    # unbind, not [:, t]: one backward for all steps (a slice's would fill a whole zero tensor)
+    for gates_emb_t, zero_h, zero_ctx in zip(gates_emb.unbind(1), zeros_h.unbind(1), zeros_ctx.unbind(1)):
+        h_inputs.append(h.detach())
+        hw = F.linear(h, w_h_fixed, b_h) + zero_h  # (batch, attn + 3*hidden)
+        query, gh = hw.split([w_h.size(0) - 3 * d, 3 * d], dim=-1)  # (batch, attn), (batch, 3*hidden)
+        context, weights = att.attend(query, state.proj_keys, state.memory, state.mask)
+        ctx_inputs.append(context.detach())
+        gi = gates_emb_t + F.linear(context, w_ctx_fixed) + zero_ctx  # (batch, 3*hidden)
+        # chunk, not slices: a slice's backward fills a zero tensor of the whole size
+        (gi_r, gi_z, gi_n), (gh_r, gh_z, gh_n) = gi.chunk(3, dim=-1), gh.chunk(3, dim=-1)
+        r, z = torch.sigmoid(gi_r + gh_r), torch.sigmoid(gi_z + gh_z)
+        n = torch.tanh(gi_n + r * gh_n)
+        h = n + z * (h - n)  # = (1 - z) * n + z * h
+        states.append(h)
+        contexts.append(context)
+        attention.append(weights)
+    return torch.stack(states, 1), torch.stack(contexts, 1), torch.stack(attention, 1)

@@ -1,0 +1,81 @@
+"""nmt/model/fused.py, the fast one-layer training unroll, against the step-by-step reference of
+decoder.py, through the switch `model.fused_decoder`: two models with the same weights; and a run
+may change the switch on resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import nmt.model.decoder
+from conftest import tiny_config_dict
+from nmt.batching import collate
+from nmt.checkpoint import load_checkpoint
+from nmt.config import config_from_dict
+from nmt.model import Seq2Seq, build_model
+from nmt.trainer import train
+
+VOCAB = 30
+SRC = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]]
+TGT = [[5, 6, 7], [8, 9, 10, 11, 12, 13], [14]]
+
+
+def tiny_model(fused: bool, layers: int = 1, dropout: float = 0.0) -> Seq2Seq:
+    """conftest's model, built as the trainer builds it, with `model.fused_decoder: fused`; the
+    same seed gives the same weights whatever `fused` is."""
+    model = {"fused_decoder": fused, "encoder_layers": layers, "decoder_layers": layers, "dropout": dropout}
+    cfg = config_from_dict(tiny_config_dict("run", "train", "dev", model=model))
+    torch.manual_seed(0)
+    return build_model(cfg, VOCAB, VOCAB)
+
+
+@pytest.fixture
+def batch():
+    return collate(SRC, TGT, list(range(len(SRC))))
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])  # dropout: both paths draw the same masks
+def test_fused_training_unroll_gives_the_step_by_step_outputs_and_gradients(batch, dropout):
+    results = []
+    for fused in (False, True):
+        model = tiny_model(fused, dropout=dropout)  # train mode
+        assert model.decoder.fused is fused
+        torch.manual_seed(1)
+        outputs = model(batch.src, batch.src_lengths, batch.tgt_in)  # logits, attention
+        sum(o.pow(2).sum() for o in outputs).backward()
+        results.append((outputs, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (ref_out, ref_grads), (out, grads) = results
+    for a, b in zip(ref_out, out):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert ref_grads.keys() == grads.keys()
+    for name in ref_grads:
+        torch.testing.assert_close(ref_grads[name], grads[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_fused_and_step_by_step_models_have_the_same_parameters_so_checkpoints_load_either_way():
+    fused, plain = tiny_model(True), tiny_model(False)
+    assert fused.state_dict().keys() == plain.state_dict().keys()
+    plain.load_state_dict(fused.state_dict())  # strict
+    fused.load_state_dict(plain.state_dict())
+
+
+@pytest.mark.parametrize("layers, fused, takes_fused", [(1, True, True), (1, False, False), (2, True, False)])
+def test_the_switch_picks_the_unroll_and_search_always_steps(batch, monkeypatch, layers, fused, takes_fused):
+    calls = []
+    real = nmt.model.decoder.fused_unroll
+    monkeypatch.setattr(nmt.model.decoder, "fused_unroll", lambda *args: calls.append(1) or real(*args))
+    model = tiny_model(fused, layers=layers)
+    assert model.decoder.fused is takes_fused  # a multi-layer decoder takes the reference
+    model(batch.src, batch.src_lengths, batch.tgt_in)
+    assert len(calls) == takes_fused
+    model.decode_step(batch.tgt_in[:, 0], model.encode(batch.src, batch.src_lengths))
+    assert len(calls) == takes_fused
+
+
+def test_a_run_resumes_with_the_switch_changed(make_config):
+    cfg = make_config(train={"max_steps": 4, "validate_every": 4, "save_every": 4, "dev_max_sentences": 2})
+    train(cfg)
+    cfg["train"]["max_steps"], cfg["model"]["fused_decoder"] = 6, False
+    run = train(cfg, resume=True)  # not refused: the key is resume-safe
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["trainer"]["step"] == 6
+    assert "fused_decoder: false" in (run / "config.yaml").read_text(encoding="utf-8")
