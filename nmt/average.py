@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from nmt.checkpoint import load_checkpoint, save_checkpoint
-from nmt.corpus import load_corpus
+from nmt.data import dev_corpus
 from nmt.errors import NmtError
 from nmt.evaluate import score
 from nmt.rundir import RunDir
@@ -104,10 +104,8 @@ def average_run(
     save_checkpoint(out, payload)
     report = AverageReport(out, sources)
     if dev:
-        cfg = run.load_config()
-        corpus = load_corpus(cfg.data.dev, cfg.data, "dev")
-        n = cfg.train.dev_max_sentences or len(corpus.src)  # the sentences validation scored
-        src, ref = corpus.src[:n], corpus.tgt[:n]
+        dev = dev_corpus(run.load_config())  # the sentences validation scored
+        src, ref = dev.src, dev.tgt
         report.dev_sentences = len(src)
         report.best_bleu = score(Translator.load(run.path, "best").translate(src, beam=1), ref).bleu
         report.averaged_bleu = score(Translator.load(run.path, str(out)).translate(src, beam=1), ref).bleu

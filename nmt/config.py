@@ -22,13 +22,20 @@ from nmt.errors import NmtError
 from nmt.files import read_text
 
 
-def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> dict:
-    return {"range": (lo, hi, lo_open)}
+def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+           resume_safe: bool = False) -> dict:
+    return {"range": (lo, hi, lo_open), **(RESUME_SAFE if resume_safe else {})}
+
+
+# Field metadata of the keys that may differ between a run's saved config and the config given
+# with --resume: they change how a run is watched, stopped or decoded, not the steps it takes.
+RESUME_SAFE = {"resume_safe": True}
 
 
 @dataclass
 class RunConfig:
-    dir: str = "runs/default"  # where the run directory goes
+    # where the run directory goes; a run directory may be moved or copied and resumed there
+    dir: str = field(default="runs/default", metadata=RESUME_SAFE)
 
 
 @dataclass
@@ -84,16 +91,16 @@ class ModelConfig:
     # a one-layer decoder's teacher-forced unroll (training, validation loss) takes the fast path of
     # nmt/model/fused.py; false: the step-by-step reference everywhere. Same function up to rounding,
     # same weights, so it may change on resume
-    fused_decoder: bool = True
+    fused_decoder: bool = field(default=True, metadata=RESUME_SAFE)
     embeddings: EmbeddingConfig = field(default_factory=EmbeddingConfig)
 
 
 @dataclass
 class TrainConfig:
     seed: int = 42
-    max_steps: int = field(default=0, metadata=_range(0))  # 0: no limit
-    max_epochs: int = field(default=20, metadata=_range(0))  # 0: no limit
-    max_minutes: float = field(default=0.0, metadata=_range(0.0))  # wall-clock budget, 0: none
+    max_steps: int = field(default=0, metadata=_range(0, resume_safe=True))  # 0: no limit
+    max_epochs: int = field(default=20, metadata=_range(0, resume_safe=True))  # 0: no limit
+    max_minutes: float = field(default=0.0, metadata=_range(0.0, resume_safe=True))  # wall clock, 0: none
     batch_tokens: int = field(default=2000, metadata=_range(1))  # padded target tokens a batch
     batch_size: int = field(default=128, metadata=_range(1))  # at most this many sentences
     # the upper bound only keeps Adam from failing on values near float32's limit (3.4e38)
@@ -104,36 +111,39 @@ class TrainConfig:
     clip_grad_norm: float = field(default=1.0, metadata=_range(0.0))  # 0: no clipping
     # stop after this many updates in a row skipped for a non-finite gradient (fp16's scaler skips
     # a few while it finds its scale)
-    max_skipped_steps: int = field(default=20, metadata=_range(1))
+    max_skipped_steps: int = field(default=20, metadata=_range(1, resume_safe=True))
     label_smoothing: float = field(default=0.1, metadata=_range(0.0, 0.99))
     schedule: Literal["constant", "plateau", "inverse_sqrt"] = "plateau"
     warmup_steps: int = field(default=0, metadata=_range(0))
     plateau_factor: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
     plateau_patience: int = field(default=2, metadata=_range(0))  # validations
-    validate_every: int = field(default=500, metadata=_range(1))
+    validate_every: int = field(default=500, metadata=_range(1, resume_safe=True))
     early_stopping_metric: Literal["bleu", "loss"] = "bleu"
-    patience: int = field(default=5, metadata=_range(0))  # validations without improvement; 0: off
-    log_every: int = field(default=50, metadata=_range(1))
-    save_every: int = field(default=500, metadata=_range(1))
+    # validations without improvement before training stops; 0: never
+    patience: int = field(default=5, metadata=_range(0, resume_safe=True))
+    log_every: int = field(default=50, metadata=_range(1, resume_safe=True))
+    save_every: int = field(default=500, metadata=_range(1, resume_safe=True))
     # weights at each of the last K validations, checkpoints/step_<N>.pt, for `nmt average`; 0: none
-    keep_checkpoints: int = field(default=0, metadata=_range(0))
-    dev_max_sentences: int = field(default=0, metadata=_range(0))  # 0: the whole dev set
-    threads: int = field(default=0, metadata=_range(0))  # torch threads; 0: torch's default
-    device: str = "auto"  # auto (a GPU when torch sees one) | cpu | cuda | cuda:N
-    # mixed precision on CUDA: bf16 autocast, or fp16 autocast with a gradient scaler
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    progress: bool = True  # tqdm progress bar
-    tensorboard: bool = False  # TensorBoard events in RUN/tensorboard/ (needs the tensorboard package)
+    keep_checkpoints: int = field(default=0, metadata=_range(0, resume_safe=True))
+    dev_max_sentences: int = field(default=0, metadata=_range(0, resume_safe=True))  # 0: the whole dev set
+    threads: int = field(default=0, metadata=_range(0, resume_safe=True))  # torch threads; 0: torch's default
+    # auto (a GPU when torch sees one) | cpu | cuda | cuda:N; a run may go on on another device
+    device: str = field(default="auto", metadata=RESUME_SAFE)
+    # mixed precision: bf16 autocast, or fp16 autocast with a gradient scaler (CUDA and CPU)
+    precision: Literal["fp32", "bf16", "fp16"] = field(default="fp32", metadata=RESUME_SAFE)
+    progress: bool = field(default=True, metadata=RESUME_SAFE)  # tqdm progress bar
+    # TensorBoard events in RUN/tensorboard/ (needs the tensorboard package)
+    tensorboard: bool = field(default=False, metadata=RESUME_SAFE)
 
 
 @dataclass
 class DecodeConfig:
-    beam_size: int = field(default=5, metadata=_range(1))
-    length_penalty: float = field(default=1.0, metadata=_range(0.0))  # alpha; 0: none
-    max_len_ratio: float = field(default=1.5, metadata=_range(0.0, lo_open=True))
-    max_len_extra: int = field(default=10, metadata=_range(0))  # max output = ratio*src + extra
-    batch_size: int = field(default=64, metadata=_range(1))
-    n_best: int = field(default=1, metadata=_range(1))
+    beam_size: int = field(default=5, metadata=_range(1, resume_safe=True))
+    length_penalty: float = field(default=1.0, metadata=_range(0.0, resume_safe=True))  # alpha; 0: none
+    max_len_ratio: float = field(default=1.5, metadata=_range(0.0, lo_open=True, resume_safe=True))
+    max_len_extra: int = field(default=10, metadata=_range(0, resume_safe=True))  # max output = ratio*src + extra
+    batch_size: int = field(default=64, metadata=_range(1, resume_safe=True))
+    n_best: int = field(default=1, metadata=_range(1, resume_safe=True))
 
 
 @dataclass
@@ -147,6 +157,36 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def config_diff(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) for every key whose value differs, nested dicts walked."""
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        a, b, path = old.get(key), new.get(key), f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += config_diff(a, b, path + ".")
+        elif a != b:
+            diffs.append((path, a, b))
+    return diffs
+
+
+def resume_changes(saved: Config, new: Config) -> list[tuple[str, Any, Any]]:
+    """The differences a resume may not make: those on keys not marked RESUME_SAFE."""
+    safe = resume_safe_keys()
+    return [d for d in config_diff(saved.to_dict(), new.to_dict()) if d[0] not in safe]
+
+
+def resume_safe_keys(cls: type = Config, prefix: str = "") -> set[str]:
+    """The dotted keys whose fields are marked RESUME_SAFE (e.g. 'train.max_steps')."""
+    keys = set()
+    for f in dataclasses.fields(cls):
+        tp = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(tp):
+            keys |= resume_safe_keys(tp, f"{prefix}{f.name}.")
+        elif f.metadata.get("resume_safe"):
+            keys.add(f"{prefix}{f.name}")
+    return keys
 
 
 # ----------------------------------------------------------------------------- parsing

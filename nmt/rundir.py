@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from nmt.config import Config, load_config
 from nmt.errors import NmtError
 from nmt.tokenizer import Tokenizer
@@ -209,10 +207,3 @@ def start_run_dir(run: RunDir, overwrite: bool, keep: Iterable[Path] = ()) -> Ne
     os.replace(real, aside)
     path.mkdir(parents=True)
     return NewRun(path, created=True, aside=aside)
-
-
-def count_tokens(examples: list[tuple[list[int], list[int]]], src_vocab: int, tgt_vocab: int) -> dict[str, torch.Tensor]:
-    """How often each id occurs in the training pairs: {"src": (src_vocab,), "tgt": (tgt_vocab,)}."""
-    src = torch.tensor([i for s, _ in examples for i in s], dtype=torch.long)
-    tgt = torch.tensor([i for _, t in examples for i in t], dtype=torch.long)
-    return {"src": torch.bincount(src, minlength=src_vocab), "tgt": torch.bincount(tgt, minlength=tgt_vocab)}

@@ -14,11 +14,8 @@ from typing import Any
 
 import torch
 
-from nmt.batching import eval_batches
-from nmt.config import DecodeConfig
 from nmt.errors import NmtError
-from nmt.model import Seq2Seq
-from nmt.search import greedy_search
+from nmt.search import Hypothesis
 from nmt.tokenizer import Tokenizer
 
 HINT = "train.tensorboard: true needs the tensorboard package: pip install 'nmt[tensorboard]'"
@@ -51,7 +48,6 @@ class TensorBoardLog:
         src_tok: Tokenizer,
         tgt_tok: Tokenizer,
         dev_src_ids: list[list[int]],
-        decode: DecodeConfig,
         resume_step: int | None = None,
     ) -> None:
         """resume_step: the step a resumed run continues from; events a killed session wrote after it
@@ -60,11 +56,13 @@ class TensorBoardLog:
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(str(log_dir), purge_step=None if resume_step is None else resume_step + 1)
-        self.src_tok, self.tgt_tok, self.decode = src_tok, tgt_tok, decode
+        self.src_tok, self.tgt_tok = src_tok, tgt_tok
+        # the dev sentences whose attention is drawn: the trainer translates them at each validation
         self.dev_src_ids = [ids for ids in dev_src_ids if ids][:HEATMAPS]
 
-    def log(self, record: dict[str, Any], model: Seq2Seq | None = None) -> None:
-        """Write one metrics.jsonl record; with the model, a validation also gets attention heatmaps."""
+    def log(self, record: dict[str, Any], translations: list[Hypothesis] | None = None) -> None:
+        """Write one metrics.jsonl record; a validation with the greedy `translations` (with
+        attention) of `dev_src_ids` also gets their attention heatmaps."""
         step, add = record["step"], self.writer.add_scalar
         if record["event"] == "train":
             add("train/loss", record["loss"], step)
@@ -77,24 +75,14 @@ class TensorBoardLog:
                 for key in ("mean_l2", "mean_cos"):
                     if drift.get(key) is not None:
                         add(f"embedding_drift/{side}_{key}", drift[key], step)
-            if model is not None:
-                self.heatmaps(model, step)
+            if translations is not None:
+                self.heatmaps(translations, step)
             self.writer.flush()  # a validation is worth seeing now, not at the next flush_secs
 
-    @torch.inference_mode()
-    def heatmaps(self, model: Seq2Seq, step: int) -> None:
-        """Greedy translations of the first dev sentences, their attention as images. `model` is the
-        bare Seq2Seq (not a DistributedDataParallel wrapper), on any device."""
-        was_training = model.training
-        model.eval()
-        device = next(model.parameters()).device  # lengths stay on the CPU, as packing wants
-        for batch in eval_batches(self.dev_src_ids, None, len(self.dev_src_ids) or 1):
-            hyps = greedy_search(model, batch.src.to(device), batch.src_lengths, self.decode.max_len_ratio,
-                                 self.decode.max_len_extra, return_attention=True)
-            for i, nbest in zip(batch.indices, hyps):
-                self._heatmap(f"attention/dev_{i + 1}", self.dev_src_ids[i], nbest[0].tokens,
-                              nbest[0].attention, step)
-        model.train(was_training)
+    def heatmaps(self, translations: list[Hypothesis], step: int) -> None:
+        """The attention of the translations of `dev_src_ids`, as images."""
+        for i, (src_ids, hyp) in enumerate(zip(self.dev_src_ids, translations)):
+            self._heatmap(f"attention/dev_{i + 1}", src_ids, hyp.tokens, hyp.attention, step)
 
     def _heatmap(self, tag: str, src_ids: list[int], tgt_ids: list[int], attention: torch.Tensor,
                  step: int) -> None:

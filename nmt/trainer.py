@@ -1,5 +1,6 @@
-"""The training loop: teacher forcing, label-smoothed loss, Adam, clipping, a learning-rate
-schedule, validation with BLEU, early stopping, checkpoints and logs.
+"""The training loop: steps, when to validate, when to save, when to stop, signals, and what the
+processes of a DDP run agree on. Data (nmt/data.py), the update and its schedule (nmt/optim.py),
+validation (nmt/validation.py) and the run directory (nmt/rundir.py) live in their own modules.
 
 Everything a resumed run needs lives in `Trainer.state_dict()`: model, optimiser, schedule,
 early-stopping state, counters, the data stream's position and every RNG state.
@@ -7,63 +8,38 @@ early-stopping state, counters, the data stream's position and every RNG state.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import random
 import signal
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Iterator
 
 import torch
 from tqdm import tqdm
 
-from nmt.batching import Batch, BatchStream, Example, eval_batches
-from nmt.checkpoint import atomic_write, load_checkpoint, save_checkpoint
-from nmt.cpu import flush_denormals
-from nmt.distributed import Dist, resolve_device
-from nmt.config import Config, TrainConfig, load_config, save_config
+from nmt.batching import Batch
+from nmt.checkpoint import load_checkpoint, save_checkpoint
+from nmt.config import Config, load_config, resume_changes, resume_safe_keys, save_config
 from nmt.corpus import Corpus, corpus_paths, load_corpus
+from nmt.cpu import flush_denormals
+from nmt.data import DevSet, train_tokenizers, training_data
+from nmt.distributed import Dist, resolve_device
 from nmt.embedding_lab import drift_summary
 from nmt.errors import NmtError
-from nmt.evaluate import score
-from nmt.loss import translation_loss
 from nmt.model import Seq2Seq, build_model, snapshot_embeddings
+from nmt.optim import LRSchedule, Plateau, make_optimizer, update
 from nmt.pretrained import apply_pretrained
-from nmt.rundir import NewRun, RunDir, count_tokens, start_run_dir
-from nmt.search import greedy_search
+from nmt.rundir import NewRun, RunDir, start_run_dir
+from nmt.runlog import RunLog
 from nmt.tensorboard import TensorBoardLog, require_tensorboard
-from nmt.tokenizer import Tokenizer, train_tokenizer
+from nmt.tokenizer import Tokenizer
+from nmt.validation import greedy_decode, validate
 
-# Keys that may differ between a run's saved config and the config given with --resume.
-RESUME_SAFE_KEYS = {
-    "run.dir",  # a run directory may be moved or copied and resumed there
-    "train.max_steps",
-    "train.max_epochs",
-    "train.max_minutes",
-    "train.patience",
-    "train.max_skipped_steps",
-    "train.validate_every",
-    "train.log_every",
-    "train.save_every",
-    "train.keep_checkpoints",
-    "train.progress",
-    "train.tensorboard",
-    "train.threads",
-    "train.device",  # a run trained on a GPU may go on on a CPU, and back
-    "train.precision",
-    "train.dev_max_sentences",
-    "model.fused_decoder",  # the same function and weights either way, up to rounding
-    "decode.beam_size",
-    "decode.length_penalty",
-    "decode.max_len_ratio",
-    "decode.max_len_extra",
-    "decode.batch_size",
-    "decode.n_best",
-}
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _fmt(x: float | None) -> str:
@@ -72,148 +48,6 @@ def _fmt(x: float | None) -> str:
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.0f}%"
-
-
-class LRSchedule:
-    """Learning rate = lr × warmup × decay × plateau reductions.
-
-    - warmup: linear from lr/warmup_steps to lr over `warmup_steps` steps (any schedule);
-    - inverse_sqrt: after warmup, lr × sqrt(warmup / step);
-    - plateau: after `plateau_patience` validations without a better dev score, multiply by
-      `plateau_factor`, never below `min_lr`.
-    Early stopping is separate (see Trainer), so it works whatever the schedule.
-    """
-
-    def __init__(self, cfg: TrainConfig) -> None:
-        self.cfg = cfg
-        self.scale = 1.0
-        self.best: float | None = None
-        self.bad_validations = 0
-
-    def lr(self, step: int) -> float:  # step: 1-based number of the update about to happen
-        cfg = self.cfg
-        lr = cfg.lr
-        if cfg.warmup_steps and step < cfg.warmup_steps:
-            lr *= step / cfg.warmup_steps
-        elif cfg.schedule == "inverse_sqrt" and cfg.warmup_steps:
-            lr *= math.sqrt(cfg.warmup_steps / step)
-        return max(lr * self.scale, cfg.min_lr) if self.scale < 1.0 else lr
-
-    def on_validation(self, score: float) -> bool:
-        """Record a dev score (higher is better); True when the rate was just reduced."""
-        if self.cfg.schedule != "plateau":
-            return False
-        if self.best is None or score > self.best:
-            self.best, self.bad_validations = score, 0
-            return False
-        self.bad_validations += 1
-        if self.bad_validations > self.cfg.plateau_patience:
-            self.scale *= self.cfg.plateau_factor
-            self.bad_validations = 0
-            return True
-        return False
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"scale": self.scale, "best": self.best, "bad_validations": self.bad_validations}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.scale, self.best, self.bad_validations = state["scale"], state["best"], state["bad_validations"]
-
-
-def encode_pairs(
-    corpus: Corpus, src_tok: Tokenizer, tgt_tok: Tokenizer, max_src: int, max_tgt: int
-) -> tuple[list[Example], dict[str, int]]:
-    """Tokenize a corpus and drop pairs over the length limits; return the drop counts."""
-    src_ids, tgt_ids = src_tok.encode_batch(corpus.src), tgt_tok.encode_batch(corpus.tgt)
-    examples, too_long_src, too_long_tgt = [], 0, 0
-    for s, t in zip(src_ids, tgt_ids):
-        if len(s) > max_src:
-            too_long_src += 1
-        elif len(t) > max_tgt:
-            too_long_tgt += 1
-        else:
-            examples.append((s, t))
-    return examples, {"too_long_src": too_long_src, "too_long_tgt": too_long_tgt}
-
-
-def data_fingerprint(examples: list[Example]) -> str:
-    """sha256 of the training pairs' ids in corpus order: what the saved stream position (epoch,
-    batch) refers to, so a resumed run can refuse training data that changed since the save."""
-    return hashlib.sha256(json.dumps(examples, separators=(",", ":")).encode()).hexdigest()
-
-
-def train_tokenizers(cfg: Config, train: Corpus, where: str = "config") -> tuple[Tokenizer, Tokenizer]:
-    """The run's sentencepiece models (one joint model twice, or one per side), in memory."""
-    tk = cfg.tokenizer
-    common: dict[str, Any] = dict(
-        model_type=tk.type,
-        character_coverage=tk.character_coverage,
-        max_sentences=tk.max_sentences,
-        hard_vocab_limit=tk.hard_vocab_limit,
-        seed=cfg.train.seed,
-    )
-    if tk.joint:
-        tok = train_tokenizer(train.src + train.tgt, tk.src_vocab_size,
-                              vocab_key=f"{where}: key 'tokenizer.src_vocab_size'", **common)
-        return tok, tok
-    return (
-        train_tokenizer(train.src, tk.src_vocab_size, vocab_key=f"{where}: key 'tokenizer.src_vocab_size'", **common),
-        train_tokenizer(train.tgt, tk.tgt_vocab_size, vocab_key=f"{where}: key 'tokenizer.tgt_vocab_size'", **common),
-    )
-
-
-def make_optimizer(model: torch.nn.Module, tc: TrainConfig) -> torch.optim.Optimizer:
-    """Adam; the fused implementation (one kernel for all parameters, also on CPUs) costs a third
-    of the for-loop one's time, which was ~6% of a CPU training step."""
-    return torch.optim.Adam(model.parameters(), lr=tc.lr, betas=tuple(tc.adam_betas),
-                            weight_decay=tc.weight_decay, fused=True)
-
-
-class UpdateResult(NamedTuple):
-    loss: torch.Tensor  # the summed loss of the batch (a 0-dim tensor)
-    applied: bool  # False: a non-finite loss or gradient, so the weights were left as they were
-
-
-def update(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    batch: Batch,
-    lr: float,
-    tc: TrainConfig,
-    autocast_dtype: torch.dtype | None = None,
-    scaler: torch.amp.GradScaler | None = None,
-) -> UpdateResult:
-    """One training update: teacher-forced forward (under autocast when `autocast_dtype` is set),
-    label-smoothed loss, backward of the loss / `batch.norm_tokens` (per target token; under DDP
-    per token of the global batch), clipping, optimiser step. When the loss or the gradient is
-    not finite no update is made, and `applied` says so (the caller counts and reports it); with
-    fp16's `scaler`, the scaler skips such steps itself and lowers its scale."""
-    model.train()
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    with torch.autocast(batch.src.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
-        loss = translation_loss(logits.float(), batch.tgt_out, tc.label_smoothing)
-    norm = batch.norm_tokens if batch.norm_tokens is not None else batch.n_tgt_tokens
-    optimizer.zero_grad(set_to_none=True)
-    # every rank runs backward, even on a bad loss: DDP's gradient all-reduce needs them all
-    scaled = loss / norm
-    (scaler.scale(scaled) if scaler is not None else scaled).backward()
-    if scaler is not None:
-        scaler.unscale_(optimizer)
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if tc.clip_grad_norm > 0:
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad_norm)
-    else:
-        grad_norm = torch.nn.utils.get_total_norm(grads)
-    # the gradients are all-reduced by now, so every rank takes the same decision
-    applied = bool(torch.isfinite(loss)) and bool(torch.isfinite(grad_norm))
-    if scaler is not None:
-        scaler.step(optimizer)  # skips the step itself on a non-finite gradient
-        scaler.update()
-    elif applied:
-        optimizer.step()
-    return UpdateResult(loss, applied)
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
@@ -230,15 +64,28 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _config_diff(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    diffs = []
-    for key in sorted(set(old) | set(new)):
-        a, b, path = old.get(key), new.get(key), f"{prefix}{key}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            diffs += _config_diff(a, b, path + ".")
-        elif a != b:
-            diffs.append((path, a, b))
-    return diffs
+@contextmanager
+def _catch_signals() -> Iterator[list[int]]:
+    """SIGINT/SIGTERM only note the signal; the loop stops at the end of the step and saves."""
+    caught: list[int] = []
+    old = {s: signal.signal(s, lambda signum, _frame: caught.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+class _Window:
+    """Loss, target tokens and training seconds since the last log line."""
+
+    def __init__(self) -> None:
+        self.loss, self.tokens, self.seconds = 0.0, 0, 0.0
+
+    def add(self, loss: float, tokens: int, seconds: float) -> None:
+        self.loss += loss
+        self.tokens += tokens
+        self.seconds += seconds
 
 
 class Trainer:
@@ -249,28 +96,22 @@ class Trainer:
         self.cfg, self.run, self.tc, self.where = cfg, run, cfg.train, where
         self.dist = dist or Dist()
         self.device = device or torch.device("cpu")
-        self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.tc.precision]
+        self.log = RunLog(run, self.dist.is_main)  # train.log opens once the trainer is built
+        self.autocast_dtype = AUTOCAST_DTYPES[self.tc.precision]
         self.scaler = torch.amp.GradScaler(self.device.type) if self.tc.precision == "fp16" else None
-        # train.log is opened once the trainer is built: a resume refused here (other data, a torn
-        # checkpoint) leaves the run directory unchanged
-        self.log_file: Any = None
-        self._log_lines: list[str] = []
+
+        # data: rank 0 trains the tokenizers into the run directory, every rank reads the same files
         d = cfg.data
         train_corpus = load_corpus(d.train, d, "training")
         self.info(f"training corpus: {len(train_corpus)} pairs ({train_corpus.empty_dropped} with an empty "
                   "side skipped)")
-        # rank 0 trains the tokenizers into the run directory; every rank then reads the same files
         self.dist.on_main(lambda: self._tokenizers(train_corpus, resume) and None)
         self.src_tok, self.tgt_tok = self.run.load_tokenizers()
-        self.train_examples = self._training_examples(train_corpus)
-        self.data_fingerprint = data_fingerprint(self.train_examples)
-        self.dev = load_corpus(cfg.data.dev, cfg.data, "dev")
-        if self.tc.dev_max_sentences:
-            n = self.tc.dev_max_sentences
-            self.dev = Corpus(self.dev.src[:n], self.dev.tgt[:n], "dev")
-        self.dev_src_ids = self.src_tok.encode_batch(self.dev.src)
-        self.dev_tgt_ids = self.tgt_tok.encode_batch(self.dev.tgt)
+        self.data = training_data(cfg, train_corpus, self.src_tok, self.tgt_tok, where)
+        self.info(self.data.describe(cfg))
+        self.dev = DevSet.load(cfg, self.src_tok, self.tgt_tok)
 
+        # the model and its optimisation, seeded
         torch.manual_seed(self.tc.seed)
         random.seed(self.tc.seed)
         self.model: Seq2Seq = build_model(cfg, len(self.src_tok), len(self.tgt_tok))
@@ -280,16 +121,15 @@ class Trainer:
         self.model.to(self.device)
         self.optimizer = make_optimizer(self.model, self.tc)
         self.schedule = LRSchedule(self.tc)
-        self.stream = BatchStream(self.train_examples, self.tc.batch_tokens, self.tc.batch_size, self.tc.seed,
-                                  self.dist.rank, self.dist.world_size)
+        self.stream = self.data.stream(cfg, self.dist.rank, self.dist.world_size)
+
+        # counters. Scores are "higher is better" (BLEU, or −loss). `stopping` drives early stopping
+        # and sees only the validations every validate_every steps, so a run stopped and resumed
+        # off that grid takes the same decisions as an uninterrupted one; `best_checkpoint` is the
+        # score of checkpoints/best.pt, which any validation may replace.
         self.step = 0
-        # Scores are "higher is better" (BLEU, or −loss). best_score and bad_validations drive
-        # early stopping and come only from validations every validate_every steps, so a run
-        # stopped and resumed off that grid takes the same decisions as an uninterrupted one;
-        # best_saved_score is the score of checkpoints/best.pt, which any validation may replace.
-        self.best_score: float | None = None
-        self.bad_validations = 0
-        self.best_saved_score: float | None = None
+        self.stopping = Plateau()
+        self.best_checkpoint = Plateau()
         self.last_validated_step = -1
         self.skipped_steps = 0  # updates skipped for a non-finite gradient (their steps still count)
         self.skips_in_a_row = 0
@@ -298,15 +138,17 @@ class Trainer:
         n_trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         self.info(f"model: {n_params:,} parameters ({n_trainable:,} trainable); vocab src {len(self.src_tok)} "
                   f"tgt {len(self.tgt_tok)}")
+
         # for the embedding drift logged at every validation: the tables before the first step
         # and how often each id occurs in training
-        self.token_counts = count_tokens(self.train_examples, len(self.src_tok), len(self.tgt_tok))
+        self.token_counts = self.data.token_counts(self.src_tok, self.tgt_tok)
         if resume:
             self.load_state_dict(load_checkpoint(run.checkpoint_path("last")))
             self.info(f"resumed from {run.last} at step {self.step}, epoch {self.stream.epoch}")
             self.initial_tables = torch.load(run.embeddings_init, weights_only=True)
         else:
             self.initial_tables = {side: t.cpu() for side, t in snapshot_embeddings(self.model).items()}
+
         # DDP makes rank 0's weights everyone's and averages the gradients in backward
         self.train_model: torch.nn.Module = self.model
         if self.dist.active:
@@ -314,44 +156,12 @@ class Trainer:
             self.train_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
             if not resume:  # each rank its own dropout masks
                 torch.manual_seed(self.tc.seed + self.dist.rank)
-        self.tensorboard = None
-        if self.dist.is_main:  # only rank 0 writes into the run directory
-            if resume:
-                self._drop_metrics_after(self.step)
-            else:
-                torch.save(self.initial_tables, run.embeddings_init)
-                torch.save(self.token_counts, run.token_counts)
-            self.log_file = run.log.open("a", encoding="utf-8")
-            self.log_file.write("".join(line + "\n" for line in self._log_lines))
-            self.log_file.flush()
-            if self.tc.tensorboard:
-                self.tensorboard = TensorBoardLog(run.tensorboard, self.src_tok, self.tgt_tok, self.dev_src_ids,
-                                                  cfg.decode, self.step if resume else None)
+        self._open_outputs(resume)
 
     # ------------------------------------------------------------------ set-up
 
-    def _drop_metrics_after(self, step: int) -> None:
-        """On resume, forget the events a killed session logged past the checkpoint's step: the
-        resumed run logs those steps again, and metrics.jsonl should read like one run."""
-        path = self.run.metrics
-        if not path.is_file():
-            return
-        lines = path.read_text(encoding="utf-8").splitlines()
-        kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
-        if len(kept) != len(lines):
-            atomic_write(path, lambda f: f.write("".join(line + "\n" for line in kept).encode("utf-8")))
-
     def info(self, msg: str, console: bool = True) -> None:
-        """A line for train.log and (unless the progress bar already shows it) the console; rank 0's only."""
-        if not self.dist.is_main:
-            return
-        if console:
-            tqdm.write(msg, file=sys.stderr)  # logs on stderr (unbuffered), like the progress bar
-        if self.log_file is None:
-            self._log_lines.append(msg)
-            return
-        self.log_file.write(msg + "\n")
-        self.log_file.flush()
+        self.log.info(msg, console)
 
     def _tokenizers(self, train: Corpus, resume: bool) -> tuple[Tokenizer, Tokenizer]:
         """Train the sentencepiece models into the run directory (or load them on resume)."""
@@ -367,19 +177,25 @@ class Trainer:
                   f"{len(src_tok)}/{len(tgt_tok)} ({time.time() - t0:.1f}s)")
         return src_tok, tgt_tok
 
-    def _training_examples(self, train: Corpus) -> list[Example]:
-        d = self.cfg.data
-        examples, dropped = encode_pairs(train, self.src_tok, self.tgt_tok, d.max_src_len, d.max_tgt_len)
-        self.info(
-            f"length filter: kept {len(examples)} pairs; dropped {dropped['too_long_src']} with source "
-            f"> {d.max_src_len} pieces and {dropped['too_long_tgt']} with target > {d.max_tgt_len}"
-        )
-        if not examples:
-            raise NmtError(
-                f"{d.train}: the length filter removed every pair; raise 'data.max_src_len' / "
-                f"'data.max_tgt_len' in {self.where}"
-            )
-        return examples
+    def _open_outputs(self, resume: bool) -> None:
+        """Rank 0 alone writes into the run directory: the start files, train.log, TensorBoard."""
+        self.tensorboard: TensorBoardLog | None = None
+        if not self.dist.is_main:
+            return
+        if resume:
+            self.log.drop_after(self.step)
+        else:
+            torch.save(self.initial_tables, self.run.embeddings_init)
+            torch.save(self.token_counts, self.run.token_counts)
+        self.log.open()
+        if self.tc.tensorboard:
+            self.tensorboard = TensorBoardLog(self.run.tensorboard, self.src_tok, self.tgt_tok, self.dev.src_ids,
+                                              self.step if resume else None)
+
+    def close(self) -> None:
+        self.log.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
     # ------------------------------------------------------------------ state
 
@@ -392,14 +208,14 @@ class Trainer:
             "vocab": {"src": len(self.src_tok), "tgt": len(self.tgt_tok)},
             "trainer": {
                 "step": self.step,
-                "best_score": self.best_score,
-                "bad_validations": self.bad_validations,
-                "best_saved_score": self.best_saved_score,
+                "best_score": self.stopping.best,
+                "bad_validations": self.stopping.bad,
+                "best_saved_score": self.best_checkpoint.best,
                 "last_validated_step": self.last_validated_step,
                 "elapsed_s": self.elapsed_s,
                 "skipped_steps": self.skipped_steps,
                 "skips_in_a_row": self.skips_in_a_row,
-                "data_fingerprint": self.data_fingerprint,
+                "data_fingerprint": self.data.fingerprint,
                 "schedule": self.schedule.state_dict(),
                 "stream": self.stream.state_dict(),
                 "rng_torch": rng_states[0]["torch"],
@@ -412,16 +228,16 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        saved = state["trainer"].get("data_fingerprint")  # absent in checkpoints of older nmt
-        if saved is not None and saved != self.data_fingerprint:
+        t = state["trainer"]
+        saved = t.get("data_fingerprint")  # absent in checkpoints of older nmt
+        if saved is not None and saved != self.data.fingerprint:
             d = self.cfg.data
-            files = d.train if d.format == "tsv" else f"{d.train}.{d.src_lang} and {d.train}.{d.tgt_lang}"
+            files = " and ".join(str(p) for p in corpus_paths(d.train, d))
             raise NmtError(
                 f"{files}: the training data differs from the data that {self.run.path} was trained on "
-                f"(sha256 of its pairs {saved[:12]}, now {self.data_fingerprint[:12]}); resuming would not "
+                f"(sha256 of its pairs {saved[:12]}, now {self.data.fingerprint[:12]}); resuming would not "
                 "continue the same run: restore the original files, or start a new run (--overwrite)"
             )
-        t = state["trainer"]
         world_size = t.get("world_size", 1)
         if world_size != self.dist.world_size:
             how = "nmt train CONFIG --resume" if world_size == 1 else f"torchrun with {world_size} processes in all"
@@ -433,9 +249,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler is not None and t.get("scaler"):
             self.scaler.load_state_dict(t["scaler"])
-        self.step, self.best_score = t["step"], t["best_score"]
-        self.bad_validations, self.last_validated_step = t["bad_validations"], t["last_validated_step"]
-        self.elapsed_s, self.best_saved_score = t["elapsed_s"], t["best_saved_score"]
+        self.step, self.last_validated_step, self.elapsed_s = t["step"], t["last_validated_step"], t["elapsed_s"]
+        self.stopping.load_state_dict({"best": t["best_score"], "bad_validations": t["bad_validations"]})
+        self.best_checkpoint.best = t["best_saved_score"]
         self.skipped_steps, self.skips_in_a_row = t.get("skipped_steps", 0), t.get("skips_in_a_row", 0)
         self.schedule.load_state_dict(t["schedule"])
         self.stream.load_state_dict(t["stream"])
@@ -452,9 +268,6 @@ class Trainer:
     def _weights(self, score: float | None) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "vocab": {"src": len(self.src_tok), "tgt": len(self.tgt_tok)},
                 "step": self.step, "score": score}
-
-    def save_best(self) -> None:
-        save_checkpoint(self.run.best, self._weights(self.best_saved_score))
 
     def save_step(self, score: float) -> None:
         """Keep this validation's weights as checkpoints/step_<N>.pt and only the newest K of them."""
@@ -508,36 +321,18 @@ class Trainer:
                 "or use 'train.precision: fp32'"
             )
 
-    @torch.inference_mode()
+    # ------------------------------------------------------------------ validation
+
     def validate(self, final: bool = False) -> dict[str, Any]:
-        """Dev loss, perplexity and greedy BLEU; keep best.pt. A `final` validation (at a stop off
+        """Validate, keep best.pt and step checkpoints, log. A `final` validation (at a stop off
         the validate_every grid) may update best.pt but not early stopping or the schedule."""
-        self.model.eval()
-        t0 = time.time()
-        nll, n_tokens = 0.0, 0
-        hyps: list[str] = [""] * len(self.dev_src_ids)
         dec = self.cfg.decode
-        for batch in eval_batches(self.dev_src_ids, self.dev_tgt_ids, dec.batch_size):
-            batch = batch.to(self.device)
-            logits, _ = self.model(batch.src, batch.src_lengths, batch.tgt_in)
-            nll += translation_loss(logits, batch.tgt_out, 0.0).item()
-            n_tokens += batch.n_tgt_tokens
-            results = greedy_search(self.model, batch.src, batch.src_lengths, dec.max_len_ratio, dec.max_len_extra)
-            for i, nbest in zip(batch.indices, results):
-                hyps[i] = self.tgt_tok.decode(nbest[0].tokens)
-        loss = nll / n_tokens
-        scores = score(hyps, self.dev.tgt)
-        bleu = scores.bleu
-        metric = bleu if self.tc.early_stopping_metric == "bleu" else -loss
-        improved = self.best_saved_score is None or metric > self.best_saved_score
-        if improved:
-            self.best_saved_score = metric
+        result = validate(self.model, self.dev, self.tgt_tok, dec, self.device)
+        metric = result.scores.bleu if self.tc.early_stopping_metric == "bleu" else -result.loss
+        improved = self.best_checkpoint.observe(metric)
         reduced = False
         if not final:
-            if self.best_score is None or metric > self.best_score:
-                self.best_score, self.bad_validations = metric, 0
-            else:
-                self.bad_validations += 1
+            self.stopping.observe(metric)
             reduced = self.schedule.on_validation(metric)
         self.last_validated_step = self.step
         drift = {
@@ -548,21 +343,22 @@ class Trainer:
             "event": "validation",
             "step": self.step,
             "epoch": self.stream.epoch,
-            "dev_loss": round(loss, 4),
-            "dev_ppl": round(math.exp(min(loss, 50)), 3),
-            "dev_bleu": round(bleu, 2),
-            "dev_chrf": round(scores.chrf, 2),
+            "dev_loss": round(result.loss, 4),
+            "dev_ppl": round(result.perplexity, 3),
+            "dev_bleu": round(result.scores.bleu, 2),
+            "dev_chrf": round(result.scores.chrf, 2),
             "best": improved,
             "lr": self.schedule.lr(self.step + 1),
-            "seconds": round(time.time() - t0, 1),
+            "seconds": round(result.seconds, 1),
             "embedding_drift": drift,
         }
-        self.run.append_metrics(record)
+        self.log.record(record)
         if self.tensorboard is not None:
-            self.tensorboard.log(record, self.model)
+            sources = self.tensorboard.dev_src_ids
+            self.tensorboard.log(record, greedy_decode(self.model, sources, dec, self.device, attention=True))
         self.info(
-            f"validation at step {self.step}: dev loss {loss:.3f} ppl {record['dev_ppl']:.2f} "
-            f"BLEU {bleu:.2f} (greedy){' *best*' if improved else ''}"
+            f"validation at step {self.step}: dev loss {result.loss:.3f} ppl {record['dev_ppl']:.2f} "
+            f"BLEU {result.scores.bleu:.2f} (greedy){' *best*' if improved else ''}"
             f"{'; learning rate reduced to ' + format(record['lr'], '.2e') if reduced else ''}"
         )
         for side, d in drift.items():
@@ -573,7 +369,7 @@ class Trainer:
                 f"rank corr. with frequency {_fmt(d['spearman_l2_freq'])}"
             )
         if improved:
-            self.save_best()
+            save_checkpoint(self.run.best, self._weights(self.best_checkpoint.best))
         self.save_step(metric)
         return record
 
@@ -582,114 +378,104 @@ class Trainer:
         the decisions that follow from it (early stopping, learning rate) from rank 0."""
         def run() -> dict[str, Any]:
             self.validate(final)
-            return {"best_score": self.best_score, "bad_validations": self.bad_validations,
-                    "best_saved_score": self.best_saved_score, "last_validated_step": self.last_validated_step,
-                    "schedule": self.schedule.state_dict()}
+            return {"stopping": self.stopping.state_dict(), "best_saved_score": self.best_checkpoint.best,
+                    "last_validated_step": self.last_validated_step, "schedule": self.schedule.state_dict()}
 
         decided = self.dist.on_main(run)
-        self.best_score, self.bad_validations = decided["best_score"], decided["bad_validations"]
-        self.best_saved_score, self.last_validated_step = decided["best_saved_score"], decided["last_validated_step"]
+        self.stopping.load_state_dict(decided["stopping"])
+        self.best_checkpoint.best, self.last_validated_step = decided["best_saved_score"], decided["last_validated_step"]
         self.schedule.load_state_dict(decided["schedule"])
 
     # ------------------------------------------------------------------ loop
 
     def _total_steps(self) -> int | None:
-        per_epoch = self.stream.batches_per_epoch()
-        limits = []
-        if self.tc.max_steps:
-            limits.append(self.tc.max_steps)
+        limits = [self.tc.max_steps] if self.tc.max_steps else []
         if self.tc.max_epochs:
-            limits.append(self.tc.max_epochs * per_epoch)
+            limits.append(self.tc.max_epochs * self.stream.batches_per_epoch())
         return min(limits) if limits else None
+
+    def _limit_reached(self) -> str | None:
+        tc = self.tc
+        if tc.max_steps and self.step >= tc.max_steps:
+            return f"reached train.max_steps={tc.max_steps}"
+        if tc.max_epochs and self.stream.epoch >= tc.max_epochs:
+            return f"reached train.max_epochs={tc.max_epochs}"
+        return None
+
+    def _log_train(self, window: _Window, bar: tqdm) -> None:
+        """The log line of the last `log_every` steps: the loss and tokens of all ranks, the time of
+        this one (they run in step)."""
+        loss, tokens = self.dist.sum(window.loss, window.tokens)
+        record = {
+            "event": "train",
+            "step": self.step,
+            "epoch": self.stream.epoch,
+            "loss": round(loss / tokens, 4),
+            "lr": self.schedule.lr(self.step),
+            "tgt_tokens_per_s": round(tokens / window.seconds, 1),
+            "skipped_steps": self.skipped_steps,
+        }
+        self.log.record(record)
+        if self.tensorboard is not None:
+            self.tensorboard.log(record)
+        bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tgt_tokens_per_s']:.0f}",
+                        lr=f"{record['lr']:.1e}", ep=self.stream.epoch)
+        self.info(f"step {self.step} epoch {self.stream.epoch} loss {record['loss']:.3f} "
+                  f"lr {record['lr']:.2e} tok/s {record['tgt_tokens_per_s']:.0f}", console=bar.disable)
 
     def train(self) -> None:
         tc = self.tc
         stop_reason = None
-        interrupted: list[int] = []
-
-        def on_signal(signum: int, _frame: Any) -> None:
-            interrupted.append(signum)
-
-        old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        total = self._total_steps()
         # the bar only on a terminal; in a log file (CI, nohup) the log lines say the same
         show_bar = tc.progress and sys.stderr.isatty() and self.dist.is_main
-        bar = tqdm(total=total, initial=self.step, disable=not show_bar, unit="step", dynamic_ncols=True,
-                   mininterval=0.5)
-        window_loss, window_tokens, window_s = 0.0, 0, 0.0
+        bar = tqdm(total=self._total_steps(), initial=self.step, disable=not show_bar, unit="step",
+                   dynamic_ncols=True, mininterval=0.5)
+        window = _Window()
         session_t0, elapsed_before = time.time(), self.elapsed_s
-        try:
-            while stop_reason is None:
-                if tc.max_steps and self.step >= tc.max_steps:
-                    stop_reason = f"reached train.max_steps={tc.max_steps}"
-                    break
-                if tc.max_epochs and self.stream.epoch >= tc.max_epochs:
-                    stop_reason = f"reached train.max_epochs={tc.max_epochs}"
-                    break
-                t0 = time.time()
-                batch, _ = self.stream.next_batch()
-                loss, n_tokens = self.train_step(batch)
-                window_s += time.time() - t0  # training time only: validations do not count
-                self.step += 1
-                self.elapsed_s = elapsed_before + time.time() - session_t0
-                window_loss += loss
-                window_tokens += n_tokens
-                bar.update(1)
-                if self.step % tc.log_every == 0:
-                    # the loss and tokens of all ranks; the time of this one (they run in step)
-                    window_loss, window_tokens = self.dist.sum(window_loss, window_tokens)
-                    record = {
-                        "event": "train",
-                        "step": self.step,
-                        "epoch": self.stream.epoch,
-                        "loss": round(window_loss / window_tokens, 4),
-                        "lr": self.schedule.lr(self.step),
-                        "tgt_tokens_per_s": round(window_tokens / window_s, 1),
-                        "skipped_steps": self.skipped_steps,
-                    }
-                    if self.dist.is_main:
-                        self.run.append_metrics(record)
-                    if self.tensorboard is not None:
-                        self.tensorboard.log(record)
-                    bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tgt_tokens_per_s']:.0f}",
-                                    lr=f"{record['lr']:.1e}", ep=self.stream.epoch)
-                    self.info(f"step {self.step} epoch {self.stream.epoch} loss {record['loss']:.3f} "
-                              f"lr {record['lr']:.2e} tok/s {record['tgt_tokens_per_s']:.0f}", console=not show_bar)
-                    window_loss, window_tokens, window_s = 0.0, 0, 0.0
-                if self.step % tc.validate_every == 0:
-                    self.validate_on_main()
-                    self.save_last()
-                    if tc.patience and self.bad_validations >= tc.patience:
-                        stop_reason = f"early stopping: no better dev score in {tc.patience} validations"
-                elif self.step % tc.save_every == 0:
-                    self.save_last()
-                time_up, stop_now = self.dist.any(
-                    bool(tc.max_minutes and self.elapsed_s >= tc.max_minutes * 60), bool(interrupted)
-                )
-                if time_up:
-                    stop_reason = stop_reason or f"reached train.max_minutes={tc.max_minutes:g}"
-                if stop_now:
-                    self.save_last()
-                    name = signal.Signals(interrupted[0]).name if interrupted else "a signal to another rank"
-                    raise NmtError(
-                        f"interrupted by {name} at step {self.step}; saved {self.run.last}. "
-                        f"Continue with: nmt train {self.run.config} --resume"
-                    )
-        finally:
-            bar.close()
-            for s, h in old_handlers.items():
-                signal.signal(s, h)
+        with _catch_signals() as caught:
+            try:
+                while (stop_reason := self._limit_reached()) is None:
+                    t0 = time.time()
+                    batch, _ = self.stream.next_batch()
+                    window.add(*self.train_step(batch), time.time() - t0)  # validations do not count
+                    self.step += 1
+                    self.elapsed_s = elapsed_before + time.time() - session_t0
+                    bar.update(1)
+                    if self.step % tc.log_every == 0:
+                        self._log_train(window, bar)
+                        window = _Window()
+                    if self.step % tc.validate_every == 0:
+                        self.validate_on_main()
+                        self.save_last()
+                        if tc.patience and self.stopping.bad >= tc.patience:
+                            stop_reason = f"early stopping: no better dev score in {tc.patience} validations"
+                    elif self.step % tc.save_every == 0:
+                        self.save_last()
+                    time_up, stop_now = self.dist.any(
+                        bool(tc.max_minutes and self.elapsed_s >= tc.max_minutes * 60), bool(caught))
+                    if stop_now:
+                        self.save_last()
+                        name = signal.Signals(caught[0]).name if caught else "a signal to another rank"
+                        raise NmtError(f"interrupted by {name} at step {self.step}; saved {self.run.last}. "
+                                       f"Continue with: nmt train {self.run.config} --resume")
+                    if stop_reason or time_up:
+                        stop_reason = stop_reason or f"reached train.max_minutes={tc.max_minutes:g}"
+                        break
+            finally:
+                bar.close()
+        self._finish(stop_reason)
+
+    def _finish(self, stop_reason: str) -> None:
         if self.last_validated_step != self.step:
             self.validate_on_main(final=True)
         self.save_last()
-        self.info(f"stopped at step {self.step}: {stop_reason}; best dev score {self.best_saved_score:.2f} "
+        self.info(f"stopped at step {self.step}: {stop_reason}; best dev score {self.best_checkpoint.best:.2f} "
                   f"in {self.run.best}")
         end: dict[str, Any] = {"event": "end", "step": self.step, "reason": stop_reason}
         if self.device.type == "cuda":
             end["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20)
             self.info(f"peak GPU memory (rank 0): {end['peak_gpu_mib']:,} MiB allocated by torch")
-        if self.dist.is_main:
-            self.run.append_metrics(end)
+        self.log.record(end)
 
 
 def _prepare_run_dir(cfg: Config, run: RunDir, resume: bool, overwrite: bool,
@@ -699,15 +485,12 @@ def _prepare_run_dir(cfg: Config, run: RunDir, resume: bool, overwrite: bool,
         run.require()
         if not run.last.is_file():
             raise NmtError(f"{run.path}: no checkpoints/last.pt to resume from")
-        saved = run.load_config().to_dict()
-        changed = [
-            (k, a, b) for k, a, b in _config_diff(saved, cfg.to_dict()) if k not in RESUME_SAFE_KEYS
-        ]
+        changed = resume_changes(run.load_config(), cfg)
         if changed:
             diff = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed)
             raise NmtError(
                 f"{run.config}: the config differs from the run's on keys that cannot change on resume: "
-                f"{diff} (safe to change: {', '.join(sorted(RESUME_SAFE_KEYS))})"
+                f"{diff} (safe to change: {', '.join(sorted(resume_safe_keys()))})"
             )
         return None  # config.yaml gets the new safe values once the trainer is built (see train())
     d, e = cfg.data, cfg.model.embeddings
@@ -771,11 +554,8 @@ def _train(cfg: Config, where: str, dist: Dist, device: torch.device, resume: bo
         try:
             trainer.train()
         finally:
-            if trainer.log_file is not None:
-                trainer.log_file.close()
-            if trainer.tensorboard is not None:
-                trainer.tensorboard.close()
+            trainer.close()
     return run.path
 
 
-__all__ = ["train", "Trainer", "LRSchedule", "encode_pairs", "make_optimizer", "update", "UpdateResult", "RESUME_SAFE_KEYS"]
+__all__ = ["train", "Trainer"]

@@ -7,8 +7,8 @@
 What it does, with the config's settings throughout:
 
 1. trains the sentencepiece tokenizers in memory on the config's training data (as the trainer
-   does, nothing is written), encodes and length-filters the pairs (`encode_pairs`) and builds the
-   training stream (`BatchStream` with `train.batch_tokens`, `train.batch_size`, `train.seed`);
+   does, nothing is written), encodes and length-filters the pairs and builds the training stream
+   (`nmt.data.training_data(...).stream`: `train.batch_tokens`, `train.batch_size`, `train.seed`);
 2. builds the model with random initialisation (seeded with `train.seed`, no pretrained vectors);
 3. runs W warm-up then N timed training steps — forward, label-smoothed summed loss
    (`nmt.loss.translation_loss`), backward of loss / target tokens, gradient clipping, Adam step:
@@ -73,7 +73,8 @@ from nmt.cpu import flush_denormals
 from nmt.errors import NmtError
 from nmt.model import Seq2Seq, build_model
 from nmt.search import beam_search, greedy_search
-from nmt.trainer import LRSchedule, encode_pairs, make_optimizer, train_tokenizers, update
+from nmt.data import train_tokenizers, training_data
+from nmt.optim import LRSchedule, make_optimizer, update
 
 BEAM_SIZE = 5
 
@@ -209,11 +210,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         raise NmtError(f"{args.config}: key 'data.test' is not set; the benchmark decodes the test set")
     train = load_corpus(d.train, d, "training")
     test = load_corpus(d.test, d, "test")
-    src_tok, tgt_tok = train_tokenizers(cfg, train)
-    examples, _ = encode_pairs(train, src_tok, tgt_tok, d.max_src_len, d.max_tgt_len)
-    if not examples:
-        raise NmtError(f"{d.train}: the length filter removed every pair")
-    stream = BatchStream(examples, cfg.train.batch_tokens, cfg.train.batch_size, cfg.train.seed)
+    src_tok, tgt_tok = train_tokenizers(cfg, train, str(args.config))
+    stream = training_data(cfg, train, src_tok, tgt_tok, str(args.config)).stream(cfg)
 
     torch.manual_seed(cfg.train.seed)
     random.seed(cfg.train.seed)

@@ -6,11 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import DEV_PAIRS, PAIRS, tiny_config_dict, write_parallel
 from nmt.errors import NmtError
 from nmt.tensorboard import HINT
 from nmt.trainer import train
+from nmt.validation import greedy_decode
 
 SCALARS = {"train/loss", "train/lr", "train/tgt_tokens_per_s", "dev/loss", "dev/ppl", "dev/bleu", "dev/chrf",
            "embedding_drift/src_mean_l2", "embedding_drift/src_mean_cos",
@@ -68,9 +70,8 @@ def test_heatmaps_without_matplotlib_are_the_bare_matrix(trained_run, tmp_path, 
 
     monkeypatch.setattr(tb, "_has_matplotlib", lambda: False)
     t = Translator.load(trained_run)
-    log = tb.TensorBoardLog(tmp_path, t.src_tok, t.tgt_tok, t.src_tok.encode_batch([p[0] for p in DEV_PAIRS]),
-                            t.cfg.decode)
-    log.heatmaps(t.model, step=7)
+    log = tb.TensorBoardLog(tmp_path, t.src_tok, t.tgt_tok, t.src_tok.encode_batch([p[0] for p in DEV_PAIRS]))
+    log.heatmaps(greedy_decode(t.model, log.dev_src_ids, t.cfg.decode, torch.device("cpu"), attention=True), step=7)
     log.close()
     image = read_events(tmp_path).Images("attention/dev_2")[0]
     assert image.step == 7 and image.width == len(t.src_tok.encode_batch([DEV_PAIRS[1][0]])[0]) + 1

@@ -15,7 +15,10 @@ from nmt.config import TrainConfig
 from nmt.corpus import Corpus
 from nmt.errors import NmtError
 from nmt.tokenizer import train_tokenizer
-from nmt.trainer import LRSchedule, _config_diff, encode_pairs, train
+from nmt.config import config_diff
+from nmt.data import encode_pairs
+from nmt.optim import LRSchedule
+from nmt.trainer import train
 
 
 def snapshot(path: Path) -> dict[str, bytes]:
@@ -118,7 +121,7 @@ def test_encode_pairs_drops_and_counts_pairs_over_the_length_limits():
 def test_config_diff_lists_changed_nested_keys():
     old = {"train": {"lr": 1, "seed": 2}, "model": {"dropout": 0.1}}
     new = {"train": {"lr": 3, "seed": 2}, "model": {"dropout": 0.1}}
-    assert _config_diff(old, new) == [("train.lr", 1, 3)]
+    assert config_diff(old, new) == [("train.lr", 1, 3)]
 
 
 # ----------------------------------------------------------------------------- the run directory
