@@ -398,7 +398,7 @@ def cmd_average(args: argparse.Namespace) -> int:
 
 
 def cmd_embeddings(args: argparse.Namespace) -> int:
-    from nmt.embedding_lab import Lab
+    from nmt.lab.report import Lab
 
     _positive(getattr(args, "k", None), "-k")
     _positive(getattr(args, "n", None), "-n")

@@ -28,7 +28,7 @@ from nmt.corpus import Corpus, corpus_paths, load_corpus
 from nmt.cpu import flush_denormals
 from nmt.data import DevSet, train_tokenizers, training_data
 from nmt.distributed import Dist, resolve_device
-from nmt.embedding_lab import drift_summary
+from nmt.lab.stats import drift_summary
 from nmt.errors import NmtError
 from nmt.model import Seq2Seq, build_model, snapshot_embeddings
 from nmt.optim import LRSchedule, Plateau, make_optimizer, update

@@ -28,8 +28,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nmt.embedding_lab import analogy, load_tables, neighbors, word_vector  # noqa: E402
 from nmt.errors import NmtError  # noqa: E402
+from nmt.lab.stats import analogy, neighbors, word_vector  # noqa: E402
+from nmt.lab.tables import load_tables  # noqa: E402
 from nmt.tokenizer import WORD_MARK, Tokenizer  # noqa: E402
 
 

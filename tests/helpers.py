@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 import yaml
 
 from nmt.checkpoint import load_checkpoint
@@ -99,3 +101,53 @@ def tmp_files(run: Path) -> list[str]:
 def last_step(run: Path) -> int:
     """last.pt must load after any kill; its step."""
     return load_checkpoint(RunDir(run).checkpoint_path("last"))["trainer"]["step"]
+
+
+# ----------------------------------------------------------------------------- the embedding lab
+# A stand-in tokenizer and a table whose neighbours and analogies are known exactly.
+
+SQ2 = math.sqrt(2.0)
+
+
+class FakeTokenizer:
+    """The four specials, then `pieces`; a word is "▁word" unless `splits` says otherwise."""
+
+    def __init__(self, pieces: list[str], splits: dict[str, list[str]] | None = None) -> None:
+        self._pieces = ["<pad>", "<unk>", "<s>", "</s>", *pieces]
+        self._ids = {p: i for i, p in enumerate(self._pieces)}
+        self.splits = splits or {}
+
+    def __len__(self) -> int:
+        return len(self._pieces)
+
+    def pieces(self, text: str) -> list[str]:
+        return [p for word in text.split() for p in self.splits.get(word, ["▁" + word])]
+
+    def piece_to_id(self, piece: str) -> int:
+        return self._ids.get(piece, 1)
+
+    def id_to_piece(self, i: int) -> str:
+        return self._pieces[i]
+
+
+# A table built so that king − man + woman = queen exactly: axes royal, male, female, person,
+# fruit, food; every word is the sum of two unit axes over sqrt(2), so all rows have length 1.
+AXES = {name: i for i, name in enumerate(["royal", "male", "female", "person", "fruit", "food"])}
+WORDS = {
+    "▁king": ("royal", "male"),
+    "▁queen": ("royal", "female"),
+    "▁man": ("person", "male"),
+    "▁woman": ("person", "female"),
+    "▁apple": ("fruit", "food"),
+    "▁bread": ("food", "person"),
+}
+
+
+def analogy_world() -> tuple[torch.Tensor, FakeTokenizer]:
+    tok = FakeTokenizer(list(WORDS))
+    table = torch.zeros(len(tok), len(AXES))
+    table[1:4] = torch.randn(3, len(AXES))  # specials: never an answer
+    for piece, (a, b) in WORDS.items():
+        table[tok.piece_to_id(piece), AXES[a]] = 1 / SQ2
+        table[tok.piece_to_id(piece), AXES[b]] = 1 / SQ2
+    return table, tok

@@ -1,0 +1,189 @@
+"""`Lab`: one side of one run, and the text of the `nmt embeddings` reports about it.
+
+The numbers come from `stats`, the tables from `tables`, the files from `export` and the
+picture from `plot`; this module only loads once and lays the results out as aligned text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from nmt.errors import NmtError
+from nmt.lab.export import export_projector, export_word2vec, exportable
+from nmt.lab.plot import default_words, plot_projection
+from nmt.lab.stats import analogy, drift, drift_summary, most_and_least_moved, neighbors, word_vector
+from nmt.lab.tables import check_side, checkpoint_file, load_counts, load_tables
+from nmt.rundir import RunDir
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], indent: str = "  ") -> str:
+    """Aligned columns: text left, numbers right."""
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[j]) for row in cells) for j in range(len(headers))]
+    numeric = [all(_is_number(row[j]) for row in cells[1:]) and len(cells) > 1 for j in range(len(headers))]
+    lines = []
+    for row in cells:
+        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric)]
+        lines.append(indent + "  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace(",", ""))
+        return True
+    except ValueError:
+        return text in ("?", "-")
+
+
+def _count(counts: torch.Tensor | None, i: int) -> str:
+    return "?" if counts is None else f"{int(counts[i]):,}"
+
+
+def _rows_text(rows: list[tuple[str, int]], counts: torch.Tensor | None) -> str:
+    """'▁king (id 57, count 1,234)' or 'mean of 2 rows: ▁wom (id 87, …) + an (id 40, …)'."""
+    named = [f"{piece} (id {i}, count {_count(counts, i)})" for piece, i in rows]
+    return named[0] if len(named) == 1 else f"mean of {len(named)} rows: " + " + ".join(named)
+
+
+def _fmt(value: float | None) -> str:
+    return "None" if value is None else f"{value:.4f}"
+
+
+class Lab:
+    """One side of one run, loaded for the `nmt embeddings` reports."""
+
+    def __init__(self, run_dir: str | Path, side: str = "src", checkpoint: str = "best") -> None:
+        check_side(side)
+        self.run = RunDir(run_dir).require()
+        self.side, self.checkpoint = side, checkpoint
+        self.table, self.tokenizer = load_tables(run_dir, checkpoint, side)
+        self.counts = load_counts(run_dir, side, len(self.tokenizer))
+        cfg = self.run.load_config()
+        self.lang = cfg.data.src_lang if side == "src" else cfg.data.tgt_lang
+
+    def describe(self, checkpoint: str | None = None) -> str:
+        checkpoint = checkpoint or self.checkpoint
+        return f"{checkpoint} ({checkpoint_file(self.run, checkpoint)})"
+
+    def header(self) -> str:
+        rows, dim = self.table.shape
+        return (f"run {self.run.path} · side {self.side} ({self.lang}) · checkpoint {self.describe()} · "
+                f"table {rows} × {dim}")
+
+    def piece(self, i: int) -> str:
+        return self.tokenizer.id_to_piece(i)
+
+    def ranked(self, results: list[tuple[int, float]]) -> str:
+        rows = [(r, i, self.piece(i), f"{score:.4f}", _count(self.counts, i)) for r, (i, score) in enumerate(results, 1)]
+        return _table(("rank", "id", "piece", "cosine", "count"), rows)
+
+    def no_counts_note(self) -> list[str]:
+        return [] if self.counts is not None else ["(count ?: this run has no token_counts.pt)"]
+
+    def neighbors(self, word: str, k: int = 10) -> str:
+        vec, rows = word_vector(word, self.table, self.tokenizer)
+        results = neighbors(vec, self.table, k, [i for _, i in rows])
+        return "\n".join([
+            self.header(),
+            f"{word!r} = {_rows_text(rows, self.counts)}",
+            f"the {len(results)} nearest rows by cosine similarity (specials and the word's own pieces left out):",
+            self.ranked(results),
+            *self.no_counts_note(),
+        ])
+
+    def analogy(self, a: str, b: str, c: str, k: int = 5) -> str:
+        lines = [self.header(), f"{a} − {b} + {c} = ?"]
+        width = max(len(w) for w in (a, b, c))
+        for word in (a, b, c):
+            lines.append(f"  {word.ljust(width)} = {_rows_text(word_vector(word, self.table, self.tokenizer)[1], self.counts)}")
+        results = analogy(a, b, c, self.table, self.tokenizer, k)
+        lines += [
+            f"the {len(results)} rows nearest to unit({a}) − unit({b}) + unit({c}) by cosine (3CosAdd; "
+            "the inputs' pieces left out):",
+            self.ranked(results),
+            *self.no_counts_note(),
+        ]
+        return "\n".join(lines)
+
+    def drift(self, start: str = "init", end: str | None = None, n: int = 15) -> str:
+        end = end or self.checkpoint
+        initial, _ = load_tables(self.run.path, start, self.side)
+        current, _ = load_tables(self.run.path, end, self.side)
+        d = drift(initial, current, self.counts)
+        summary = drift_summary(initial, current, self.counts)
+        most, least = most_and_least_moved(d, n)
+
+        def rows(ids: list[int]) -> str:
+            return _table(("id", "piece", "l2", "cos_to_start", "count"),
+                          [(i, self.piece(i), f"{float(d.l2[i]):.4f}", f"{float(d.cos[i]):.4f}", _count(self.counts, i))
+                           for i in ids])
+
+        start_norm = initial.norm(dim=1)[1:].mean()
+        lines = [
+            f"run {self.run.path} · side {self.side} ({self.lang}) · table {initial.shape[0]} × {initial.shape[1]}",
+            f"drift from {self.describe(start)}",
+            f"        to {self.describe(end)}",
+            "summary (pad row left out): " + "  ".join(f"{key} {_fmt(value)}" for key, value in summary.items()),
+            f"for scale: the mean norm of a row at the start is {float(start_norm):.4f}",
+            *self.no_counts_note(),
+            "",
+            f"the {len(most)} rows that moved most:",
+            rows(most),
+            "",
+            f"the {len(least)} rows that moved least:",
+            rows(least),
+        ]
+        return "\n".join(lines)
+
+    def export(self, fmt: str, out: str | Path) -> str:
+        if fmt == "word2vec":
+            n = export_word2vec(self.table, self.tokenizer, out)
+            how = f"word2vec text format; gensim: KeyedVectors.load_word2vec_format({str(out)!r}, binary=False)"
+            where = str(out)
+        elif fmt == "tsv":
+            vectors, metadata = export_projector(self.table, self.tokenizer, out, self.counts)
+            n = len(exportable(self.tokenizer))
+            how = "TensorBoard projector: load both files at https://projector.tensorflow.org"
+            where = f"{vectors} + {metadata}"
+        else:
+            raise NmtError(f"--format must be word2vec or tsv, got {fmt!r}")
+        return "\n".join([
+            self.header(),
+            f"wrote {n} vectors of {self.table.shape[1]} dimensions to {where}",
+            f"  ({how}; pieces keep the ▁ word-start marker, specials skipped)",
+        ])
+
+    def training_text(self) -> list[str] | None:
+        """This side's training sentences, or None when the run's data files are not reachable."""
+        from nmt.corpus import load_corpus
+
+        cfg = self.run.load_config()
+        try:
+            corpus = load_corpus(cfg.data.train, cfg.data, "train")
+        except (NmtError, OSError):
+            return None
+        return corpus.src if self.side == "src" else corpus.tgt
+
+    def plot(self, out_png: str | Path, words: Sequence[str] | None = None) -> str:
+        initial, _ = load_tables(self.run.path, "init", self.side)
+        if not words:
+            words = default_words(self.tokenizer, self.counts, sentences=self.training_text())
+        path = plot_projection(initial, self.table, words, self.tokenizer, out_png,
+                               names=("init", self.checkpoint),
+                               title=f"{self.run.path} · side {self.side} ({self.lang})")
+        multi = []
+        for word in words:
+            rows = word_vector(word, self.table, self.tokenizer)[1]
+            if len(rows) > 1:
+                multi.append(f"  {word}* = {_rows_text(rows, self.counts)}")
+        return "\n".join([
+            self.header(),
+            f"wrote {path}: 2-D PCA of {len(words)} words, init (left) vs {self.checkpoint} (right), "
+            "PCA fitted separately per panel",
+            "words: " + " ".join(words),
+            *(["multi-piece words (plotted at the mean of their rows):"] + multi if multi else []),
+        ])

@@ -1,0 +1,217 @@
+"""The numbers of the embedding lab: word vectors, cosine neighbours, analogies, drift and PCA.
+
+`nn.Embedding` is a lookup table: row n is the vector of vocabulary id n. The rows are ordinary
+parameters, so training moves every row whose id occurs in the data (and, through Adam's running
+moments, keeps moving rows seen earlier); rows of ids that never occur keep their initial values
+(unless weight decay shrinks them). These functions answer "did my vectors change, and do they
+look like word2vec now?" from tensors alone: no files, no pictures, no printing.
+
+Rows are named by sentencepiece pieces, not words: "▁king" is the piece that starts a word,
+"s" one that continues a word. A word that sentencepiece keeps whole has one row; a word split
+into several pieces gets the mean of their rows (see `word_vector`).
+
+The functions only use a tokenizer's `pieces`, `piece_to_id`, `id_to_piece` and `len()`, so
+tests can pass a small stand-in.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Sequence
+
+import torch
+
+from nmt.errors import NmtError
+from nmt.tokenizer import N_SPECIAL, PAD_ID, UNK_ID, WORD_MARK, Tokenizer
+
+MOVED_EPS = 1e-8  # a row "moved" when its L2 change exceeds this
+
+
+# ----------------------------------------------------------------------------- queries
+
+
+def word_vector(word: str, table: torch.Tensor, tokenizer: Tokenizer) -> tuple[torch.Tensor, list[tuple[str, int]]]:
+    """The vector of a word and the (piece, id) rows it came from.
+
+    The word is tokenized like training text. A word that sentencepiece keeps whole (one piece,
+    e.g. "king" → "▁king") uses that row. A word split into several pieces (e.g. "woman" →
+    "▁wom" + "an") gets the MEAN of its piece rows: the model itself never holds one vector
+    for such a word (the encoder composes the pieces in context), so the mean is only a simple,
+    common stand-in. A word that starts with "▁" is taken as a piece name and looked up as is.
+
+    Raises NmtError naming the word when a piece is unknown (<unk>) or the word is empty.
+    """
+    if not word.strip():
+        raise NmtError("empty word: give a word or a piece")
+    if word.startswith(WORD_MARK) and len(word) > 1:
+        pieces = [word]
+    else:
+        pieces = tokenizer.pieces(word)
+    rows = [(piece, int(tokenizer.piece_to_id(piece))) for piece in pieces]
+    if not rows:
+        raise NmtError(f"{word!r} gives no pieces")
+    unknown = [piece for piece, i in rows if i == UNK_ID]
+    if unknown:
+        raise NmtError(f"{word!r} is not in this vocabulary: its piece(s) {' '.join(unknown)!r} map to <unk>")
+    ids = torch.tensor([i for _, i in rows], device=table.device)
+    return table[ids].mean(dim=0), rows
+
+
+def _unit(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    return x / x.norm(dim=dim, keepdim=True).clamp_min(1e-12)
+
+
+def cosine_to_all(query_vec: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of `query_vec` with every row of `table` (0 for an all-zero row)."""
+    return _unit(table) @ _unit(query_vec)
+
+
+def neighbors(
+    query_vec: torch.Tensor, table: torch.Tensor, k: int = 10, exclude_ids: Sequence[int] = ()
+) -> list[tuple[int, float]]:
+    """The k rows most similar to `query_vec` by cosine: [(id, cosine), …], best first.
+
+    The special rows (pad, unk, bos, eos) and `exclude_ids` are never returned.
+    """
+    scores = cosine_to_all(query_vec.float(), table.float())
+    banned = torch.zeros(table.shape[0], dtype=torch.bool, device=table.device)
+    banned[: min(N_SPECIAL, table.shape[0])] = True
+    for i in exclude_ids:
+        if 0 <= i < table.shape[0]:
+            banned[i] = True
+    scores = scores.masked_fill(banned, float("-inf"))
+    k = min(k, int((~banned).sum()))
+    if k <= 0:
+        return []
+    values, ids = scores.topk(k)
+    return [(int(i), float(v)) for i, v in zip(ids, values)]
+
+
+def analogy(
+    a: str, b: str, c: str, table: torch.Tensor, tokenizer: Tokenizer, k: int = 5
+) -> list[tuple[int, float]]:
+    """A − B + C by 3CosAdd (Mikolov et al. 2013): "king − man + woman" should be near "queen".
+
+    The three vectors (see `word_vector`) are scaled to unit length, combined as
+    unit(A) − unit(B) + unit(C), and the k rows with the highest cosine to that target are
+    returned as [(id, cosine), …]; the pieces of A, B and C are excluded (otherwise A itself
+    usually wins). gensim's `most_similar(positive=[a, c], negative=[b])` ranks the same way.
+    """
+    vectors, exclude = [], set()
+    for word in (a, b, c):
+        vec, rows = word_vector(word, table, tokenizer)
+        vectors.append(_unit(vec))
+        exclude.update(i for _, i in rows)
+    target = vectors[0] - vectors[1] + vectors[2]
+    return neighbors(target, table, k, sorted(exclude))
+
+
+# ----------------------------------------------------------------------------- drift
+
+
+class Drift(NamedTuple):
+    """Per-row change of a table: L2 distance and cosine to the initial row, with frequencies."""
+
+    l2: torch.Tensor  # (vocab,) ‖current − initial‖
+    cos: torch.Tensor  # (vocab,) cos(current, initial); 1.0 for a row that is zero in both
+    counts: torch.Tensor | None  # (vocab,) occurrences in the training data, or None
+
+
+def drift(initial: torch.Tensor, current: torch.Tensor, counts: torch.Tensor | None = None) -> Drift:
+    """How far each row moved from `initial` to `current` (both (vocab, dim); live parameters
+    are fine: the tables are detached and compared on the CPU, float64 results)."""
+    if initial.shape != current.shape:
+        raise NmtError(f"cannot compare tables of shapes {tuple(initial.shape)} and {tuple(current.shape)} "
+                       "(checkpoints of different runs?)")
+    if counts is not None and counts.shape != (initial.shape[0],):
+        raise NmtError(f"{counts.numel()} token counts for a table of {initial.shape[0]} rows")
+    dtype = torch.promote_types(torch.promote_types(initial.dtype, current.dtype), torch.float32)
+    initial, current = initial.detach().cpu().to(dtype), current.detach().cpu().to(dtype)
+    counts = counts.detach().cpu() if counts is not None else None
+    l2 = (current - initial).norm(dim=1).double()
+    cos = (_unit(current) * _unit(initial)).sum(dim=1).double()
+    both_zero = (initial.norm(dim=1) == 0) & (current.norm(dim=1) == 0)
+    cos = torch.where(both_zero, torch.ones_like(cos), cos)
+    return Drift(l2, cos, counts)
+
+
+def _ranks(x: torch.Tensor) -> torch.Tensor:
+    """1-based ranks of x, ties getting the average of their ranks (as Spearman's rho needs)."""
+    sorted_x, order = torch.sort(x, stable=True)
+    _, inverse, counts = torch.unique_consecutive(sorted_x, return_inverse=True, return_counts=True)
+    ends = torch.cumsum(counts, 0).double()
+    average = ends - (counts.double() - 1) / 2
+    ranks = torch.empty(x.shape[0], dtype=torch.float64)
+    ranks[order] = average[inverse]
+    return ranks
+
+
+def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Spearman's rank correlation (Pearson's r of the average ranks); NaN if either is constant."""
+    rx, ry = _ranks(x.double()), _ranks(y.double())
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denominator = float(rx.norm() * ry.norm())
+    return float((rx * ry).sum()) / denominator if denominator > 0 else math.nan
+
+
+def _num(x: torch.Tensor | float) -> float | None:
+    """A JSON-friendly float: NaN (an empty mean, a constant ranking) becomes None."""
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+def drift_summary(initial: torch.Tensor, current: torch.Tensor, counts: torch.Tensor | None = None) -> dict:
+    """One line of numbers on how a table moved; the pad row (always zero) is left out.
+
+    Keys: mean_l2, median_l2, frac_moved (share of rows with L2 change > 1e-8), mean_cos (mean
+    cosine between each row and its initial row) and, with counts (occurrences of each id in the
+    training data), over the non-special rows (ids ≥ 4): mean_l2_seen (count > 0),
+    mean_l2_unseen (count 0; None if there are none) and spearman_l2_freq (rank correlation of
+    drift and frequency; None if either is constant). Values are floats or None, ready for JSON.
+    """
+    d = drift(initial, current, counts)
+    keep = torch.ones(d.l2.shape[0], dtype=torch.bool)
+    keep[PAD_ID] = False
+    l2 = d.l2[keep]
+    summary: dict[str, float | None] = {
+        "mean_l2": _num(l2.mean()),
+        "median_l2": _num(torch.quantile(l2, 0.5)) if l2.numel() else None,
+        "frac_moved": _num((l2 > MOVED_EPS).double().mean()),
+        "mean_cos": _num(d.cos[keep].mean()),
+    }
+    if counts is not None:
+        # the special rows are left out here: how often the model sees <s> and </s> (added to
+        # every sentence by batching) is not what a count of the text's pieces says
+        l2_words, counts_words = d.l2[N_SPECIAL:], d.counts[N_SPECIAL:]
+        seen = counts_words > 0
+        summary["mean_l2_seen"] = _num(l2_words[seen].mean())
+        summary["mean_l2_unseen"] = _num(l2_words[~seen].mean())
+        summary["spearman_l2_freq"] = _num(spearman(l2_words, counts_words))
+    return summary
+
+
+def most_and_least_moved(d: Drift, n: int) -> tuple[list[int], list[int]]:
+    """The ids of the n rows that moved most (largest L2 first) and least (smallest first),
+    the pad row excluded."""
+    ids = torch.arange(d.l2.shape[0])
+    ids = ids[ids != PAD_ID]
+    most = ids[torch.argsort(d.l2[ids], descending=True, stable=True)]
+    least = ids[torch.argsort(d.l2[ids], stable=True)]
+    return most[:n].tolist(), least[:n].tolist()
+
+
+# ----------------------------------------------------------------------------- projection
+
+
+def pca_2d(x: torch.Tensor) -> torch.Tensor:
+    """(n, dim) → (n, 2): the rows projected on their first two principal components.
+
+    Each component's sign is fixed so that its largest coordinate is positive, so the same data
+    always gives the same picture."""
+    x = x.double() - x.double().mean(dim=0, keepdim=True)
+    _, _, vh = torch.linalg.svd(x, full_matrices=False)
+    coords = x @ vh[:2].T
+    if coords.shape[1] < 2:
+        coords = torch.cat([coords, torch.zeros(coords.shape[0], 2 - coords.shape[1], dtype=coords.dtype)], dim=1)
+    signs = torch.sign(coords.gather(0, coords.abs().argmax(dim=0, keepdim=True)))
+    return coords * torch.where(signs == 0, torch.ones_like(signs), signs)

@@ -1,0 +1,85 @@
+"""A run's embedding tables and token counts, read from its files.
+
+A checkpoint's table is found under the state-dict key that the model names
+(`Seq2Seq.table_key`), so reading one needs no model built; `embeddings_init.pt` (written before
+the first step) holds the tables by side, as `snapshot_embeddings` saved them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from nmt.checkpoint import load_checkpoint
+from nmt.errors import NmtError
+from nmt.model import Seq2Seq
+from nmt.rundir import RunDir
+from nmt.tokenizer import Tokenizer
+
+SIDES = tuple(Seq2Seq.EMBEDDINGS)  # ("src", "tgt")
+
+
+def check_side(side: str) -> None:
+    """Refuse a side the model has no table for, before any file is read."""
+    if side not in SIDES:
+        raise NmtError(f"side must be {' or '.join(map(repr, SIDES))}, got {side!r}")
+
+
+def checkpoint_file(run: RunDir, checkpoint: str) -> Path:
+    """The file that `checkpoint` ('best', 'last', 'init' or a path) names in a run directory."""
+    if checkpoint == "init":
+        if not run.embeddings_init.is_file():
+            raise NmtError(f"{run.path}: no embeddings_init.pt (the tables before the first step); "
+                           "runs trained by this version of nmt have one")
+        return run.embeddings_init
+    return run.checkpoint_path(checkpoint)
+
+
+def load_tables(run_dir: str | Path, checkpoint: str = "best", side: str = "src") -> tuple[torch.Tensor, Tokenizer]:
+    """One side's embedding table (vocab, dim) and that side's tokenizer.
+
+    checkpoint: 'best', 'last', 'init' (the tables saved before the first training step) or a
+    path to a checkpoint file.
+    """
+    check_side(side)
+    run = RunDir(run_dir).require()
+    tokenizer = Tokenizer.load(run.src_tokenizer if side == "src" else run.tgt_tokenizer)
+    path = checkpoint_file(run, checkpoint)
+    if checkpoint == "init":
+        try:
+            tables = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # torch raises many types for torn or foreign files
+            raise NmtError(f"{path}: not a readable embeddings file") from None
+        if not isinstance(tables, dict) or side not in tables:
+            raise NmtError(f"{path}: has no {side!r} table")
+        table = tables[side]
+    else:
+        weights = load_checkpoint(path).get("model", {})
+        key = Seq2Seq.table_key(side)
+        if key not in weights:
+            raise NmtError(f"{path}: checkpoint has no {key}")
+        table = weights[key]
+    table = table.detach().float().cpu()
+    if table.dim() != 2 or table.shape[0] != len(tokenizer):
+        raise NmtError(f"{path}: the {side} table has shape {tuple(table.shape)}, "
+                       f"but the run's {side} tokenizer has {len(tokenizer)} pieces")
+    return table, tokenizer
+
+
+def load_counts(run_dir: str | Path, side: str, vocab_size: int | None = None) -> torch.Tensor | None:
+    """How often each id of `side` occurs in the training data (RUN/token_counts.pt), or None
+    when the run has no counts (runs trained before nmt saved them)."""
+    check_side(side)
+    path = RunDir(run_dir).token_counts
+    if not path.is_file():
+        return None
+    try:
+        counts = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        raise NmtError(f"{path}: not a readable token-counts file") from None
+    if not isinstance(counts, dict) or not isinstance(counts.get(side), torch.Tensor) or counts[side].dim() != 1:
+        raise NmtError(f"{path}: expected {{'src': LongTensor, 'tgt': LongTensor}}")
+    if vocab_size is not None and counts[side].numel() != vocab_size:
+        raise NmtError(f"{path}: {counts[side].numel()} {side} counts for {vocab_size} vocabulary ids")
+    return counts[side].long()
