@@ -1,6 +1,6 @@
-"""Helpers shared by the test modules: run the CLI as a user does, read its one-line errors,
-snapshot folders, read metrics, wait for and kill background runs. Test modules import from
-here (and fixtures come from conftest.py), never from each other."""
+"""Helpers shared by the test modules: run the CLI (and torchrun) as a user does, read its one-line
+errors, snapshot folders, read metrics, wait for and kill background runs. Test modules import
+from here (and fixtures come from conftest.py), never from each other."""
 
 from __future__ import annotations
 
@@ -101,6 +101,29 @@ def tmp_files(run: Path) -> list[str]:
 def last_step(run: Path) -> int:
     """last.pt must load after any kill; its step."""
     return load_checkpoint(RunDir(run).checkpoint_path("last"))["trainer"]["step"]
+
+
+# torchrun gives each rank one thread (OMP_NUM_THREADS=1) anyway; unbuffered, a killed rank's
+# last lines reach the log
+DDP_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def torchrun_cmd(nproc: int, *args: str) -> list[str]:
+    """`python -m torch.distributed.run --standalone --nproc_per_node N -m nmt ARGS`."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+            "-m", "nmt", *args]
+
+
+def run_ok(cmd: list[str], timeout: int = 240) -> subprocess.CompletedProcess:
+    """Run `cmd` (text output, DDP_ENV) from the repository root; it must exit 0."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=DDP_ENV, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def weights(run: Path, which: str = "last") -> dict[str, torch.Tensor]:
+    """The model weights of a run's checkpoints/<which>.pt."""
+    return load_checkpoint(run / "checkpoints" / f"{which}.pt")["model"]
 
 
 # ----------------------------------------------------------------------------- the embedding lab

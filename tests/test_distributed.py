@@ -15,34 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
+from helpers import DDP_ENV, ROOT, run_ok, torchrun_cmd, weights, write_yaml
 from nmt.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-
-
-def write_config(path: Path, cfg: dict) -> Path:
-    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    return path
-
-
-def torchrun_cmd(nproc: int, *args: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-            "-m", "nmt", *args]
-
-
-def run(cmd: list[str], timeout: int = 240) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=timeout)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def weights(run_dir: Path, which: str = "last") -> dict[str, torch.Tensor]:
-    return load_checkpoint(run_dir / "checkpoints" / f"{which}.pt")["model"]
 
 
 def kill_all(marker: str) -> int:
@@ -67,8 +44,8 @@ def test_two_ranks_with_half_the_batch_take_the_steps_of_one_process_with_the_wh
     # no dropout: the ranks draw other masks than one process would
     one = make_config("one", model={"dropout": 0.0}, train={"max_steps": 6, "batch_size": 16, "batch_tokens": 200})
     two = make_config("two", model={"dropout": 0.0}, train={"max_steps": 6, "batch_size": 8, "batch_tokens": 100})
-    run([sys.executable, "-m", "nmt", "train", str(write_config(tmp_path / "one.yaml", one))])
-    out = run(torchrun_cmd(2, "train", str(write_config(tmp_path / "two.yaml", two))))
+    run_ok([sys.executable, "-m", "nmt", "train", str(write_yaml(tmp_path / "one.yaml", one))])
+    out = run_ok(torchrun_cmd(2, "train", str(write_yaml(tmp_path / "two.yaml", two))))
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
     init = torch.load(tmp_path / "one" / "embeddings_init.pt", weights_only=True)["src"]
     assert (a["src_embed.table.weight"] - init).abs().max() > 1e-3  # six steps did move the weights
@@ -80,13 +57,13 @@ def test_two_ranks_with_half_the_batch_take_the_steps_of_one_process_with_the_wh
 def test_two_rank_run_killed_and_resumed_ends_identical_to_an_uninterrupted_one(make_config, tmp_path):
     # long enough (200 steps, a few seconds) for the kill to land mid-run
     long = {"max_steps": 200, "validate_every": 50, "save_every": 5, "patience": 0}
-    whole = write_config(tmp_path / "whole.yaml", ddp_config(make_config, "whole", **long))
-    run(torchrun_cmd(2, "train", str(whole)))
+    whole = write_yaml(tmp_path / "whole.yaml", ddp_config(make_config, "whole", **long))
+    run_ok(torchrun_cmd(2, "train", str(whole)))
 
-    cut_cfg = write_config(tmp_path / "cut.yaml", ddp_config(make_config, "cut", **{**long, "max_steps": 100_000}))
+    cut_cfg = write_yaml(tmp_path / "cut.yaml", ddp_config(make_config, "cut", **{**long, "max_steps": 100_000}))
     log = (tmp_path / "cut.log").open("wb")
     proc = subprocess.Popen(torchrun_cmd(2, "train", str(cut_cfg)), stdout=log, stderr=subprocess.STDOUT,
-                            cwd=ROOT, env=ENV)
+                            cwd=ROOT, env=DDP_ENV)
     last = tmp_path / "cut" / "checkpoints" / "last.pt"
     deadline = time.time() + 180
     try:
@@ -100,28 +77,28 @@ def test_two_rank_run_killed_and_resumed_ends_identical_to_an_uninterrupted_one(
     assert saved["world_size"] == 2 and len(saved["rng_ranks"]) == 2
     assert saved["step"] < 200, "the run went past the comparison point before it was killed"
 
-    run(torchrun_cmd(2, "train", str(cut_cfg), "--resume", "--set", "train.max_steps=200"))
+    run_ok(torchrun_cmd(2, "train", str(cut_cfg), "--resume", "--set", "train.max_steps=200"))
     a, b = weights(tmp_path / "whole"), weights(tmp_path / "cut")
     for k in a:
         assert torch.equal(a[k], b[k]), k
 
 
 def test_resume_with_another_number_of_processes_is_refused_in_one_line(make_config, tmp_path):
-    cfg = write_config(tmp_path / "c.yaml", ddp_config(make_config, "r", max_steps=3))
-    run(torchrun_cmd(2, "train", str(cfg)))
+    cfg = write_yaml(tmp_path / "c.yaml", ddp_config(make_config, "r", max_steps=3))
+    run_ok(torchrun_cmd(2, "train", str(cfg)))
     proc = subprocess.run([sys.executable, "-m", "nmt", "train", str(cfg), "--resume", "--set", "train.max_steps=6"],
-                          capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=120)
+                          capture_output=True, text=True, cwd=ROOT, env=DDP_ENV, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "trained by 2 process(es) and this is 1" in proc.stderr.strip().splitlines()[-1]
 
 
 def test_a_two_rank_checkpoint_evaluates_and_translates_in_one_cpu_process(make_config, tmp_path, tiny_corpus):
-    cfg = write_config(tmp_path / "c.yaml", ddp_config(make_config, "r", max_steps=6))
-    run(torchrun_cmd(2, "train", str(cfg)))
+    cfg = write_yaml(tmp_path / "c.yaml", ddp_config(make_config, "r", max_steps=6))
+    run_ok(torchrun_cmd(2, "train", str(cfg)))
     nmt = [sys.executable, "-m", "nmt"]
     src, ref = tiny_corpus["dev"] + ".en", tiny_corpus["dev"] + ".fr"
-    out = run(nmt + ["evaluate", str(tmp_path / "r"), "--src", src, "--ref", ref, "--beam", "2"])
+    out = run_ok(nmt + ["evaluate", str(tmp_path / "r"), "--src", src, "--ref", ref, "--beam", "2"])
     assert "BLEU" in out.stdout
     proc = subprocess.run(nmt + ["translate", str(tmp_path / "r")], input="the king eats the bread .\n",
-                          capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=120)
+                          capture_output=True, text=True, cwd=ROOT, env=DDP_ENV, timeout=120)
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 1, proc.stderr
