@@ -5,6 +5,7 @@ from here (and fixtures come from conftest.py), never from each other."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -13,54 +14,110 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import torch
 import yaml
 
 from nmt.checkpoint import load_checkpoint
+from nmt.plots import read_metrics
 from nmt.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
+NMT_ERROR = r"nmt \w+: error: "  # how the CLI's one-line errors begin (a regular expression)
 
 
-def nmt(*args: str, input: str | bytes | None = None, cwd: Path | None = None, timeout: int = 120,
-        env: dict[str, str] | None = None):
-    """`python -m nmt ARGS` as a user runs it (in `cwd`, with `env` added to the environment)."""
+# ----------------------------------------------------------------------------- run as a user does
+
+
+def python(*args: str | Path, input: str | bytes | None = None, cwd: Path | None = None, timeout: int = 120,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python ARGS` as a user runs it (in `cwd`, by default the repository root, with `env` added
+    to the environment); stdout and stderr are bytes: `out` and `err` decode them."""
     return subprocess.run(
-        [sys.executable, "-m", "nmt", *args],
+        [sys.executable, *map(str, args)],
         input=input.encode("utf-8") if isinstance(input, str) else input,
         capture_output=True, cwd=cwd or ROOT, env={**ENV, **(env or {})}, timeout=timeout,
     )
 
 
-def error_line(returncode: int, stderr: str, *fragments: str, only_line: bool = True) -> str:
+def nmt(*args: str | Path, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m nmt ARGS` (keywords as for `python`)."""
+    return python("-m", "nmt", *args, **kwargs)
+
+
+def run_script(name: str, *args: str | Path, **kwargs) -> subprocess.CompletedProcess:
+    """`python scripts/NAME ARGS` (keywords as for `python`)."""
+    return python(ROOT / "scripts" / name, *args, **kwargs)
+
+
+def load_script(name: str) -> types.ModuleType:
+    """scripts/NAME imported as a module, to call its functions in this process."""
+    spec = importlib.util.spec_from_file_location(f"{Path(name).stem}_under_test", ROOT / "scripts" / name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def out(proc: subprocess.CompletedProcess) -> str:
+    return proc.stdout.decode("utf-8")
+
+
+def err(proc: subprocess.CompletedProcess) -> str:
+    return proc.stderr.decode("utf-8")
+
+
+def ok(proc: subprocess.CompletedProcess) -> str:
+    """Exit code 0 and no traceback; the standard output."""
+    assert proc.returncode == 0, err(proc)
+    assert "Traceback" not in err(proc), err(proc)
+    return out(proc)
+
+
+def error_line(returncode: int, stderr: str, *fragments: str, only_line: bool = True, prefix: str = NMT_ERROR) -> str:
     """Exit code 2, no traceback, one "nmt …: error: …" line (the last one; log lines of a training
-    that had started may come before it, unless `only_line`), holding every fragment."""
+    that had started may come before it, unless `only_line`), holding every fragment. A script's
+    errors begin with their own `prefix` (a regular expression), e.g. "get_data: error: "."""
     assert returncode == 2, stderr
     assert "Traceback" not in stderr, stderr
     lines = stderr.strip().splitlines()
     if only_line:
         assert len(lines) == 1, stderr
-    assert [line for line in lines if ": error: " in line] == [lines[-1]], stderr
-    assert re.match(r"nmt \w+: error: ", lines[-1]), stderr
+    assert [line for line in lines if ": error: " in line or re.match(prefix, line)] == [lines[-1]], stderr
+    assert re.match(prefix, lines[-1]), stderr
     for fragment in fragments:
         assert fragment in lines[-1], (fragment, lines[-1])
     print(f"exit {returncode}: {lines[-1]}")
     return lines[-1]
 
 
-def assert_error(proc, *fragments: str, only_line: bool = True) -> str:
-    return error_line(proc.returncode, proc.stderr.decode("utf-8"), *fragments, only_line=only_line)
+def assert_error(proc: subprocess.CompletedProcess, *fragments: str, only_line: bool = True,
+                 prefix: str = NMT_ERROR) -> str:
+    """`error_line` of a finished process."""
+    return error_line(proc.returncode, err(proc), *fragments, only_line=only_line, prefix=prefix)
 
 
-def snapshot(folder: Path) -> dict[str, tuple[int, str]]:
-    """Every file under `folder` (hidden ones too): modification time and sha256 of the bytes."""
-    return {
-        str(p.relative_to(folder)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
-        for p in sorted(folder.rglob("*")) if p.is_file()
-    }
+# ----------------------------------------------------------------------------- files and run directories
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def snapshot(folder: Path, mtimes: bool = True) -> dict[str, tuple[int, str] | str]:
+    """Everything under `folder` (hidden files too): each file's modification time and the sha256
+    of its bytes (only the sha256 where `mtimes` is false: files rewritten with the same bytes, or
+    another folder's), and each folder as "folder"."""
+
+    def state(p: Path) -> tuple[int, str] | str:
+        if not p.is_file():
+            return "folder"
+        return (p.stat().st_mtime_ns, sha256(p)) if mtimes else sha256(p)
+
+    return {str(p.relative_to(folder)): state(p) for p in sorted(folder.rglob("*"))}
 
 
 def write_yaml(path: Path, cfg: dict) -> Path:
@@ -68,15 +125,27 @@ def write_yaml(path: Path, cfg: dict) -> Path:
     return path
 
 
+def metrics(run: Path, event: str | None = None, live: bool = False) -> list[dict]:
+    """The records of RUN/metrics.jsonl (only those of `event` if given), read by nmt.plots.read_metrics,
+    which `nmt plot` uses: every line must be a record. `live`: of a run that may still be training:
+    none before the file exists, and a line being written is left out."""
+    path = run / "metrics.jsonl"
+    if not live:
+        records = read_metrics(path)
+    else:
+        records = []
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:  # a line being written
+                    pass
+    return [r for r in records if event is None or r["event"] == event]
+
+
 def train_events(run: Path) -> list[dict]:
-    events = []
-    if (run / "metrics.jsonl").is_file():
-        for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:  # a line being written
-                pass
-    return [e for e in events if e["event"] == "train"]
+    """The training steps logged so far by a run that may still be training."""
+    return metrics(run, "train", live=True)
 
 
 def wait_for_step(run: Path, step: int, proc: subprocess.Popen, since: int = 0, timeout: float = 60) -> None:
@@ -124,6 +193,12 @@ def run_ok(cmd: list[str], timeout: int = 240) -> subprocess.CompletedProcess:
 def weights(run: Path, which: str = "last") -> dict[str, torch.Tensor]:
     """The model weights of a run's checkpoints/<which>.pt."""
     return load_checkpoint(run / "checkpoints" / f"{which}.pt")["model"]
+
+
+def assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    """The same keys, and every tensor equal to the bit (the assertion lists those that differ)."""
+    assert a.keys() == b.keys()
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
 
 
 # ----------------------------------------------------------------------------- the embedding lab

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import DEV_PAIRS, write_lines
+from helpers import assert_error, nmt, ok, weights
 from nmt.average import average_run, average_state_dicts
 from nmt.checkpoint import load_checkpoint, save_checkpoint
-from conftest import DEV_PAIRS, write_lines
 from nmt.errors import NmtError
-from test_cli import assert_one_line_error, err, nmt, out
 
 
 def test_averaging_k_identical_state_dicts_gives_the_same_tensors():
@@ -66,8 +66,8 @@ def with_steps(trained_run: Path, tmp_path: Path, steps: list[int], scale: dict[
 def test_average_of_identical_checkpoints_equals_the_checkpoint_and_keeps_dev_bleu(trained_run, tmp_path):
     run = with_steps(trained_run, tmp_path, [10, 20, 30])
     report = average_run(run, last=3)
-    averaged = load_checkpoint(run / "checkpoints" / "averaged.pt")["model"]
-    original = load_checkpoint(run / "checkpoints" / "best.pt")["model"]
+    averaged = weights(run, "averaged")
+    original = weights(run, "best")
     assert all(torch.equal(averaged[k], original[k]) for k in original)
     assert report.averaged_bleu == report.best_bleu
 
@@ -77,7 +77,7 @@ def test_average_takes_the_newest_k_and_writes_their_mean(trained_run, tmp_path)
     report = average_run(run, last=2, dev=False)
     assert [p.name for p in report.sources] == ["step_10.pt", "step_20.pt"]
     averaged = load_checkpoint(report.output)
-    original = load_checkpoint(run / "checkpoints" / "best.pt")["model"]
+    original = weights(run, "best")
     key = next(iter(original))
     assert torch.allclose(averaged["model"][key], 2.0 * original[key])
     assert averaged["averaged_from"] == ["step_10.pt", "step_20.pt"] and averaged["step"] == 20
@@ -114,8 +114,7 @@ def averaged_run(trained_run, tmp_path_factory) -> tuple[Path, object]:
 
 def test_cli_average_reports_dev_bleu_of_best_and_average(averaged_run):
     run, proc = averaged_run
-    assert proc.returncode == 0, err(proc)
-    lines = out(proc).splitlines()
+    lines = ok(proc).splitlines()
     assert lines[0] == f"averaged 2 checkpoints (step_20.pt, step_40.pt) into {run / 'checkpoints' / 'averaged.pt'}"
     assert lines[1].startswith("dev BLEU (greedy, 8 sentences): best.pt ") and lines[1].endswith("(+0.00)")
 
@@ -126,17 +125,15 @@ def test_evaluate_accepts_checkpoint_averaged(averaged_run, tmp_path):
     ref = write_lines(tmp_path / "dev.fr", [p[1] for p in DEV_PAIRS])
     proc = nmt("evaluate", str(run), "--checkpoint", "averaged", "--beam", "1", "--src", str(src), "--ref", str(ref),
                "--out", str(tmp_path / "hyp"))
-    assert proc.returncode == 0, err(proc)
-    assert "checkpoint: averaged" in out(proc)
+    assert "checkpoint: averaged" in ok(proc)
 
 
 def test_translate_accepts_checkpoint_averaged(averaged_run):
     run, _ = averaged_run
     proc = nmt("translate", str(run), "--checkpoint", "averaged", "--beam", "1", input="the cat eats an apple .\n")
-    assert proc.returncode == 0, err(proc)
-    assert len(out(proc).splitlines()) == 1
+    assert len(ok(proc).splitlines()) == 1
 
 
 def test_cli_average_with_too_few_checkpoints_is_one_line(trained_run):
     proc = nmt("average", str(trained_run), "--last", "2")
-    assert_one_line_error(proc, "found 0", "train.keep_checkpoints: 2")
+    assert_error(proc, "found 0", "train.keep_checkpoints: 2")

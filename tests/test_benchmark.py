@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-import yaml
-from conftest import DEV_PAIRS, PAIRS, tiny_config_dict, write_parallel
+from helpers import assert_error, ok, out, run_script, write_yaml
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
 FIXED_KEYS = {
     "train_tgt_tokens_per_s",
     "train_src_tokens_per_s",
@@ -27,26 +23,14 @@ FIXED_KEYS = {
 SETTINGS_KEYS = {"config", "steps", "device", "precision"}
 
 
-def run_script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120, check=False
-    )
+def test_benchmark_tiny_config(tmp_path: Path, make_config, tiny_corpus) -> None:
+    config = write_yaml(tmp_path / "tiny.yaml", make_config(data={"test": tiny_corpus["dev"]}))
+    bench = tmp_path / "bench.json"
 
+    stdout = ok(run_script("benchmark.py", config, "--steps", "3", "--warmup", "1", "--json", bench))
 
-def test_benchmark_tiny_config(tmp_path: Path) -> None:
-    train = write_parallel(tmp_path / "data", "train", PAIRS)
-    dev = write_parallel(tmp_path / "data", "dev", DEV_PAIRS)
-    cfg = tiny_config_dict(tmp_path / "run", train, dev)
-    cfg["data"]["test"] = dev
-    config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    out = tmp_path / "bench.json"
-
-    proc = run_script(str(config), "--steps", "3", "--warmup", "1", "--json", str(out))
-
-    assert proc.returncode == 0, proc.stderr
-    assert "tokens/s" in proc.stdout and str(config) in proc.stdout
-    result = json.loads(out.read_text(encoding="utf-8"))
+    assert "tokens/s" in stdout and str(config) in stdout
+    result = json.loads(bench.read_text(encoding="utf-8"))
     assert FIXED_KEYS <= set(result) <= FIXED_KEYS | SETTINGS_KEYS
     assert result["device"] == "cpu" and result["steps"] == 3 and result["config"] == str(config)
     assert isinstance(result["torch_version"], str) and result["torch_version"]
@@ -58,8 +42,6 @@ def test_benchmark_tiny_config(tmp_path: Path) -> None:
 
 
 def test_benchmark_missing_config(tmp_path: Path) -> None:
-    proc = run_script(str(tmp_path / "missing.yaml"), "--steps", "1")
-    assert proc.returncode == 2
-    assert proc.stdout == ""
-    assert len(proc.stderr.strip().splitlines()) == 1
-    assert "missing.yaml" in proc.stderr
+    proc = run_script("benchmark.py", tmp_path / "missing.yaml", "--steps", "1")
+    assert_error(proc, "missing.yaml", prefix="error: ")
+    assert out(proc) == ""

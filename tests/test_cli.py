@@ -4,56 +4,22 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import DEV_PAIRS, write_lines
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def nmt(*args: str, input: str | bytes | None = None, cwd: Path | None = None, timeout: int = 120):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
-    return subprocess.run(
-        [sys.executable, "-m", "nmt", *args],
-        input=input.encode("utf-8") if isinstance(input, str) else input,
-        capture_output=True,
-        cwd=cwd or ROOT,
-        env=env,
-        timeout=timeout,
-    )
-
-
-def out(proc) -> str:
-    return proc.stdout.decode("utf-8")
-
-
-def err(proc) -> str:
-    return proc.stderr.decode("utf-8")
-
-
-def assert_one_line_error(proc, *fragments: str) -> str:
-    stderr = err(proc)
-    assert proc.returncode == 2, stderr
-    assert "Traceback" not in stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-    return lines[0]
+from helpers import ENV, ROOT, assert_error, err, nmt, ok, out
 
 
 # ----------------------------------------------------------------------------- help
 
 
 def test_top_level_help_lists_the_subcommands():
-    proc = nmt("--help")
-    assert proc.returncode == 0
+    text = ok(nmt("--help"))
     for word in ("train", "evaluate", "translate", "plot", "average", "embeddings", "--debug"):
-        assert word in out(proc)
+        assert word in text
 
 
 @pytest.mark.parametrize(
@@ -67,10 +33,9 @@ def test_top_level_help_lists_the_subcommands():
     ],
 )
 def test_subcommand_help_mentions_its_options(command, options):
-    proc = nmt(command, "--help")
-    assert proc.returncode == 0
+    text = ok(nmt(command, "--help"))
     for option in options:
-        assert option in out(proc)
+        assert option in text
 
 
 def test_no_subcommand_is_a_usage_error():
@@ -85,7 +50,7 @@ def test_no_subcommand_is_a_usage_error():
 def test_train_with_unknown_key_exits_2_with_one_line(tmp_path):
     (tmp_path / "c.yaml").write_text("data: {train: t, dev: d}\ntrain: {max_step: 3}\n", encoding="utf-8")
     proc = nmt("train", "c.yaml", cwd=tmp_path)
-    assert_one_line_error(proc, "c.yaml", "did you mean 'train.max_steps'?")
+    assert_error(proc, "c.yaml", "did you mean 'train.max_steps'?")
 
 
 def test_train_with_missing_corpus_exits_2_and_names_the_file(tmp_path):
@@ -93,7 +58,7 @@ def test_train_with_missing_corpus_exits_2_and_names_the_file(tmp_path):
         "data: {train: missing/train, dev: missing/dev}\nrun: {dir: r}\ntrain: {progress: false}\n", encoding="utf-8"
     )
     proc = nmt("train", "c.yaml", cwd=tmp_path)
-    assert_one_line_error(proc, "missing/train.en", "not found")
+    assert_error(proc, "missing/train.en", "not found")
     assert not (tmp_path / "r").exists()
 
 
@@ -131,8 +96,7 @@ def filtered(trained_run):
 
 
 def test_filter_exits_0_without_stderr_noise(filtered):
-    assert filtered.returncode == 0, err(filtered)
-    assert "Traceback" not in err(filtered)
+    ok(filtered)
 
 
 def test_filter_writes_exactly_one_line_per_input_line(filtered):
@@ -160,28 +124,26 @@ def test_filter_output_matches_the_python_api(trained_run, filtered):
 def test_filter_with_input_and_output_files(trained_run, tmp_path):
     src = write_lines(tmp_path / "in.en", ["the cat eats an apple .", "", "the dog sees the book ."])
     proc = nmt("translate", str(trained_run), "--input", str(src), "--output", str(tmp_path / "out.fr"), "--beam", "1")
-    assert proc.returncode == 0, err(proc)
-    assert out(proc) == ""
+    assert ok(proc) == ""
     lines = (tmp_path / "out.fr").read_text(encoding="utf-8").split("\n")
     assert len(lines) == 4 and lines[1] == "" and lines[3] == ""
 
 
 def test_filter_output_into_a_missing_folder_exits_2(trained_run, tmp_path):
     proc = nmt("translate", str(trained_run), "--output", str(tmp_path / "no" / "such" / "out.fr"), input="a\n")
-    assert_one_line_error(proc, "out.fr")
+    assert_error(proc, "out.fr")
 
 
 def test_filter_rejects_invalid_utf8_on_stdin(trained_run):
     proc = nmt("translate", str(trained_run), input=b"ok\ncaf\xe9\n")
-    assert_one_line_error(proc, "<stdin>: line 2")
+    assert_error(proc, "<stdin>: line 2")
 
 
 @pytest.fixture(scope="module")
 def nbest_output(trained_run) -> list[str]:
     proc = nmt("translate", str(trained_run), "--nbest", "2", "--beam", "2",
                input="the cat eats an apple .\n\nthe dog sees the book .\n")
-    assert proc.returncode == 0, err(proc)
-    return out(proc).split("\n")
+    return ok(proc).split("\n")
 
 
 def test_nbest_prints_score_translation_pairs(nbest_output):
@@ -199,14 +161,13 @@ def test_nbest_keeps_an_empty_line_for_an_empty_input_line(nbest_output):
 
 def test_nbest_above_beam_exits_2(trained_run):
     proc = nmt("translate", str(trained_run), "--nbest", "3", "--beam", "2", input="a\n")
-    assert_one_line_error(proc, "--nbest 3")
+    assert_error(proc, "--nbest 3")
 
 
 def test_interactive_with_piped_input_prompts_translates_and_exits_0_at_eof(trained_run):
     proc = nmt("translate", str(trained_run), "--interactive", "--beam", "1",
                input="the cat eats an apple .\n\nthe dog sees the book .\n")
-    assert proc.returncode == 0, err(proc)
-    stdout = out(proc)
+    stdout = ok(proc)
     assert stdout.count("en> ") == 4  # three lines read, then EOF at the fourth prompt
     assert stdout.count("fr: ") == 2  # the empty line is skipped
     assert "Ctrl-D" in err(proc)
@@ -222,7 +183,7 @@ def prompt_session(run: Path, keys: list[bytes], *args: str, timeout: float = 90
 
     pid, fd = pty.fork()
     if pid == 0:  # the child: stdin, stdout and stderr are the terminal
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8", "TERM": "dumb"}
+        env = {**ENV, "TERM": "dumb"}
         os.chdir(ROOT)
         os.execve(sys.executable, [sys.executable, "-m", "nmt", "translate", str(run), *args], env)
     shown, pending, prompts = b"", list(keys), 0
@@ -307,8 +268,7 @@ def evaluated(trained_run, scored_set, tmp_path_factory):
 
 def test_evaluate_prints_bleu_and_chrf_with_signatures(evaluated):
     proc, _ = evaluated
-    assert proc.returncode == 0, err(proc)
-    lines = out(proc).splitlines()
+    lines = ok(proc).splitlines()
     assert lines[0].startswith("BLEU = ")
     assert "signature: nrefs:1|case:mixed|eff:no|tok:13a" in lines[1]
     assert lines[2].startswith("chrF2 = ")
@@ -317,7 +277,7 @@ def test_evaluate_prints_bleu_and_chrf_with_signatures(evaluated):
 
 def test_evaluate_writes_one_hypothesis_per_source_line_into_the_run_dir(evaluated):
     proc, run = evaluated
-    assert proc.returncode == 0, err(proc)
+    ok(proc)
     hyp_file = run / "hyps" / "test.en.beam2.hyp"
     hyps = hyp_file.read_text(encoding="utf-8").split("\n")
     assert len(hyps) == len(DEV_PAIRS) + 1 and hyps[-1] == ""
@@ -327,25 +287,25 @@ def test_evaluate_writes_one_hypothesis_per_source_line_into_the_run_dir(evaluat
 def test_evaluate_missing_run_dir_exits_2(tmp_path, scored_set):
     _, src, ref = scored_set
     proc = nmt("evaluate", str(tmp_path / "no_run"), "--src", str(src), "--ref", str(ref))
-    assert_one_line_error(proc, "no_run", "run directory not found")
+    assert_error(proc, "no_run", "run directory not found")
 
 
 def test_evaluate_line_count_mismatch_exits_2(trained_run, tmp_path, scored_set):
     _, src, _ = scored_set
     short = write_lines(tmp_path / "short.fr", ["le chat ."])
     proc = nmt("evaluate", str(trained_run), "--src", str(src), "--ref", str(short))
-    assert_one_line_error(proc, f"has {len(DEV_PAIRS)} lines", "has 1")
+    assert_error(proc, f"has {len(DEV_PAIRS)} lines", "has 1")
 
 
 def test_evaluate_beam_0_exits_2(trained_run, scored_set):
     _, src, ref = scored_set
     proc = nmt("evaluate", str(trained_run), "--src", str(src), "--ref", str(ref), "--beam", "0")
-    assert_one_line_error(proc, "--beam must be at least 1")
+    assert_error(proc, "--beam must be at least 1")
 
 
 def test_translate_directory_that_is_not_a_run_exits_2(tmp_path):
     proc = nmt("translate", str(tmp_path), input="a\n")
-    assert_one_line_error(proc, "not a run directory")
+    assert_error(proc, "not a run directory")
 
 
 def test_translate_corrupt_checkpoint_exits_2(trained_run, tmp_path):
@@ -355,7 +315,7 @@ def test_translate_corrupt_checkpoint_exits_2(trained_run, tmp_path):
     shutil.copytree(trained_run, run)
     (run / "checkpoints" / "best.pt").write_bytes(b"garbage")
     proc = nmt("translate", str(run), input="a\n")
-    assert_one_line_error(proc, "best.pt")
+    assert_error(proc, "best.pt")
 
 
 # ----------------------------------------------------------------------------- attention plots
@@ -366,7 +326,6 @@ def test_attention_plots_write_one_png_per_non_empty_line(trained_run, tmp_path)
     plots = tmp_path / "attn"
     proc = nmt("translate", str(trained_run), "--beam", "2", "--attention-plots", str(plots),
                input="the cat eats an apple .\n\nthe dog sees the book .\n")
-    assert proc.returncode == 0, err(proc)
-    assert len(out(proc).split("\n")) == 4  # three lines and the final newline
+    assert len(ok(proc).split("\n")) == 4  # three lines and the final newline
     assert sorted(p.name for p in plots.iterdir()) == ["0001.png", "0003.png"]
     assert (plots / "0001.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -6,32 +6,15 @@ mean of the rows ▁ k i n g, which the output must show.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import assert_error as one_line_error
+from helpers import assert_error, err, nmt, ok
 from nmt.cli import build_parser
 
-ROOT = Path(__file__).resolve().parent.parent
 SUMMARY_KEYS = ("mean_l2", "median_l2", "frac_moved", "mean_cos", "mean_l2_seen", "mean_l2_unseen", "spearman_l2_freq")
-
-
-def nmt(*args: str | Path, timeout: int = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
-    return subprocess.run([sys.executable, "-m", "nmt", *map(str, args)], capture_output=True, cwd=ROOT,
-                          env=env, timeout=timeout)
-
-
-def ok(proc: subprocess.CompletedProcess) -> str:
-    stdout, stderr = proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
-    assert proc.returncode == 0, stderr
-    assert "Traceback" not in stderr
-    return stdout
 
 
 @pytest.fixture
@@ -181,27 +164,26 @@ def test_given_before_and_after_the_action_the_value_after_it_is_used(trained_ru
 
 
 def test_an_unknown_word_is_one_line_naming_it(trained_run):
-    one_line_error(nmt("embeddings", trained_run, "neighbors", "KING"), "nmt embeddings: error:", "'KING'")
+    assert_error(nmt("embeddings", trained_run, "neighbors", "KING"), "nmt embeddings: error:", "'KING'")
 
 
 def test_an_unknown_word_in_an_analogy_is_one_line_naming_it(trained_run):
-    one_line_error(nmt("embeddings", trained_run, "analogy", "king", "QUEEN", "cat"), "'QUEEN'")
+    assert_error(nmt("embeddings", trained_run, "analogy", "king", "QUEEN", "cat"), "'QUEEN'")
 
 
 def test_a_bad_side_is_a_usage_error(trained_run):
     proc = nmt("embeddings", trained_run, "--side", "both", "neighbors", "king")
-    stderr = proc.stderr.decode("utf-8")
-    assert proc.returncode == 2 and "invalid choice" in stderr and "Traceback" not in stderr
+    assert proc.returncode == 2 and "invalid choice" in err(proc) and "Traceback" not in err(proc)
 
 
 def test_a_missing_run_dir_is_one_line(tmp_path):
-    one_line_error(nmt("embeddings", tmp_path / "nope", "drift"), "run directory not found")
+    assert_error(nmt("embeddings", tmp_path / "nope", "drift"), "run directory not found")
 
 
 def test_a_missing_checkpoint_is_one_line(trained_run, tmp_path):
-    one_line_error(nmt("embeddings", trained_run, "--checkpoint", tmp_path / "x.pt", "neighbors", "a"),
-                   "checkpoint not found")
+    assert_error(nmt("embeddings", trained_run, "--checkpoint", tmp_path / "x.pt", "neighbors", "a"),
+                 "checkpoint not found")
 
 
 def test_k_must_be_positive(trained_run):
-    one_line_error(nmt("embeddings", trained_run, "neighbors", "a", "-k", "0"), "-k must be at least 1")
+    assert_error(nmt("embeddings", trained_run, "neighbors", "a", "-k", "0"), "-k must be at least 1")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PAIRS, tiny_config_dict, write_lines, write_parallel
+from helpers import metrics
 
 pytestmark = pytest.mark.slow
 
@@ -66,10 +67,7 @@ def test_evaluate_on_the_training_pairs_gives_bleu_100(overfit_run, tmp_path):
 
 
 def test_last_validation_reports_bleu_100(overfit_run):
-    import json
-
-    events = [json.loads(line) for line in (overfit_run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
-    validations = [e for e in events if e["event"] == "validation"]
+    validations = metrics(overfit_run, "validation")
     assert validations[-1]["dev_bleu"] == pytest.approx(100.0)
 
 

@@ -6,20 +6,19 @@ The download path is exercised offline through ``file://`` URLs.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
-import importlib.util
 import os
 import shutil
-import subprocess
-import sys
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "get_data.py"
+from helpers import ROOT, err, error_line, load_script, out, run_script, sha256, snapshot
+
 SHARED = ROOT.parent / "shared" / "data"
 SHARED_M30K = SHARED / "multi30k"
 SHARED_TATOEBA = SHARED / "tatoeba-eng-fra"
@@ -33,35 +32,25 @@ needs_tatoeba = pytest.mark.skipif(
 )
 
 
+# the script's errors: exit code 2 and one line "get_data: error: …"
+one_line_error = functools.partial(error_line, prefix="get_data: error: ")
+
+
 @pytest.fixture(scope="module")
 def gd():
-    spec = importlib.util.spec_from_file_location("get_data_under_test", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("get_data.py")
 
 
-def run_script(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd or ROOT,
-        timeout=120,
-    )
-
-
-def assert_one_line_error(stderr: str, *needles: str) -> None:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("get_data: error: "), stderr
-    assert "Traceback" not in stderr
-    for n in needles:
-        assert n in lines[0], (n, stderr)
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+def gz_mirror(folder: Path, names: Iterable[str]) -> Path:
+    """`folder` holding the shared Multi30k files `names` gzipped under their upstream names
+    (test2016.cs as test_2016_flickr.cs.gz)."""
+    folder.mkdir()
+    for name in names:
+        split, lang = name.split(".")
+        up = {"test2016": "test_2016_flickr"}.get(split, split)
+        with gzip.open(folder / f"{up}.{lang}.gz", "wb", compresslevel=1) as f:
+            f.write((SHARED_M30K / name).read_bytes())
+    return folder
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,24 +89,18 @@ def test_multi30k_from_shared(gd, tmp_path, capsys):
     assert dest.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
 
     # idempotent: a second run sees the verified files and does nothing
-    before = {p.name: p.stat().st_mtime_ns for p in dest.iterdir()}
+    before = snapshot(dest)
     assert gd.main(["multi30k", "--from", str(SHARED_M30K), "--dest", str(dest)]) == 0
     assert "already" in capsys.readouterr().out
-    assert {p.name: p.stat().st_mtime_ns for p in dest.iterdir()} == before
+    assert snapshot(dest) == before
     # --force redoes it
     assert gd.main(["multi30k", "--from", str(SHARED_M30K), "--dest", str(dest), "--force"]) == 0
-    assert snapshot(dest) == {n: (SHARED_M30K / n).read_bytes() for n in gd.MULTI30K_FILES}
+    assert snapshot(dest, mtimes=False) == {n: sha256(SHARED_M30K / n) for n in gd.MULTI30K_FILES}
 
 
 @needs_m30k
 def test_multi30k_from_upstream_gz_names(gd, tmp_path):
-    src = tmp_path / "gz"
-    src.mkdir()
-    for name in gd.MULTI30K_FILES:
-        split, lang = name.split(".")
-        up = {"test2016": "test_2016_flickr"}.get(split, split)
-        with gzip.open(src / f"{up}.{lang}.gz", "wb", compresslevel=1) as f:
-            f.write((SHARED_M30K / name).read_bytes())
+    src = gz_mirror(tmp_path / "gz", gd.MULTI30K_FILES)
     dest = tmp_path / "m30k"
     assert gd.main(["multi30k", "--from", str(src), "--dest", str(dest)]) == 0
     for name in gd.MULTI30K_FILES:
@@ -127,17 +110,11 @@ def test_multi30k_from_upstream_gz_names(gd, tmp_path):
 @needs_m30k
 def test_multi30k_download_path_offline(gd, tmp_path, monkeypatch):
     """The download branch, pointed at file:// URLs holding the upstream .gz names."""
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    for name in gd.MULTI30K_FILES:
-        split, lang = name.split(".")
-        up = {"test2016": "test_2016_flickr"}.get(split, split)
-        with gzip.open(mirror / f"{up}.{lang}.gz", "wb", compresslevel=1) as f:
-            f.write((SHARED_M30K / name).read_bytes())
+    mirror = gz_mirror(tmp_path / "mirror", gd.MULTI30K_FILES)
     monkeypatch.setattr(gd, "MULTI30K_URL", mirror.as_uri() + "/{name}.gz")
     dest = tmp_path / "m30k"
     assert gd.main(["multi30k", "--dest", str(dest)]) == 0
-    assert snapshot(dest) == {n: (SHARED_M30K / n).read_bytes() for n in gd.MULTI30K_FILES}
+    assert snapshot(dest, mtimes=False) == {n: sha256(SHARED_M30K / n) for n in gd.MULTI30K_FILES}
 
 
 @needs_m30k
@@ -151,7 +128,7 @@ def test_multi30k_corrupted_copy_is_refused(gd, tmp_path, capsys):
     assert gd.main(["multi30k", "--from", str(src), "--dest", str(dest)]) == 2
     captured = capsys.readouterr()
     want_sha, want_lines = gd.MULTI30K_FILES["val.de"]
-    assert_one_line_error(captured.err, "val.de", want_sha, str(want_lines))
+    one_line_error(2, captured.err, "val.de", want_sha, str(want_lines))
     assert not dest.exists()
     assert list((tmp_path / "out").iterdir()) == []  # temporary folder removed
 
@@ -161,7 +138,7 @@ def test_multi30k_corrupted_copy_is_refused(gd, tmp_path, capsys):
     before = snapshot(good)
     capsys.readouterr()
     assert gd.main(["multi30k", "--from", str(src), "--dest", str(good), "--force"]) == 2
-    assert_one_line_error(capsys.readouterr().err, "val.de")
+    one_line_error(2, capsys.readouterr().err, "val.de")
     assert snapshot(good) == before
 
 
@@ -173,9 +150,9 @@ def test_multi30k_corrupted_copy_subprocess(tmp_path):
     with open(src / "test2016.cs", "ab") as f:
         f.write(b"\n")
     dest = tmp_path / "dest"
-    r = run_script("multi30k", "--from", str(src), "--dest", str(dest))
+    r = run_script("get_data.py", "multi30k", "--from", str(src), "--dest", str(dest))
     assert r.returncode == 2
-    assert_one_line_error(r.stderr, "test2016.cs")
+    one_line_error(r.returncode, err(r), "test2016.cs")
     assert not dest.exists()
 
 
@@ -185,10 +162,10 @@ def test_multi30k_missing_file_in_from(gd, tmp_path, capsys):
     (src / "train.en").write_text("hello\n")
     assert gd.main(["multi30k", "--from", str(src), "--dest", str(tmp_path / "d")]) == 2
     # train.en is checked first and does not verify
-    assert_one_line_error(capsys.readouterr().err, "train.en")
+    one_line_error(2, capsys.readouterr().err, "train.en")
     (src / "train.en").unlink()
     assert gd.main(["multi30k", "--from", str(src), "--dest", str(tmp_path / "d")]) == 2
-    assert_one_line_error(capsys.readouterr().err, "train.en", "not found")
+    one_line_error(2, capsys.readouterr().err, "train.en", "not found")
     assert not (tmp_path / "d").exists()
 
 
@@ -199,7 +176,7 @@ def test_non_empty_destination_needs_force(gd, tmp_path, capsys):
     (dest / "train.en").write_text("old\n")
     (dest / "notes.txt").write_text("mine\n")
     assert gd.main(["multi30k", "--from", str(SHARED_M30K), "--dest", str(dest)]) == 2
-    assert_one_line_error(capsys.readouterr().err, "--force")
+    one_line_error(2, capsys.readouterr().err, "--force")
     assert (dest / "train.en").read_text() == "old\n"
     assert gd.main(["multi30k", "--from", str(SHARED_M30K), "--dest", str(dest), "--force"]) == 0
     assert (dest / "train.en").read_bytes() == (SHARED_M30K / "train.en").read_bytes()
@@ -210,7 +187,7 @@ def test_download_failure_is_one_line(gd, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(gd, "MULTI30K_URL", (tmp_path / "nowhere").as_uri() + "/{name}.gz")
     dest = tmp_path / "d"
     assert gd.main(["multi30k", "--dest", str(dest)]) == 2
-    assert_one_line_error(capsys.readouterr().err, "cannot download")
+    one_line_error(2, capsys.readouterr().err, "cannot download")
     assert not dest.exists()
     assert list(tmp_path.iterdir()) == []
 
@@ -257,10 +234,10 @@ def test_tatoeba_split_from_shared(gd, tmp_path, capsys):
 
     # running twice gives identical files (into a fresh folder, and forced over the first)
     assert gd.main(["tatoeba", "--from", str(SHARED_TATOEBA), "--dest", str(d2)]) == 0
-    assert snapshot(d1) == snapshot(d2)
-    first = snapshot(d1)
+    assert snapshot(d1, mtimes=False) == snapshot(d2, mtimes=False)
+    first = snapshot(d1, mtimes=False)
     assert gd.main(["tatoeba", "--from", str(SHARED_TATOEBA), "--dest", str(d1), "--force"]) == 0
-    assert snapshot(d1) == first
+    assert snapshot(d1, mtimes=False) == first
     assert gd.main(["tatoeba", "--from", str(SHARED_TATOEBA), "--dest", str(d1)]) == 0
     assert "already" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t1", "t2"]
@@ -286,10 +263,10 @@ def test_tatoeba_from_zips_and_download(gd, tmp_path, monkeypatch):
         (["--from", str(src2)], "b"),
     ]:
         assert gd.main(["tatoeba", *args, "--dest", str(tmp_path / name)]) == 0
-        assert snapshot(tmp_path / name) == snapshot(ref)
+        assert snapshot(tmp_path / name, mtimes=False) == snapshot(ref, mtimes=False)
     monkeypatch.setattr(gd, "TATOEBA_URL", (src2 / "data.zip").as_uri())
     assert gd.main(["tatoeba", "--dest", str(tmp_path / "c")]) == 0
-    assert snapshot(tmp_path / "c") == snapshot(ref)
+    assert snapshot(tmp_path / "c", mtimes=False) == snapshot(ref, mtimes=False)
 
 
 @needs_tatoeba
@@ -299,7 +276,7 @@ def test_tatoeba_corrupted_source_is_refused(gd, tmp_path, capsys):
     (src / "eng-fra.txt").write_bytes((SHARED_TATOEBA / "eng-fra.txt").read_bytes()[:-1])
     dest = tmp_path / "d"
     assert gd.main(["tatoeba", "--from", str(src), "--dest", str(dest)]) == 2
-    assert_one_line_error(capsys.readouterr().err, "eng-fra.txt", gd.TATOEBA_SOURCE["eng-fra.txt"][0])
+    one_line_error(2, capsys.readouterr().err, "eng-fra.txt", gd.TATOEBA_SOURCE["eng-fra.txt"][0])
     assert not dest.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
 
@@ -329,23 +306,23 @@ def test_missing_from_folder(tmp_path):
     missing = tmp_path / "no-such-folder"
     dest = tmp_path / "d"
     for corpus in ("multi30k", "tatoeba"):
-        r = run_script(corpus, "--from", str(missing), "--dest", str(dest), cwd=tmp_path)
+        r = run_script("get_data.py", corpus, "--from", str(missing), "--dest", str(dest), cwd=tmp_path)
         assert r.returncode == 2
-        assert_one_line_error(r.stderr, str(missing))
-        assert r.stdout == ""
+        one_line_error(r.returncode, err(r), str(missing))
+        assert out(r) == ""
         assert not dest.exists()
 
 
 def test_bad_arguments(tmp_path):
     for args in ([], ["iwslt"], ["multi30k", "--bogus"]):
-        r = run_script(*args, cwd=tmp_path)
+        r = run_script("get_data.py", *args, cwd=tmp_path)
         assert r.returncode == 2, args
-        assert_one_line_error(r.stderr)
+        one_line_error(r.returncode, err(r))
 
 
 def test_help(tmp_path):
-    r = run_script("--help", cwd=tmp_path)
+    r = run_script("get_data.py", "--help", cwd=tmp_path)
     assert r.returncode == 0
     for needle in ("multi30k", "tatoeba", "CC BY 2.0", "Elliott et al. 2016", "data/multi30k",
                    "data/tatoeba", "English", "--force", "--from", "--dest"):
-        assert needle in r.stdout, needle
+        assert needle in out(r), needle

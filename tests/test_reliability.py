@@ -19,23 +19,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import DEV_PAIRS, PAIRS, tiny_config_dict, write_lines, write_parallel
-from helpers import (assert_error, error_line, kill, last_step, nmt, snapshot, tmp_files, train_events, wait_for_step,
-                     write_yaml)
+from conftest import DEV_PAIRS, PAIRS, write_lines
+from helpers import (assert_error, assert_identical, err, error_line, kill, last_step, nmt, ok, snapshot, tmp_files,
+                     train_events, wait_for_step, write_yaml)
 from nmt.checkpoint import load_checkpoint, save_checkpoint
 from nmt.errors import NmtError
 from nmt.rundir import RunDir
 from nmt.trainer import train
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> dict[str, str]:
-    d = tmp_path / "data"
-    return {"train": write_parallel(d, "train", PAIRS), "dev": write_parallel(d, "dev", DEV_PAIRS)}
-
-
-def config(tmp_path: Path, corpus: dict[str, str], name: str = "run", /, **sections) -> dict:
-    return tiny_config_dict(tmp_path / name, corpus["train"], corpus["dev"], **sections)
 
 
 # ----------------------------------------------------------------------------- SIGKILL and exact resume
@@ -45,9 +35,9 @@ KILL_TRAIN = {"max_steps": N, "save_every": 1, "log_every": 1, "validate_every":
 
 
 @pytest.mark.slow
-def test_run_killed_at_three_steps_and_resumed_ends_bit_identical_to_an_uninterrupted_run(tmp_path, data, start):
-    whole_cfg = write_yaml(tmp_path / "whole.yaml", config(tmp_path, data, "whole", train=KILL_TRAIN))
-    killed_cfg = write_yaml(tmp_path / "killed.yaml", config(tmp_path, data, "killed", train=KILL_TRAIN))
+def test_run_killed_at_three_steps_and_resumed_ends_bit_identical_to_an_uninterrupted_run(tmp_path, make_config, start):
+    whole_cfg = write_yaml(tmp_path / "whole.yaml", make_config("whole", train=KILL_TRAIN))
+    killed_cfg = write_yaml(tmp_path / "killed.yaml", make_config("killed", train=KILL_TRAIN))
     whole_run, run = tmp_path / "whole", tmp_path / "killed"
     whole = start("train", str(whole_cfg), log=tmp_path / "whole.log")  # in parallel with the chain
 
@@ -94,19 +84,17 @@ def test_run_killed_at_three_steps_and_resumed_ends_bit_identical_to_an_uninterr
 
     assert len(set(steps)) == 3 and steps == sorted(steps) and steps[0] >= 3 and steps[-1] < N, steps
     final = nmt("train", str(killed_cfg), "--resume")
-    assert final.returncode == 0, final.stderr.decode()
-    assert f"resumed from {ckpts / 'last.pt'} at step {steps[-1]}" in final.stderr.decode()
+    ok(final)
+    assert f"resumed from {ckpts / 'last.pt'} at step {steps[-1]}" in err(final)
     assert tmp_files(run) == []  # the resume cleared the leftovers
     assert whole.wait(timeout=120) == 0, (tmp_path / "whole.log").read_text()
 
     a, b = load_checkpoint(whole_run / "checkpoints" / "last.pt"), load_checkpoint(ckpts / "last.pt")
     assert a["trainer"]["step"] == b["trainer"]["step"] == N
-    assert a["model"].keys() == b["model"].keys()
-    assert [k for k in a["model"] if not torch.equal(a["model"][k], b["model"][k])] == []
+    assert_identical(a["model"], b["model"])
     assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
-        assert sa.keys() == sb.keys()
-        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+        assert_identical(sa, sb)
     assert a["trainer"]["stream"] == b["trainer"]["stream"]
     assert torch.equal(a["trainer"]["rng_torch"], b["trainer"]["rng_torch"])
     assert a["trainer"]["rng_python"] == b["trainer"]["rng_python"]
@@ -119,10 +107,10 @@ def test_run_killed_at_three_steps_and_resumed_ends_bit_identical_to_an_uninterr
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_saves_last_pt_at_that_step_exits_2_and_resume_continues(tmp_path, data, signum, start):
+def test_signal_saves_last_pt_at_that_step_exits_2_and_resume_continues(tmp_path, make_config, signum, start):
     long = {"max_steps": 100_000, "save_every": 1000, "validate_every": 1000, "log_every": 1,
             "dev_max_sentences": 3}
-    cfg = write_yaml(tmp_path / "c.yaml", config(tmp_path, data, train=long))
+    cfg = write_yaml(tmp_path / "c.yaml", make_config(train=long))
     run = tmp_path / "run"
     proc = start("train", str(cfg), log=tmp_path / "out.log")
     wait_for_step(run, 3, proc)
@@ -136,8 +124,8 @@ def test_signal_saves_last_pt_at_that_step_exits_2_and_resume_continues(tmp_path
     assert step >= 3 and last_step(run) == step
     # the command the message gives, plus a new (safe) step limit
     resumed = nmt("train", m.group(2), "--resume", "--set", f"train.max_steps={step + 2}")
-    assert resumed.returncode == 0, resumed.stderr.decode()
-    assert f"at step {step}, epoch" in resumed.stderr.decode()
+    ok(resumed)
+    assert f"at step {step}, epoch" in err(resumed)
     assert last_step(run) == step + 2
 
 
@@ -151,8 +139,8 @@ def test_missing_config_file_exits_2_naming_it(tmp_path):
     assert snapshot(tmp_path) == before
 
 
-def test_unknown_config_key_exits_2_with_did_you_mean(tmp_path, data):
-    cfg = config(tmp_path, data)
+def test_unknown_config_key_exits_2_with_did_you_mean(tmp_path, make_config):
+    cfg = make_config()
     cfg["train"]["max_step"] = cfg["train"].pop("max_steps")
     write_yaml(tmp_path / "c.yaml", cfg)
     before = snapshot(tmp_path)
@@ -161,8 +149,8 @@ def test_unknown_config_key_exits_2_with_did_you_mean(tmp_path, data):
     assert snapshot(tmp_path) == before
 
 
-def test_set_with_a_bad_value_exits_2_naming_key_and_value(tmp_path, data):
-    write_yaml(tmp_path / "c.yaml", config(tmp_path, data))
+def test_set_with_a_bad_value_exits_2_naming_key_and_value(tmp_path, make_config):
+    write_yaml(tmp_path / "c.yaml", make_config())
     before = snapshot(tmp_path)
     proc = nmt("train", "c.yaml", "--set", "train.lr=fast", cwd=tmp_path)
     assert_error(proc, "key 'train.lr' has value 'fast'; expected float")
@@ -183,44 +171,44 @@ def _train_fails(tmp_path: Path, cfg: dict, *fragments: str, only_line: bool = T
     return line
 
 
-def test_missing_corpus_file_exits_2_naming_it(tmp_path, data):
-    cfg = config(tmp_path, data, data={"train": str(tmp_path / "data" / "nope")})
+def test_missing_corpus_file_exits_2_naming_it(tmp_path, make_config):
+    cfg = make_config(data={"train": str(tmp_path / "data" / "nope")})
     _train_fails(tmp_path, cfg, f"{tmp_path / 'data' / 'nope.en'}: file not found")
 
 
-def test_corpus_sides_with_different_line_counts_exit_2_with_both_counts(tmp_path, data):
+def test_corpus_sides_with_different_line_counts_exit_2_with_both_counts(tmp_path, make_config):
     write_lines(tmp_path / "data" / "train.fr", [p[1] for p in PAIRS[:-1]])
-    _train_fails(tmp_path, config(tmp_path, data), "train.en has 96 lines", "train.fr has 95")
+    _train_fails(tmp_path, make_config(), "train.en has 96 lines", "train.fr has 95")
 
 
-def test_invalid_utf8_in_corpus_exits_2_naming_file_and_line(tmp_path, data):
+def test_invalid_utf8_in_corpus_exits_2_naming_file_and_line(tmp_path, make_config):
     path = tmp_path / "data" / "train.fr"
     lines = path.read_bytes().split(b"\n")
     lines[6] = b"le chat mange une pomme \xe9 ."
     path.write_bytes(b"\n".join(lines))
-    _train_fails(tmp_path, config(tmp_path, data), f"{path}: line 7: not valid UTF-8 (byte 0xe9)")
+    _train_fails(tmp_path, make_config(), f"{path}: line 7: not valid UTF-8 (byte 0xe9)")
 
 
-def test_empty_corpus_exits_2(tmp_path, data):
+def test_empty_corpus_exits_2(tmp_path, make_config):
     (tmp_path / "data" / "train.en").write_bytes(b"")
     (tmp_path / "data" / "train.fr").write_bytes(b"")
-    _train_fails(tmp_path, config(tmp_path, data), "train.en and", "train.fr: the training corpus has no sentence pairs")
+    _train_fails(tmp_path, make_config(), "train.en and", "train.fr: the training corpus has no sentence pairs")
 
 
-def test_corpus_of_only_empty_lines_exits_2(tmp_path, data):
+def test_corpus_of_only_empty_lines_exits_2(tmp_path, make_config):
     write_lines(tmp_path / "data" / "train.en", ["", "  ", ""])
     write_lines(tmp_path / "data" / "train.fr", ["", "", "\t"])
-    _train_fails(tmp_path, config(tmp_path, data), "the training corpus has no sentence pairs")
+    _train_fails(tmp_path, make_config(), "the training corpus has no sentence pairs")
 
 
-def test_length_filter_removing_every_pair_exits_2(tmp_path, data):
-    cfg = config(tmp_path, data, data={"max_src_len": 1})
+def test_length_filter_removing_every_pair_exits_2(tmp_path, make_config):
+    cfg = make_config(data={"max_src_len": 1})
     _train_fails(tmp_path, cfg, "the length filter removed every pair", "data.max_src_len", "c.yaml",
                  only_line=False)
 
 
-def test_vocabulary_the_data_cannot_fill_exits_2(tmp_path, data):
-    cfg = config(tmp_path, data, tokenizer={"src_vocab_size": 5000})
+def test_vocabulary_the_data_cannot_fill_exits_2(tmp_path, make_config):
+    cfg = make_config(tokenizer={"src_vocab_size": 5000})
     _train_fails(tmp_path, cfg, "c.yaml: key 'tokenizer.src_vocab_size' is 5000 but the training text can "
                  "fill at most", "hard_vocab_limit", only_line=False)
 
@@ -228,8 +216,8 @@ def test_vocabulary_the_data_cannot_fill_exits_2(tmp_path, data):
 # ----------------------------------------------------------------------------- bad input: run directories
 
 
-def test_training_into_an_existing_run_dir_without_resume_or_overwrite_exits_2_and_leaves_it(tmp_path, data):
-    cfg = write_yaml(tmp_path / "c.yaml", config(tmp_path, data))
+def test_training_into_an_existing_run_dir_without_resume_or_overwrite_exits_2_and_leaves_it(tmp_path, make_config):
+    cfg = write_yaml(tmp_path / "c.yaml", make_config())
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.pt").write_bytes(b"precious")
@@ -251,8 +239,8 @@ def test_resume_with_a_changed_model_key_exits_2_with_the_diff_and_leaves_the_ru
     assert snapshot(trained_run) == before
 
 
-def test_resume_refuses_changed_training_data_and_leaves_the_run(tmp_path, data):
-    cfg = config(tmp_path, data, train={"max_steps": 4, "save_every": 2, "validate_every": 100})
+def test_resume_refuses_changed_training_data_and_leaves_the_run(tmp_path, tiny_corpus, make_config):
+    cfg = make_config(train={"max_steps": 4, "save_every": 2, "validate_every": 100})
     run = train(cfg)
     path = tmp_path / "data" / "train.fr"
     original = path.read_bytes()
@@ -264,14 +252,14 @@ def test_resume_refuses_changed_training_data_and_leaves_the_run(tmp_path, data)
     msg = str(e.value)
     print(f"NmtError: {msg}")
     assert "\n" not in msg
-    assert msg.startswith(f"{data['train']}.en and {data['train']}.fr: the training data differs")
+    assert msg.startswith(f"{tiny_corpus['train']}.en and {tiny_corpus['train']}.fr: the training data differs")
     assert snapshot(run) == before  # not even train.log or config.yaml
     path.write_bytes(original)  # the same data again: resume goes on
     assert load_checkpoint(train(cfg, resume=True) / "checkpoints" / "last.pt")["trainer"]["step"] == 6
 
 
-def test_resume_accepts_a_checkpoint_saved_before_data_fingerprints(tmp_path, data):
-    cfg = config(tmp_path, data, train={"max_steps": 2, "save_every": 2, "validate_every": 100})
+def test_resume_accepts_a_checkpoint_saved_before_data_fingerprints(tmp_path, make_config):
+    cfg = make_config(train={"max_steps": 2, "save_every": 2, "validate_every": 100})
     run = train(cfg)
     ckpt = load_checkpoint(run / "checkpoints" / "last.pt")
     del ckpt["trainer"]["data_fingerprint"], ckpt["format_version"]
@@ -280,8 +268,8 @@ def test_resume_accepts_a_checkpoint_saved_before_data_fingerprints(tmp_path, da
     assert load_checkpoint(train(cfg, resume=True) / "checkpoints" / "last.pt")["trainer"]["step"] == 3
 
 
-def test_failed_resume_leaves_config_yaml_and_train_log_unchanged(tmp_path, data):
-    cfg = config(tmp_path, data, train={"max_steps": 2, "save_every": 2, "validate_every": 100})
+def test_failed_resume_leaves_config_yaml_and_train_log_unchanged(tmp_path, make_config):
+    cfg = make_config(train={"max_steps": 2, "save_every": 2, "validate_every": 100})
     run = train(cfg)
     (run / "checkpoints" / "last.pt").write_bytes((run / "checkpoints" / "last.pt").read_bytes()[:1000])
     cfg["train"]["max_steps"] = 3  # a safe change that a successful resume would write
@@ -341,9 +329,9 @@ def test_translate_on_a_run_without_checkpoints_exits_2(trained_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_exploding_loss_exits_2_naming_the_step_and_keeps_the_last_checkpoint(tmp_path, data):
+def test_exploding_loss_exits_2_naming_the_step_and_keeps_the_last_checkpoint(tmp_path, make_config):
     # lr 1e35: the first update sends the weights to ~1e35, the second step's loss overflows to inf
-    cfg = write_yaml(tmp_path / "c.yaml", config(tmp_path, data, train={
+    cfg = write_yaml(tmp_path / "c.yaml", make_config(train={
         "lr": 1e35, "max_steps": 10, "save_every": 1, "validate_every": 100}))
     proc = nmt("train", str(cfg))
     run = tmp_path / "run"
@@ -354,17 +342,17 @@ def test_exploding_loss_exits_2_naming_the_step_and_keeps_the_last_checkpoint(tm
     assert last_step(run) == int(m.group(2)) - 1 >= 1
 
 
-def test_exploding_loss_before_any_save_says_no_checkpoint_was_saved(tmp_path, data):
-    cfg = config(tmp_path, data, train={"lr": 1e35, "max_steps": 10, "save_every": 20, "validate_every": 100})
+def test_exploding_loss_before_any_save_says_no_checkpoint_was_saved(tmp_path, make_config):
+    cfg = make_config(train={"lr": 1e35, "max_steps": 10, "save_every": 20, "validate_every": 100})
     with pytest.raises(NmtError, match=r"training loss became inf at step 2; no checkpoint was saved before it") as e:
         train(cfg)
     print(f"NmtError: {e.value}")
     assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
 
 
-def test_huge_weights_do_not_crash_the_validation_log(tmp_path, data):
+def test_huge_weights_do_not_crash_the_validation_log(tmp_path, make_config):
     # lr 1e20 keeps the loss finite, but some drift figures of the embeddings become nan (None)
-    cfg = config(tmp_path, data, train={"lr": 1e20, "max_steps": 2, "validate_every": 2})
+    cfg = make_config(train={"lr": 1e20, "max_steps": 2, "validate_every": 2})
     log = (train(cfg) / "train.log").read_text(encoding="utf-8")
     drift = [line for line in log.splitlines() if "embeddings vs. init" in line]
     assert len(drift) == 2 and all("n/a" in line for line in drift)
@@ -402,8 +390,9 @@ class _FillingFile:
 
 
 @pytest.mark.parametrize("fault", ["fsync", "write"])
-def test_full_disk_while_saving_is_an_nmt_error_and_keeps_the_previous_last_pt(tmp_path, data, monkeypatch, fault):
-    cfg = config(tmp_path, data, train={"max_steps": 2, "save_every": 1, "validate_every": 100})
+def test_full_disk_while_saving_is_an_nmt_error_and_keeps_the_previous_last_pt(tmp_path, make_config, monkeypatch,
+                                                                              fault):
+    cfg = make_config(train={"max_steps": 2, "save_every": 1, "validate_every": 100})
     run = train(cfg)
     last = run / "checkpoints" / "last.pt"
     before = last.read_bytes()
@@ -452,9 +441,9 @@ ODD_LINES = [
 
 def test_translate_filter_gives_one_line_per_odd_input_line(trained_run):
     proc = nmt("translate", str(trained_run), "--beam", "1", input="".join(s + "\n" for s in ODD_LINES))
-    assert proc.returncode == 0, proc.stderr.decode()
+    stdout = ok(proc)
     assert proc.stderr == b""
-    lines = proc.stdout.decode("utf-8").split("\n")
+    lines = stdout.split("\n")
     assert len(lines) == len(ODD_LINES) + 1 and lines[-1] == ""
     assert lines[0] == lines[1] == lines[6] == ""
     assert lines[7]  # an ordinary sentence still gets a translation
@@ -463,8 +452,6 @@ def test_translate_filter_gives_one_line_per_odd_input_line(trained_run):
 def test_translate_prompt_answers_every_odd_non_blank_line_and_exits_0(trained_run):
     proc = nmt("translate", str(trained_run), "--interactive", "--beam", "1",
                input="".join(s + "\n" for s in ODD_LINES))
-    assert proc.returncode == 0, proc.stderr.decode()
-    assert "Traceback" not in proc.stderr.decode()
-    stdout = proc.stdout.decode("utf-8")
+    stdout = ok(proc)
     assert stdout.count("fr: ") == sum(1 for s in ODD_LINES if s.strip())
     assert stdout.count("en> ") == len(ODD_LINES) + 1  # every line read, then EOF

@@ -4,27 +4,15 @@ committed report's (docs/report/demo.json)."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, write_yaml
+from helpers import ROOT, load_script, write_yaml
 
-SCRIPT = ROOT / "scripts" / "report.py"
 COMMITTED = ROOT / "docs" / "report" / "demo.json"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("report", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-report_script = _load_script()
+report_script = load_script("report.py")
 
 # every key of a report and the type of its value
 KEYS = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from helpers import assert_identical, metrics, snapshot, weights
 from nmt.checkpoint import load_checkpoint
 from nmt.config import TrainConfig
 from nmt.corpus import Corpus
@@ -19,14 +19,6 @@ from nmt.config import config_diff
 from nmt.data import encode_pairs
 from nmt.optim import LRSchedule
 from nmt.trainer import train
-
-
-def snapshot(path: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
-
-
-def read_metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 # ----------------------------------------------------------------------------- LRSchedule
@@ -134,7 +126,7 @@ def test_trained_run_directory_has_every_file(trained_run):
 
 
 def test_trained_run_metrics_have_train_validation_and_end_events(trained_run):
-    events = read_metrics(trained_run)
+    events = metrics(trained_run)
     assert [e["step"] for e in events if e["event"] == "train"] == [10, 20, 30, 40]
     assert [e["step"] for e in events if e["event"] == "validation"] == [20, 40]
     assert events[-1]["event"] == "end" and events[-1]["step"] == 40
@@ -164,7 +156,7 @@ def test_last_checkpoint_holds_everything_resume_needs(trained_run):
 
 def test_embeddings_init_are_the_tables_before_training(trained_run):
     init = torch.load(trained_run / "embeddings_init.pt", weights_only=True)
-    model = load_checkpoint(trained_run / "checkpoints" / "last.pt")["model"]
+    model = weights(trained_run)
     assert init["src"].shape == model["src_embed.table.weight"].shape
     assert not torch.equal(init["src"], model["src_embed.table.weight"])
 
@@ -198,7 +190,7 @@ def test_overwrite_replaces_an_existing_run_dir(make_config):
     train(make_config(train={"max_steps": 2, "validate_every": 2}), overwrite=True)
     assert not (run / "checkpoints" / "step_4.pt").exists()
     assert load_checkpoint(run / "checkpoints" / "last.pt")["trainer"]["step"] == 2
-    assert [r["step"] for r in read_metrics(run) if r["event"] == "end"] == [2]
+    assert [r["step"] for r in metrics(run, "end")] == [2]
 
 
 def test_failed_start_leaves_no_run_dir_behind(make_config):
@@ -211,7 +203,7 @@ def test_failed_start_leaves_no_run_dir_behind(make_config):
 def test_max_epochs_stops_after_that_many_epochs(make_config):
     cfg = make_config(train={"max_steps": 0, "max_epochs": 1, "validate_every": 100})
     run = train(cfg)
-    assert read_metrics(run)[-1] == {"event": "end", "step": 6, "reason": "reached train.max_epochs=1"}
+    assert metrics(run)[-1] == {"event": "end", "step": 6, "reason": "reached train.max_epochs=1"}
 
 
 def test_resume_without_a_run_dir_is_an_error(make_config):
@@ -236,16 +228,6 @@ def test_resume_with_a_changed_unsafe_key_lists_the_diff(make_config):
 # ----------------------------------------------------------------------------- resume = no interruption
 
 
-def params(run: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint(run / "checkpoints" / "last.pt")["model"]
-
-
-def assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
-    assert a.keys() == b.keys()
-    different = [k for k in a if not torch.equal(a[k], b[k])]
-    assert different == []
-
-
 RESUME_TRAIN = {"dev_max_sentences": 3, "validate_every": 10, "save_every": 10, "log_every": 5}
 
 
@@ -257,7 +239,7 @@ def test_resumed_run_equals_an_uninterrupted_run(make_config, n):
     part["train"]["max_steps"] = 2 * n
     resumed = train(part, resume=True)
     assert load_checkpoint(resumed / "checkpoints" / "last.pt")["trainer"]["step"] == 2 * n
-    assert_identical(params(whole), params(resumed))
+    assert_identical(weights(whole), weights(resumed))
 
 
 def test_resumed_run_equals_an_uninterrupted_run_with_adam_and_state(make_config):
@@ -293,18 +275,17 @@ def test_resumed_run_off_the_validation_grid_equals_an_uninterrupted_run_with_pl
     train(part)
     part["train"]["max_steps"] = 2 * n
     resumed = train(part, resume=True)
-    assert_identical(params(whole), params(resumed))
+    assert_identical(weights(whole), weights(resumed))
 
 
 def test_resume_drops_metrics_a_killed_session_logged_past_the_checkpoint(make_config):
     cfg = make_config("run", train={**RESUME_TRAIN, "max_steps": 10})
     run = train(cfg)
-    metrics = run / "metrics.jsonl"
-    with metrics.open("a", encoding="utf-8") as f:  # as if a session was killed at step 12
+    with (run / "metrics.jsonl").open("a", encoding="utf-8") as f:  # as if a session was killed at step 12
         f.write('{"event": "train", "step": 12, "loss": 1.0}\n')
     cfg["train"]["max_steps"] = 15
     train(cfg, resume=True)
-    steps = [json.loads(line)["step"] for line in metrics.read_text(encoding="utf-8").splitlines()]
+    steps = [r["step"] for r in metrics(run)]
     assert steps.count(12) == 0 and 15 in steps
     assert steps == sorted(steps)
 
@@ -370,7 +351,7 @@ def poison_gradients(monkeypatch, steps: set[int]) -> None:
 def test_updates_with_a_non_finite_gradient_are_skipped_counted_and_logged(make_config, monkeypatch):
     poison_gradients(monkeypatch, {3, 4})
     run = train(make_config(train={"max_steps": 10, "validate_every": 10, "log_every": 5}))
-    assert [r["skipped_steps"] for r in read_metrics(run) if r["event"] == "train"] == [2, 2]
+    assert [r["skipped_steps"] for r in metrics(run, "train")] == [2, 2]
     assert load_checkpoint(run / "checkpoints" / "last.pt")["trainer"]["skipped_steps"] == 2
     log = (run / "train.log").read_text(encoding="utf-8")
     assert "step 3: update skipped, the gradient is not finite (1 skipped so far)" in log
