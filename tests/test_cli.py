@@ -200,6 +200,9 @@ def prompt_session(run: Path, keys: list[bytes], *args: str, timeout: float = 90
                 shown += chunk
             if pending and shown.count(b"en> ") > prompts:
                 prompts += 1
+                # as a person types: not in the instant the prompt appears, before readline has
+                # put the terminal in its mode (keys sent earlier can be lost with a Ctrl-C)
+                time.sleep(0.5)
                 os.write(fd, pending.pop(0))
         else:
             os.kill(pid, 9)
