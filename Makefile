@@ -28,7 +28,8 @@ demo: venv toy
 	$(BIN)/nmt evaluate runs/toy --src data/toy/test.en --ref data/toy/test.fr --beam 5
 	$(BIN)/nmt translate runs/toy --beam 5 --input $(DEMO_SENTENCES) | paste $(DEMO_SENTENCES) - | sed 's/\t/  =>  /'
 
-# the demo's figures, measured on this machine, into docs/report/demo.json (about 7-8 minutes on 2 cores)
+# the demo's figures, measured on this machine, into docs/report/demo.json (a full demo training:
+# 12 epochs of configs/toy.yaml; run it on a quiet machine, nothing else on the cores)
 report: venv toy
 	$(BIN)/python scripts/report.py $(REPORT_ARGS)
 

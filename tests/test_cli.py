@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -183,6 +184,9 @@ def prompt_session(run: Path, keys: list[bytes], *args: str, timeout: float = 90
 
     pid, fd = pty.fork()
     if pid == 0:  # the child: stdin, stdout and stderr are the terminal
+        # as a shell starts a foreground job: Ctrl-C at its default, even when these tests run
+        # in the background of a script (which ignores SIGINT, and exec keeps that)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         env = {**ENV, "TERM": "dumb"}
         os.chdir(ROOT)
         os.execve(sys.executable, [sys.executable, "-m", "nmt", "translate", str(run), *args], env)

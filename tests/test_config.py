@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from nmt.config import (
     config_from_dict,
     load_config,
     parse_override,
+    resume_safe_keys,
     save_config,
 )
 from nmt.errors import NmtError
@@ -383,3 +387,26 @@ def test_inverse_sqrt_without_warmup_is_refused_with_the_reason():
                                        "changes"):
         config_from_dict(minimal(train={"schedule": "inverse_sqrt"}))
     assert config_from_dict(minimal(train={"schedule": "inverse_sqrt", "warmup_steps": 100})).train.warmup_steps == 100
+
+
+def test_the_readme_marks_exactly_the_resume_safe_keys():
+    """The config fields say which keys may change on resume; the README's reference says the same."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Config reference"):]
+    section = section[: section.index("\n## ", 5)]
+    marked, listed = set(), set()
+    for row in (line for line in section.splitlines() if line.startswith("| `")):
+        keys = set(re.findall(r"`([a-z_]+\.[a-z_.]+)`", row.split(" | ")[0]))
+        listed |= keys
+        if "(may change on resume)" in row:
+            marked |= keys
+    assert marked == resume_safe_keys()
+    assert listed == {k for k, _ in _all_keys(Config)}  # and every key has its row
+
+
+def _all_keys(cls: type, prefix: str = "") -> list[tuple[str, object]]:
+    out = []
+    for f in dataclasses.fields(cls):
+        tp = typing.get_type_hints(cls)[f.name]
+        out += _all_keys(tp, f"{prefix}{f.name}.") if dataclasses.is_dataclass(tp) else [(f"{prefix}{f.name}", f)]
+    return out
