@@ -119,11 +119,10 @@ def update(
     (scaler.scale(scaled) if scaler is not None else scaled).backward()
     if scaler is not None:
         scaler.unscale_(optimizer)
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
     if tc.clip_grad_norm > 0:
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad_norm)
     else:
-        grad_norm = torch.nn.utils.get_total_norm(grads)
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
     # the gradients are all-reduced by now, so every rank takes the same decision
     applied = bool(torch.isfinite(loss)) and bool(torch.isfinite(grad_norm))
     if scaler is not None:
