@@ -161,10 +161,6 @@ class NewRun:
             self.aside = None
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
 def start_run_dir(run: RunDir, overwrite: bool, keep: Iterable[Path] = ()) -> NewRun:
     """Make `run` ready for a new run: create it, use it if it is an empty folder, or (with
     `overwrite`) replace a run directory that nmt made. Never replaced: a folder holding a file nmt
@@ -184,13 +180,13 @@ def start_run_dir(run: RunDir, overwrite: bool, keep: Iterable[Path] = ()) -> Ne
                        "replace it, or set run.dir elsewhere")
     real = path.resolve()
     refuse = f"{path}: --overwrite refuses to replace"
-    if _inside(Path.cwd().resolve(), real):
+    if Path.cwd().resolve().is_relative_to(real):
         where = "the working directory" if Path.cwd().resolve() == real else "a folder above the working directory"
         raise NmtError(f"{refuse} {where}; set run.dir to a folder of its own, e.g. runs/NAME")
-    if _inside(Path.home().resolve(), real):
+    if Path.home().resolve().is_relative_to(real):
         raise NmtError(f"{refuse} the home directory or a folder above it; set run.dir to a folder of its own")
     for kept in keep:
-        if _inside(kept.resolve(), real):
+        if kept.resolve().is_relative_to(real):
             raise NmtError(f"{refuse} a folder that holds {kept}, which this run reads; set run.dir elsewhere")
     foreign = next(run.foreign_files(), None)
     if not run.config.is_file():
