@@ -4,4 +4,5 @@ import sys
 
 from nmt.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a worker process of `nmt prepare` imports it
+    sys.exit(main())

@@ -8,10 +8,11 @@ exactly the steps one process takes with N times the budget, without talking to 
 
 from __future__ import annotations
 
-import random
+import itertools
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, Protocol, Sequence
 
+import numpy as np
 import torch
 
 from nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID
@@ -64,10 +65,12 @@ class Batch:
 
 
 def _pad(seqs: Sequence[list[int]]) -> torch.Tensor:
-    out = torch.full((len(seqs), max(len(s) for s in seqs)), PAD_ID, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-    return out
+    lengths = np.array([len(s) for s in seqs])
+    out = np.full((len(seqs), int(lengths.max())), PAD_ID, dtype=np.int64)
+    # row-major: the mask's True cells, in order, are the sentences one after the other
+    out[np.arange(out.shape[1]) < lengths[:, None]] = np.fromiter(
+        itertools.chain.from_iterable(seqs), dtype=np.int64, count=int(lengths.sum()))
+    return torch.from_numpy(out)
 
 
 def collate(
@@ -113,12 +116,97 @@ def make_batches(
     return batches
 
 
+class Pairs(Protocol):
+    """Sentence pairs of ids by index: their lengths as arrays, the ids of a few on demand. The
+    prepared dataset's memory-mapped split (nmt/dataset.py) is one; `ExamplePairs` is the other."""
+
+    src_lengths: np.ndarray  # (pairs,) pieces, no specials
+    tgt_lengths: np.ndarray  # (pairs,)
+
+    def sentences(self, side: str, indices: Sequence[int] | np.ndarray) -> list[list[int]]: ...
+
+
+class ExamplePairs:
+    """Pairs held in memory as lists: for small data and for tests."""
+
+    def __init__(self, examples: Sequence[Example]) -> None:
+        self.examples = examples
+        self.src_lengths = np.array([len(s) for s, _ in examples], dtype=np.int64)
+        self.tgt_lengths = np.array([len(t) for _, t in examples], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def sentences(self, side: str, indices: Sequence[int] | np.ndarray) -> list[list[int]]:
+        k = 0 if side == "src" else 1
+        return [list(self.examples[int(i)][k]) for i in indices]
+
+
+def length_filter(pairs: Pairs, max_src: int, max_tgt: int, block: int = 1 << 22) -> dict[str, int]:
+    """How many pairs the length limits drop, per side (a pair too long on both counts as source),
+    counted in blocks so that no array as long as the corpus is made."""
+    n, too_src, too_tgt = len(pairs.src_lengths), 0, 0
+    for a in range(0, n, block):
+        src_over = pairs.src_lengths[a : a + block] > max_src
+        too_src += int(src_over.sum())
+        too_tgt += int(((pairs.tgt_lengths[a : a + block] > max_tgt) & ~src_over).sum())
+    return {"kept": n - too_src - too_tgt, "too_long_src": too_src, "too_long_tgt": too_tgt}
+
+
+def _permutation_keys(seed: int, epoch: int, rounds: int = 4) -> np.ndarray:
+    rng = np.random.default_rng([seed % 2**63, epoch])
+    keys = rng.integers(0, 2**63, size=(rounds, 2), dtype=np.uint64)
+    keys[:, 0] |= np.uint64(1)  # odd multipliers: multiplication is a bijection mod 2^bits
+    return keys
+
+
+def permute(positions: np.ndarray, n: int, keys: np.ndarray) -> np.ndarray:
+    """A random permutation of range(n), chosen by `keys`, evaluated at `positions` only.
+
+    Rounds of multiply-add and xor-shift are bijections on [0, 2^bits); values that land at n or
+    above go round again ("cycle walking") until they fall inside, which keeps it a bijection on
+    [0, n). So an epoch's shuffle of millions of pairs needs no array of millions of indices.
+    """
+    bits = max(1, (n - 1).bit_length())
+    mask, shift = np.uint64((1 << bits) - 1), np.uint64(bits // 2 + 1)
+    y = positions.astype(np.uint64)
+    todo = np.arange(len(y))
+    while len(todo):
+        v = y[todo]
+        for a, c in keys:
+            v = (v * a + c) & mask
+            v ^= v >> shift
+        y[todo] = v
+        todo = todo[v >= n]
+    return y.astype(np.int64)
+
+
+def cut_sorted(lengths: list[int], batch_tokens: int, batch_size: int) -> list[tuple[int, int]]:
+    """`make_batches` for lengths sorted ascending, as (start, count) runs: the longest sentence
+    of a batch is then its last, so a binary search finds where each batch ends."""
+    out, start, n = [], 0, len(lengths)
+    while start < n:
+        lo, hi = 1, min(batch_size, n - start)  # the count: 1 always fits; find the largest that does
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if lengths[start + mid - 1] * mid <= batch_tokens:
+                lo = mid
+            else:
+                hi = mid - 1
+        out.append((start, lo))
+        start += lo
+    return out
+
+
 class BatchStream:
     """The endless, deterministic, shardable stream of training batches.
 
-    Each epoch: shuffle all pairs with (seed, epoch), sort pools of ~100 batches by length
-    (bucketing, so little padding), cut them under the global budget (batch_tokens and batch_size
-    are per rank, so × world_size), and shuffle the batch order. Rank r takes sentences
+    Each epoch: a random permutation of all pairs (seed, epoch) is cut into pools of ~100 global
+    batches; each pool drops the pairs over the length limits, is sorted by length (bucketing, so
+    little padding) and cut under the global budget (batch_tokens and batch_size are per rank,
+    so × world_size); then the order of all the epoch's batches is shuffled. Only the batch table
+    (pool, start, count per batch) is kept: a batch's sentences are recomputed from its pool when
+    it is its turn, so memory does not grow with the corpus. Rank r takes sentences
     r, r + world_size, … of each length-sorted global batch. Where a global batch has fewer
     sentences than there are ranks (a sentence over budget, a pool's last one), a rank left
     without one gets a filler: the batch's first sentence with an infinite `norm_tokens`, so it
@@ -129,60 +217,88 @@ class BatchStream:
 
     def __init__(
         self,
-        examples: Sequence[Example],
+        pairs: Pairs,
         batch_tokens: int,
         batch_size: int,
         seed: int,
         rank: int = 0,
         world_size: int = 1,
+        max_src_len: int = 0,  # 0: no limit
+        max_tgt_len: int = 0,
     ) -> None:
-        self.examples = examples
-        # +1: EOS on the source, BOS/EOS on the target
-        self.lengths = [max(len(s), len(t)) + 1 for s, t in examples]
+        self.pairs = pairs
+        self.n = len(pairs.src_lengths)
         self.batch_tokens = batch_tokens
         self.batch_size = batch_size
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
+        self.max_src_len, self.max_tgt_len = max_src_len, max_tgt_len
+        self.pool_size = batch_size * world_size * self.POOL_BATCHES
         self.epoch = 0  # epochs completed
         self.position = 0  # batches of the current epoch already given out
-        self._cache: tuple[int, list[list[int]]] | None = None
+        self._plan: tuple[int, EpochPlan] | None = None
+        self._pool_cache: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None
 
-    def epoch_batches(self, epoch: int) -> list[list[int]]:
-        """The global batches of `epoch` (example indices, sorted by length), a pure function of
-        (seed, epoch, batch_tokens × world_size, batch_size × world_size)."""
-        if self._cache is not None and self._cache[0] == epoch:
-            return self._cache[1]
-        rng = random.Random(self.seed * 1_000_003 + epoch)
-        order = list(range(len(self.examples)))
-        rng.shuffle(order)
+    def _pool(self, epoch: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pool k of `epoch`: its pairs within the length limits sorted by length (stable), and
+        those lengths (+1: EOS on the source, BOS/EOS on the target)."""
+        if self._pool_cache is not None and self._pool_cache[0] == (epoch, k):
+            return self._pool_cache[1], self._pool_cache[2]
+        positions = np.arange(k * self.pool_size, min(self.n, (k + 1) * self.pool_size))
+        ids = permute(positions, self.n, _permutation_keys(self.seed, epoch))
+        src, tgt = self.pairs.src_lengths[ids], self.pairs.tgt_lengths[ids]
+        if self.max_src_len or self.max_tgt_len:
+            keep = np.ones(len(ids), dtype=bool)
+            if self.max_src_len:
+                keep &= src <= self.max_src_len
+            if self.max_tgt_len:
+                keep &= tgt <= self.max_tgt_len
+            ids, src, tgt = ids[keep], src[keep], tgt[keep]
+        lengths = np.maximum(src, tgt).astype(np.int64) + 1
+        order = np.argsort(lengths, kind="stable")
+        self._pool_cache = ((epoch, k), ids[order], lengths[order])
+        return ids[order], lengths[order]
+
+    def epoch_batches(self, epoch: int) -> EpochPlan:
+        """The global batches of `epoch`, a pure function of (seed, epoch, the lengths,
+        batch_tokens × world_size, batch_size × world_size)."""
+        if self._plan is not None and self._plan[0] == epoch:
+            return self._plan[1]
         size, tokens = self.batch_size * self.world_size, self.batch_tokens * self.world_size
-        pool = size * self.POOL_BATCHES
-        batches: list[list[int]] = []
-        for start in range(0, len(order), pool):
-            chunk = sorted(order[start : start + pool], key=lambda i: self.lengths[i])
-            batches.extend(make_batches(self.lengths, tokens, size, chunk))
-        rng.shuffle(batches)
-        self._cache = (epoch, batches)
-        return batches
+        pools, starts, counts = [], [], []
+        for k in range(-(-self.n // self.pool_size)):
+            _, lengths = self._pool(epoch, k)
+            runs = cut_sorted(lengths.tolist(), tokens, size)
+            pools += [k] * len(runs)
+            starts += [s for s, _ in runs]
+            counts += [c for _, c in runs]
+        shuffle = np.random.default_rng([self.seed % 2**63, epoch, 1]).permutation(len(pools))
+        plan = EpochPlan(np.array(pools, dtype=np.int64)[shuffle], np.array(starts, dtype=np.int64)[shuffle],
+                         np.array(counts, dtype=np.int64)[shuffle])
+        self._plan = (epoch, plan)
+        return plan
+
+    def global_batch(self, epoch: int, b: int) -> np.ndarray:
+        """The pair indices of batch `b` of `epoch`, all ranks' together, sorted by length."""
+        plan = self.epoch_batches(epoch)
+        ids, _ = self._pool(epoch, int(plan.pools[b]))
+        return ids[plan.starts[b] : plan.starts[b] + plan.counts[b]]
 
     def batches_per_epoch(self) -> int:
         return len(self.epoch_batches(self.epoch))
 
     def next_batch(self) -> tuple[Batch, bool]:
         """This rank's shard of the next global batch, and whether it is the last of its epoch."""
-        batches = self.epoch_batches(self.epoch)
-        global_ids = batches[self.position]
+        global_ids = self.global_batch(self.epoch, self.position)
         self.position += 1
-        last = self.position == len(batches)
+        last = self.position == self.batches_per_epoch()
         if last:
             self.epoch += 1
             self.position = 0
-        ids = global_ids[self.rank :: self.world_size] or global_ids[:1]
-        src = [self.examples[i][0] for i in ids]
-        tgt = [self.examples[i][1] for i in ids]
-        batch = collate(src, tgt, ids)
-        global_tokens = sum(len(self.examples[i][1]) + 1 for i in global_ids)  # +1: EOS
+        ids = (global_ids[self.rank :: self.world_size] if self.rank < len(global_ids) else global_ids[:1]).tolist()
+        batch = collate(self.pairs.sentences("src", ids), self.pairs.sentences("tgt", ids), ids)
+        global_tokens = int(self.pairs.tgt_lengths[global_ids].sum()) + len(global_ids)  # +1 each: EOS
         filler = self.rank >= len(global_ids)
         batch.norm_tokens = float("inf") if filler else global_tokens / self.world_size
         return batch, last
@@ -192,6 +308,19 @@ class BatchStream:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
+
+
+@dataclass
+class EpochPlan:
+    """An epoch's global batches in the order they are taken: batch b is the run of `counts[b]`
+    pairs from `starts[b]` of length-sorted pool `pools[b]`."""
+
+    pools: np.ndarray  # (batches,)
+    starts: np.ndarray  # (batches,)
+    counts: np.ndarray  # (batches,)
+
+    def __len__(self) -> int:
+        return len(self.pools)
 
 
 def eval_batches(

@@ -25,6 +25,19 @@ file. The run directory (run.dir) gets the resolved config, the tokenizer models
 metrics.jsonl and train.log: everything needed to translate without the original files.
 """
 
+EPILOG_PREPARE = """\
+examples:
+  nmt prepare configs/multi30k_de_en.yaml                  then nmt train finds it and starts at once
+  nmt prepare big.yaml --workers 8 --set data.prepared_dir=/scratch/nmt
+
+The folder holds, per split and side, the ids of all sentences one after the other
+(uint16 when the vocabulary fits), their offsets and lengths, the id counts, the two
+sentencepiece models and manifest.json (sources with sha256, counts, format version).
+It is written to a temporary folder and renamed, so a prepare that is killed leaves the
+old complete copy or none. An edited corpus or other tokenizer settings get a new folder;
+old ones stay until you delete them. Ctrl-C stops it (exit 130) with nothing torn.
+"""
+
 EPILOG_TRANSLATE = """\
 On a terminal this is an interactive prompt: line editing and history (readline: arrows, Ctrl-R),
 the translation (with --nbest N, the N best with their scores) and the time it took; Ctrl-D
@@ -117,6 +130,22 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the run in run.dir from its last checkpoint")
     group.add_argument("--overwrite", action="store_true", help="delete an existing run.dir and start over")
+    _add_debug(p)
+
+    p = sub.add_parser("prepare", help="tokenize a config's corpus once into memory-mapped arrays (train does it too)",
+                       description="Train the config's sentencepiece models on a sample of the training text and "
+                                   "encode train, dev and test in worker processes into numpy arrays in "
+                                   "data.prepared_dir (default ~/.cache/nmt/prepared), in a folder named by a hash "
+                                   "of the corpus files and the tokenizer settings. nmt train reads them; runs on "
+                                   "the same corpus share them. Preparing what is already prepared does nothing.",
+                       epilog=EPILOG_PREPARE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="YAML config file (its data and tokenizer sections)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a config key, as for nmt train (repeatable)")
+    p.add_argument("--workers", type=int, default=None,
+                   help=f"processes that read and encode the text (default: the number of cores, {os.cpu_count()})")
+    p.add_argument("--force", action="store_true",
+                   help="prepare again even if a prepared copy is there (it is replaced only once the new one is whole)")
     _add_debug(p)
 
     p = sub.add_parser("evaluate", help="translate a test set and print BLEU and chrF",
@@ -270,6 +299,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from nmt.config import load_config
+    from nmt.dataset import prepare
+
+    _positive(args.workers, "--workers")
+    cfg = load_config(args.config, args.overrides)
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731 (progress on stderr, the result on stdout)
+    result = prepare(cfg, args.config, workers=args.workers, force=args.force, say=say)
+    m = result.dataset.manifest
+    splits = ", ".join(f"{name} {info['pairs']:,}" for name, info in m["splits"].items())
+    verb = f"prepared in {result.seconds:.1f}s" if result.prepared else "already prepared, nothing to do"
+    print(f"{result.dataset.path}: {verb} (pairs: {splits}; vocab {m['vocab']['src']}/{m['vocab']['tgt']}; "
+          f"{m['workers']} worker(s) made it)")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from nmt.evaluate import evaluate
 
@@ -419,7 +464,7 @@ def cmd_embeddings(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "translate": cmd_translate,
+    handlers = {"train": cmd_train, "prepare": cmd_prepare, "evaluate": cmd_evaluate, "translate": cmd_translate,
                 "plot": cmd_plot, "average": cmd_average, "embeddings": cmd_embeddings}
     try:
         from nmt.torch_version import require_torch

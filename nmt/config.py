@@ -51,6 +51,9 @@ class DataConfig:
     test: Optional[str] = None
     max_src_len: int = field(default=100, metadata=_range(1))  # in sentencepiece pieces
     max_tgt_len: int = field(default=100, metadata=_range(1))
+    # where `nmt prepare` puts the tokenized arrays, one folder per corpus and tokenizer settings;
+    # null: $XDG_CACHE_HOME/nmt/prepared (~/.cache/nmt/prepared)
+    prepared_dir: Optional[str] = field(default=None, metadata=RESUME_SAFE)
 
 
 @dataclass

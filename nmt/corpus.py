@@ -1,13 +1,22 @@
-"""Text → validated sentence pairs, from two aligned files or one tab-separated file."""
+"""Text → validated sentence pairs, from two aligned files or one tab-separated file.
+
+Small files (dev, test, a user's input) are read whole with `load_corpus`. A training corpus of
+millions of pairs is never read whole: `scan_file` hashes a file and finds where its chunks of
+lines start, and `parse_pairs` turns one chunk's bytes into pairs, with the same checks and the
+same messages (file and line) in a worker process as in `load_corpus`, which is built on it.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from nmt.config import DataConfig
 from nmt.errors import NmtError
-from nmt.files import read_text, split_lines
+from nmt.files import decode_utf8, open_binary, read_text, split_lines
 
 
 @dataclass
@@ -36,14 +45,60 @@ def corpus_paths(spec: str, cfg: DataConfig) -> list[Path]:
     return [Path(f"{spec}.{cfg.src_lang}"), Path(f"{spec}.{cfg.tgt_lang}")]
 
 
-def load_corpus(spec: str, cfg: DataConfig, name: str) -> Corpus:
-    """Load the split `spec` (a prefix, or a .tsv path) in the configured direction."""
+@dataclass
+class ScannedFile:
+    """A file's sha256, its line count and the byte offset where each chunk of lines starts."""
+
+    path: Path
+    sha256: str
+    size: int
+    lines: int
+    chunk_starts: list[int]  # byte offset of line 1, 1 + chunk_lines, 1 + 2 * chunk_lines, …
+
+
+def scan_file(path: Path, chunk_lines: int, block_bytes: int = 1 << 24) -> ScannedFile:
+    """One streaming pass over a file: sha256, lines (a last line without "\n" counts), chunks."""
+    digest, size, newlines, last = hashlib.sha256(), 0, 0, b""
+    starts = [0]
+    with open_binary(path) as f:
+        while block := f.read(block_bytes):
+            digest.update(block)
+            ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)  # positions of "\n"
+            # line k*chunk_lines + 1 starts after newline number k*chunk_lines
+            first = -newlines % chunk_lines or chunk_lines  # index (1-based) in `ends` of the next boundary
+            starts += [size + int(e) + 1 for e in ends[first - 1 :: chunk_lines]]
+            newlines += len(ends)
+            size += len(block)
+            last = block[-1:]
+    lines = newlines + (last not in (b"", b"\n"))
+    if starts and starts[-1] >= size:  # a boundary after the last line starts no chunk
+        starts.pop()
+    return ScannedFile(Path(path), digest.hexdigest(), size, lines, starts or [0])
+
+
+def read_range(path: Path, start: int, end: int) -> bytes:
+    with open_binary(path) as f:
+        f.seek(start)
+        return f.read(end - start)
+
+
+def _decode_lines(data: bytes, path: Path, first_line: int, strip: bool) -> list[str]:
+    try:
+        text = decode_utf8(data, str(path)) if first_line == 1 else data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = first_line + data.count(b"\n", 0, e.start)
+        raise NmtError(f"{path}: line {line}: not valid UTF-8 (byte 0x{data[e.start]:02x})") from None
+    return split_lines(text, strip)
+
+
+def parse_lines(cfg: DataConfig, paths: list[Path], chunks: list[bytes], first_line: int
+                ) -> tuple[list[str], list[str]]:
+    """One chunk of a split (the bytes of its lines in each file) → the source and target of
+    every line, stripped ("" for an empty side). Lines are numbered from `first_line` in errors."""
     if cfg.format == "tsv":
-        (path,) = corpus_paths(spec, cfg)
-        src_col = cfg.tsv_columns.index(cfg.src_lang)
-        tgt_col = cfg.tsv_columns.index(cfg.tgt_lang)
+        src_col, tgt_col = cfg.tsv_columns.index(cfg.src_lang), cfg.tsv_columns.index(cfg.tgt_lang)
         src, tgt = [], []
-        for i, line in enumerate(read_lines(path, strip=False), start=1):
+        for i, line in enumerate(_decode_lines(chunks[0], paths[0], first_line, strip=False), start=first_line):
             if not line.strip():
                 src.append("")
                 tgt.append("")
@@ -51,26 +106,54 @@ def load_corpus(spec: str, cfg: DataConfig, name: str) -> Corpus:
             cols = line.split("\t")
             if len(cols) < len(cfg.tsv_columns):
                 raise NmtError(
-                    f"{path}: line {i}: expected {len(cfg.tsv_columns)} tab-separated columns "
+                    f"{paths[0]}: line {i}: expected {len(cfg.tsv_columns)} tab-separated columns "
                     f"({', '.join(cfg.tsv_columns)}), found {len(cols)}"
                 )
             src.append(cols[src_col].strip())
             tgt.append(cols[tgt_col].strip())
     else:
-        src_path, tgt_path = corpus_paths(spec, cfg)
-        src, tgt = read_lines(src_path), read_lines(tgt_path)
-        if len(src) != len(tgt):
-            raise NmtError(
-                f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: "
-                "the two sides of a parallel corpus must be aligned line by line"
-            )
+        src = _decode_lines(chunks[0], paths[0], first_line, strip=True)
+        tgt = _decode_lines(chunks[1], paths[1], first_line, strip=True)
+    return src, tgt
+
+
+def parse_pairs(cfg: DataConfig, paths: list[Path], chunks: list[bytes], first_line: int
+                ) -> tuple[list[str], list[str], int]:
+    """`parse_lines` without the pairs that have an empty side: (sources, targets, how many
+    were dropped)."""
+    src, tgt = parse_lines(cfg, paths, chunks, first_line)
     keep = [i for i in range(len(src)) if src[i] and tgt[i]]
-    if not keep:
-        where = " and ".join(str(p) for p in corpus_paths(spec, cfg))
-        raise NmtError(f"{where}: the {name} corpus has no sentence pairs")
-    return Corpus(
-        src=[src[i] for i in keep],
-        tgt=[tgt[i] for i in keep],
-        name=name,
-        empty_dropped=len(src) - len(keep),
-    )
+    if len(keep) == len(src):
+        return src, tgt, 0
+    return [src[i] for i in keep], [tgt[i] for i in keep], len(src) - len(keep)
+
+
+def check_aligned(scans: list[ScannedFile]) -> None:
+    """The two sides of a parallel corpus have as many lines."""
+    if len(scans) == 2 and scans[0].lines != scans[1].lines:
+        a, b = scans
+        raise NmtError(
+            f"{a.path} has {a.lines} lines but {b.path} has {b.lines}: "
+            "the two sides of a parallel corpus must be aligned line by line"
+        )
+
+
+def no_pairs(spec: str, cfg: DataConfig, name: str) -> NmtError:
+    where = " and ".join(str(p) for p in corpus_paths(spec, cfg))
+    return NmtError(f"{where}: the {name} corpus has no sentence pairs")
+
+
+def load_corpus(spec: str, cfg: DataConfig, name: str) -> Corpus:
+    """Load the split `spec` (a prefix, or a .tsv path) in the configured direction, whole."""
+    paths = corpus_paths(spec, cfg)
+    data = []
+    for path in paths:
+        with open_binary(path) as f:
+            data.append(f.read())
+    if len(paths) == 2:
+        check_aligned([ScannedFile(p, "", len(d), d.count(b"\n") + (d[-1:] not in (b"", b"\n")), [0])
+                       for p, d in zip(paths, data)])
+    src, tgt, empty = parse_pairs(cfg, paths, data, 1)
+    if not src:
+        raise no_pairs(spec, cfg, name)
+    return Corpus(src=src, tgt=tgt, name=name, empty_dropped=empty)

@@ -1,106 +1,78 @@
-"""A run's data: corpus files → sentencepiece models → encoded, length-filtered pairs → the batch
-stream, and what a run records about them (the fingerprint its resume checks, token counts).
+"""A run's data: the prepared dataset (nmt/dataset.py) → length-filtered pairs → the batch stream,
+and what a run records about them (the fingerprint its resume checks, token counts).
 
 The trainer, the benchmark and `nmt average` take their data from here, so how a corpus becomes
-batches is decided in one place. Special ids and the word marker are the tokenizer's.
+batches is decided in one place. The length filter is applied here, on the lengths arrays, not
+when preparing: it is a training setting, and one prepared corpus serves runs with any limits.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from typing import Any
 
+import numpy as np
 import torch
 
-from nmt.batching import BatchStream, Example
+from nmt.batching import BatchStream, length_filter
 from nmt.config import Config
 from nmt.corpus import Corpus, load_corpus
+from nmt.dataset import SIDES, Dataset, Split
 from nmt.errors import NmtError
-from nmt.tokenizer import Tokenizer, train_tokenizer
 
-
-def train_tokenizers(cfg: Config, train: Corpus, where: str = "config") -> tuple[Tokenizer, Tokenizer]:
-    """The run's sentencepiece models (one joint model twice, or one per side), in memory."""
-    tk = cfg.tokenizer
-    common: dict[str, Any] = dict(
-        model_type=tk.type,
-        character_coverage=tk.character_coverage,
-        max_sentences=tk.max_sentences,
-        hard_vocab_limit=tk.hard_vocab_limit,
-        seed=cfg.train.seed,
-    )
-    if tk.joint:
-        tok = train_tokenizer(train.src + train.tgt, tk.src_vocab_size,
-                              vocab_key=f"{where}: key 'tokenizer.src_vocab_size'", **common)
-        return tok, tok
-    return (
-        train_tokenizer(train.src, tk.src_vocab_size, vocab_key=f"{where}: key 'tokenizer.src_vocab_size'", **common),
-        train_tokenizer(train.tgt, tk.tgt_vocab_size, vocab_key=f"{where}: key 'tokenizer.tgt_vocab_size'", **common),
-    )
-
-
-def encode_pairs(
-    corpus: Corpus, src_tok: Tokenizer, tgt_tok: Tokenizer, max_src: int, max_tgt: int
-) -> tuple[list[Example], dict[str, int]]:
-    """Tokenize a corpus and drop pairs over the length limits; return the drop counts."""
-    src_ids, tgt_ids = src_tok.encode_batch(corpus.src), tgt_tok.encode_batch(corpus.tgt)
-    examples, too_long_src, too_long_tgt = [], 0, 0
-    for s, t in zip(src_ids, tgt_ids):
-        if len(s) > max_src:
-            too_long_src += 1
-        elif len(t) > max_tgt:
-            too_long_tgt += 1
-        else:
-            examples.append((s, t))
-    return examples, {"too_long_src": too_long_src, "too_long_tgt": too_long_tgt}
-
-
-def data_fingerprint(examples: list[Example]) -> str:
-    """sha256 of the training pairs' ids in corpus order: what the saved stream position (epoch,
-    batch) refers to, so a resumed run can refuse training data that changed since the save."""
-    return hashlib.sha256(json.dumps(examples, separators=(",", ":")).encode()).hexdigest()
-
-
-def count_tokens(examples: list[Example], src_vocab: int, tgt_vocab: int) -> dict[str, torch.Tensor]:
-    """How often each id occurs in the training pairs: {"src": (src_vocab,), "tgt": (tgt_vocab,)}."""
-    src = torch.tensor([i for s, _ in examples for i in s], dtype=torch.long)
-    tgt = torch.tensor([i for _, t in examples for i in t], dtype=torch.long)
-    return {"src": torch.bincount(src, minlength=src_vocab), "tgt": torch.bincount(tgt, minlength=tgt_vocab)}
+FINGERPRINT_PREFIX = "prepared-v1:"  # older nmt saved a sha256 of all ids, without a prefix
 
 
 @dataclass
 class TrainingData:
-    """The encoded training pairs and what the run logs and records about them."""
+    """The prepared training split, the length limits, and what the run logs and records."""
 
-    examples: list[Example]
-    fingerprint: str  # see data_fingerprint
-    dropped: dict[str, int]  # pairs over the length limits, per side
+    split: Split
+    fingerprint: str  # what the saved stream position refers to; a resume refuses another
+    filtered: dict[str, int]  # {"kept", "too_long_src", "too_long_tgt"}: pairs per the length limits
+    max_src_len: int
+    max_tgt_len: int
 
     def stream(self, cfg: Config, rank: int = 0, world_size: int = 1) -> BatchStream:
         """The run's batches: a pure function of (seed, epoch), this rank's shard of each."""
         tc = cfg.train
-        return BatchStream(self.examples, tc.batch_tokens, tc.batch_size, tc.seed, rank, world_size)
+        return BatchStream(self.split, tc.batch_tokens, tc.batch_size, tc.seed, rank, world_size,
+                           self.max_src_len, self.max_tgt_len)
 
-    def token_counts(self, src_tok: Tokenizer, tgt_tok: Tokenizer) -> dict[str, torch.Tensor]:
-        return count_tokens(self.examples, len(src_tok), len(tgt_tok))
+    def token_counts(self, block: int = 1 << 20) -> dict[str, torch.Tensor]:
+        """How often each id occurs in the pairs that training sees: the prepared counts of all
+        pairs, less the ids of the pairs over the length limits (gathered a block at a time)."""
+        out = {}
+        for side in SIDES:
+            s = self.split.sides[side]
+            counts = np.array(s.counts, dtype=np.int64)
+            for a in range(0, len(self.split), block):
+                src, tgt = self.split.src_lengths[a : a + block], self.split.tgt_lengths[a : a + block]
+                dropped = a + np.flatnonzero((src > self.max_src_len) | (tgt > self.max_tgt_len))
+                if len(dropped):
+                    starts, lens = s.offsets[dropped], s.lengths[dropped].astype(np.int64)
+                    # the positions of the dropped pairs' ids: each start, then +1 … +len-1
+                    first = np.repeat(starts - np.cumsum(lens) + lens, lens)
+                    counts -= np.bincount(s.ids[first + np.arange(int(lens.sum()))], minlength=len(counts))
+            out[side] = torch.from_numpy(counts)
+        return out
 
-    def describe(self, cfg: Config) -> str:
-        d = cfg.data
-        return (f"length filter: kept {len(self.examples)} pairs; dropped {self.dropped['too_long_src']} with "
-                f"source > {d.max_src_len} pieces and {self.dropped['too_long_tgt']} with target > {d.max_tgt_len}")
+    def describe(self) -> str:
+        f = self.filtered
+        return (f"length filter: kept {f['kept']} pairs; dropped {f['too_long_src']} with source > "
+                f"{self.max_src_len} pieces and {f['too_long_tgt']} with target > {self.max_tgt_len}")
 
 
-def training_data(cfg: Config, train: Corpus, src_tok: Tokenizer, tgt_tok: Tokenizer,
-                  where: str = "config") -> TrainingData:
-    """Encode and length-filter the training corpus; refuse a filter that leaves nothing."""
+def training_data(cfg: Config, dataset: Dataset, where: str = "config") -> TrainingData:
+    """The training split of a prepared dataset under the config's length limits; refuse limits
+    that leave nothing."""
     d = cfg.data
-    examples, dropped = encode_pairs(train, src_tok, tgt_tok, d.max_src_len, d.max_tgt_len)
-    if not examples:
+    split = dataset.split("train")
+    filtered = length_filter(split, d.max_src_len, d.max_tgt_len)
+    if not filtered["kept"]:
         raise NmtError(f"{d.train}: the length filter removed every pair; raise 'data.max_src_len' / "
                        f"'data.max_tgt_len' in {where}")
-    return TrainingData(examples, data_fingerprint(examples), dropped)
+    return TrainingData(split, FINGERPRINT_PREFIX + dataset.training_fingerprint(), filtered,
+                        d.max_src_len, d.max_tgt_len)
 
 
 def dev_corpus(cfg: Config) -> Corpus:
@@ -119,9 +91,14 @@ class DevSet:
     references: list[str]
 
     @classmethod
-    def load(cls, cfg: Config, src_tok: Tokenizer, tgt_tok: Tokenizer) -> "DevSet":
-        dev = dev_corpus(cfg)
-        return cls(src_tok.encode_batch(dev.src), tgt_tok.encode_batch(dev.tgt), dev.tgt)
+    def load(cls, cfg: Config, dataset: Dataset) -> "DevSet":
+        """The ids from the prepared dev split, the references from the dev text itself."""
+        split, n = dataset.split("dev"), cfg.train.dev_max_sentences
+        references = dev_corpus(cfg).tgt
+        if len(references) != min(n or len(split), len(split)):
+            raise NmtError(f"{dataset.path}: its dev split has {len(split)} pairs but {cfg.data.dev} has "
+                           f"{len(references)}; rebuild the prepared data: nmt prepare CONFIG --force")
+        return cls(split.all("src", n), split.all("tgt", n), references)
 
     def __len__(self) -> int:
         return len(self.src_ids)

@@ -10,6 +10,7 @@
       checkpoints/averaged.pt  the mean of the last K of them (`nmt average RUN --last K`)
       embeddings_init.pt     the embedding tables before the first step (for drift)
       token_counts.pt        how often each id occurs in the training data, per side
+      prepared.json          which prepared dataset (nmt prepare) the run reads: folder, key, sources
       metrics.jsonl          one JSON object per log/validation event
       train.log              what the console showed, without progress bars
       tensorboard/           TensorBoard events (with train.tensorboard: true)
@@ -45,6 +46,7 @@ RUN_FILES = (
     "checkpoints/step_*.pt",
     "embeddings_init.pt",
     "token_counts.pt",
+    "prepared.json",
     "metrics.jsonl",
     "train.log",
     "curves.png",
@@ -82,6 +84,7 @@ class RunDir:
     tokenizer_dir = property(lambda self: self.path / "tokenizer")
     src_tokenizer = property(lambda self: self.path / "tokenizer" / "src.model")
     tgt_tokenizer = property(lambda self: self.path / "tokenizer" / "tgt.model")
+    prepared = property(lambda self: self.path / "prepared.json")  # which prepared dataset it reads
     checkpoints = property(lambda self: self.path / "checkpoints")
     last = property(lambda self: self.path / "checkpoints" / "last.pt")
     best = property(lambda self: self.path / "checkpoints" / "best.pt")

@@ -8,9 +8,11 @@ early-stopping state, counters, the data stream's position and every RNG state.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -22,11 +24,12 @@ import torch
 from tqdm import tqdm
 
 from nmt.batching import Batch
-from nmt.checkpoint import load_checkpoint, save_checkpoint
+from nmt.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from nmt.config import Config, load_config, resume_changes, resume_safe_keys, save_config
-from nmt.corpus import Corpus, corpus_paths, load_corpus
+from nmt.corpus import corpus_paths
 from nmt.cpu import flush_denormals
-from nmt.data import DevSet, train_tokenizers, training_data
+from nmt.data import FINGERPRINT_PREFIX, DevSet, training_data
+from nmt.dataset import Dataset, file_sha256, prepare
 from nmt.distributed import Dist, resolve_device
 from nmt.lab.stats import drift_summary
 from nmt.errors import NmtError
@@ -36,7 +39,6 @@ from nmt.pretrained import apply_pretrained
 from nmt.rundir import NewRun, RunDir, start_run_dir
 from nmt.runlog import RunLog
 from nmt.tensorboard import TensorBoardLog, require_tensorboard
-from nmt.tokenizer import Tokenizer
 from nmt.validation import greedy_decode, validate
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -100,16 +102,19 @@ class Trainer:
         self.autocast_dtype = AUTOCAST_DTYPES[self.tc.precision]
         self.scaler = torch.amp.GradScaler(self.device.type) if self.tc.precision == "fp16" else None
 
-        # data: rank 0 trains the tokenizers into the run directory, every rank reads the same files
-        d = cfg.data
-        train_corpus = load_corpus(d.train, d, "training")
-        self.info(f"training corpus: {len(train_corpus)} pairs ({train_corpus.empty_dropped} with an empty "
-                  "side skipped)")
-        self.dist.on_main(lambda: self._tokenizers(train_corpus, resume) and None)
+        # data: rank 0 prepares the corpus (or finds it prepared) and puts its tokenizers into the
+        # run directory; every rank maps the same prepared files, so the OS shares their pages
+        folder = self.dist.on_main(lambda: self._prepare())
+        if not (folder / "manifest.json").is_file():
+            raise NmtError(f"{folder}: rank 0 prepared the data there, but this machine does not see it; set "
+                           f"'data.prepared_dir' to a folder all machines share, or run nmt prepare {where} "
+                           "on each machine first")
+        self.dataset = Dataset(folder)
+        self.dist.on_main(lambda: self._tokenizers(resume) and None)
         self.src_tok, self.tgt_tok = self.run.load_tokenizers()
-        self.data = training_data(cfg, train_corpus, self.src_tok, self.tgt_tok, where)
-        self.info(self.data.describe(cfg))
-        self.dev = DevSet.load(cfg, self.src_tok, self.tgt_tok)
+        self.data = training_data(cfg, self.dataset, where)
+        self.info(self.data.describe())
+        self.dev = DevSet.load(cfg, self.dataset)
 
         # the model and its optimisation, seeded
         torch.manual_seed(self.tc.seed)
@@ -141,7 +146,7 @@ class Trainer:
 
         # for the embedding drift logged at every validation: the tables before the first step
         # and how often each id occurs in training
-        self.token_counts = self.data.token_counts(self.src_tok, self.tgt_tok)
+        self.token_counts = self.data.token_counts()
         if resume:
             self.load_state_dict(load_checkpoint(run.checkpoint_path("last")))
             self.info(f"resumed from {run.last} at step {self.step}, epoch {self.stream.epoch}")
@@ -163,25 +168,38 @@ class Trainer:
     def info(self, msg: str, console: bool = True) -> None:
         self.log.info(msg, console)
 
-    def _tokenizers(self, train: Corpus, resume: bool) -> tuple[Tokenizer, Tokenizer]:
-        """Train the sentencepiece models into the run directory (or load them on resume)."""
-        if resume:
-            return self.run.load_tokenizers()
-        tk = self.cfg.tokenizer
-        t0 = time.time()
-        src_tok, tgt_tok = train_tokenizers(self.cfg, train, self.where)
-        self.run.tokenizer_dir.mkdir(parents=True, exist_ok=True)
-        src_tok.save(self.run.src_tokenizer)
-        tgt_tok.save(self.run.tgt_tokenizer)
-        self.info(f"tokenizer: sentencepiece {tk.type}, {'joint ' if tk.joint else ''}vocab "
-                  f"{len(src_tok)}/{len(tgt_tok)} ({time.time() - t0:.1f}s)")
-        return src_tok, tgt_tok
+    def _prepare(self) -> Path:
+        """The prepared dataset's folder: found, or made now (as `nmt prepare` does)."""
+        result = prepare(self.cfg, self.where, say=self.info)
+        train = result.dataset.manifest["splits"]["train"]
+        self.info(f"training corpus: {train['pairs']} pairs ({train['empty_dropped']} with an empty side skipped); "
+                  f"prepared data {result.dataset.path}{'' if result.prepared else ' (found)'}")
+        return result.dataset.path
+
+    def _tokenizers(self, resume: bool) -> None:
+        """A new run gets the prepared dataset's sentencepiece models in its run directory (a
+        resumed run has them: the fingerprint in last.pt says whether they are the same)."""
+        if not resume:
+            self.run.tokenizer_dir.mkdir(parents=True, exist_ok=True)
+            for side, path in (("src", self.run.src_tokenizer), ("tgt", self.run.tgt_tokenizer)):
+                shutil.copyfile(self.dataset.path / f"{side}.model", path)
+
+    def _record_dataset(self) -> None:
+        """RUN/prepared.json: which prepared dataset the run reads (rewritten only when it moved)."""
+        m = self.dataset.manifest
+        record = {"path": str(self.dataset.path.resolve()), "key": m["key"], "sources": m["sources"],
+                  "tokenizers_sha256": m["tokenizers_sha256"]}
+        text = json.dumps(record, indent=1) + "\n"
+        path = self.run.prepared
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
     def _open_outputs(self, resume: bool) -> None:
         """Rank 0 alone writes into the run directory: the start files, train.log, TensorBoard."""
         self.tensorboard: TensorBoardLog | None = None
         if not self.dist.is_main:
             return
+        self._record_dataset()
         if resume:
             self.log.drop_after(self.step)
         else:
@@ -227,15 +245,33 @@ class Trainer:
             },
         }
 
+    def _check_legacy_tokenizers(self) -> None:
+        """A run from before prepared data trained its own tokenizers: resume only if the prepared
+        data was encoded with the same ones (always so below tokenizer.max_sentences lines)."""
+        sha = self.dataset.manifest["tokenizers_sha256"]
+        for side, path in (("src", self.run.src_tokenizer), ("tgt", self.run.tgt_tokenizer)):
+            if file_sha256(path) != sha[side]:
+                raise NmtError(
+                    f"{path}: the run's tokenizer differs from the one its prepared data {self.dataset.path} "
+                    "was encoded with (the run is from an older nmt, which sampled the tokenizer's text "
+                    "differently); resuming would feed it other ids: finish it with the nmt it started "
+                    "with, or start a new run"
+                )
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         t = state["trainer"]
         saved = t.get("data_fingerprint")  # absent in checkpoints of older nmt
-        if saved is not None and saved != self.data.fingerprint:
+        if saved is not None and not saved.startswith(FINGERPRINT_PREFIX):
+            self._check_legacy_tokenizers()
+            self.info(f"{self.run.last}: saved by an nmt before prepared data; its training data cannot be "
+                      "checked, and from here on its batches come in the new order")
+        elif saved is not None and saved != self.data.fingerprint:
             d = self.cfg.data
             files = " and ".join(str(p) for p in corpus_paths(d.train, d))
             raise NmtError(
                 f"{files}: the training data differs from the data that {self.run.path} was trained on "
-                f"(sha256 of its pairs {saved[:12]}, now {self.data.fingerprint[:12]}); resuming would not "
+                f"(fingerprint {saved[len(FINGERPRINT_PREFIX):][:12]}, now "
+                f"{self.data.fingerprint[len(FINGERPRINT_PREFIX):][:12]}); resuming would not "
                 "continue the same run: restore the original files, or start a new run (--overwrite)"
             )
         world_size = t.get("world_size", 1)

@@ -6,8 +6,8 @@
 
 What it does, with the config's settings throughout:
 
-1. trains the sentencepiece tokenizers in memory on the config's training data (as the trainer
-   does, nothing is written), encodes and length-filters the pairs and builds the training stream
+1. prepares the config's corpus as `nmt prepare` does (or finds it prepared, in
+   `data.prepared_dir`), and builds the trainer's length-filtered training stream from it
    (`nmt.data.training_data(...).stream`: `train.batch_tokens`, `train.batch_size`, `train.seed`);
 2. builds the model with random initialisation (seeded with `train.seed`, no pretrained vectors);
 3. runs W warm-up then N timed training steps — forward, label-smoothed summed loss
@@ -19,7 +19,7 @@ What it does, with the config's settings throughout:
    self CPU time are printed (where the time goes between the matmuls); with `--matmul`, what
    torch.matmul alone reaches here (fp32 and bf16, on shapes like the model's) is printed, to
    put `train_gflops_per_s` in proportion;
-4. decodes the first K sentences of `data.test` (default: all) in eval mode with greedy search
+4. decodes the first K sentences of the prepared `data.test` split (default: all) in eval mode with greedy search
    and with beam search (beam 5), in `eval_batches` of `decode.batch_size`, timing each.
 
 FLOPs (`flops_per_tgt_token`) are an analytical, approximate count. With E the embedding size,
@@ -68,12 +68,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nmt.batching import BatchStream, eval_batches
 from nmt.config import Config, load_config
-from nmt.corpus import load_corpus
 from nmt.cpu import flush_denormals
 from nmt.errors import NmtError
 from nmt.model import Seq2Seq, build_model
 from nmt.search import beam_search, greedy_search
-from nmt.data import train_tokenizers, training_data
+from nmt.data import training_data
+from nmt.dataset import prepare
 from nmt.optim import LRSchedule, make_optimizer, update
 
 BEAM_SIZE = 5
@@ -208,10 +208,10 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     d = cfg.data
     if not d.test:
         raise NmtError(f"{args.config}: key 'data.test' is not set; the benchmark decodes the test set")
-    train = load_corpus(d.train, d, "training")
-    test = load_corpus(d.test, d, "test")
-    src_tok, tgt_tok = train_tokenizers(cfg, train, str(args.config))
-    stream = training_data(cfg, train, src_tok, tgt_tok, str(args.config)).stream(cfg)
+    dataset = prepare(cfg, str(args.config), say=lambda line: print(line, file=sys.stderr)).dataset
+    src_tok, tgt_tok = dataset.tokenizers()
+    stream = training_data(cfg, dataset, str(args.config)).stream(cfg)
+    test = dataset.split("test")
 
     torch.manual_seed(cfg.train.seed)
     random.seed(cfg.train.seed)
@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     params = sum(p.numel() for p in model.parameters())
 
     n_test = len(test) if args.decode_sentences is None else min(args.decode_sentences, len(test))
-    test_ids = src_tok.encode_batch(test.src[:n_test])
+    test_ids = test.all("src", n_test)
     autocast = torch.bfloat16 if args.precision == "bf16" else None
     with flush_denormals():
         timing = time_training(model, stream, cfg, args.steps, args.warmup, autocast)

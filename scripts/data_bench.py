@@ -70,6 +70,8 @@ from typing import Any, Iterator
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing: make `nmt` importable
+from nmt.dataset import pid_alive  # noqa: E402
 TOY_SCRIPT = ROOT / "scripts" / "make_toy_data.py"
 TOY_CONFIG = ROOT / "configs" / "toy.yaml"
 DEFAULT_SIZES = "100k,1M,10M"
@@ -241,16 +243,6 @@ def corpus_name(pairs: int, seed: int) -> str:
     return f"pairs{pairs}-seed{seed}-v{GENERATOR_VERSION}"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def ensure_corpus(work: Path, pairs: int, seed: int, eval_pairs: int = EVAL_PAIRS,
                   say: Any = print) -> Corpus:
     """The corpus of `pairs` training pairs for `seed` under WORK/corpora: reused when a complete
@@ -266,7 +258,7 @@ def ensure_corpus(work: Path, pairs: int, seed: int, eval_pairs: int = EVAL_PAIR
     final.parent.mkdir(parents=True, exist_ok=True)
     for stale in final.parent.glob(f"{final.name}.tmp-*"):  # left by a killed generation
         pid = stale.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or not _alive(int(pid)) or int(pid) == os.getpid():
+        if not pid.isdigit() or not pid_alive(int(pid)) or int(pid) == os.getpid():
             shutil.rmtree(stale, ignore_errors=True)
     tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
     say(f"[{size_label(pairs)}] generating {pairs:,} pairs (seed {seed}) into {final}")

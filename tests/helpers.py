@@ -4,15 +4,18 @@ from here (and fixtures come from conftest.py), never from each other."""
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import types
 from pathlib import Path
@@ -25,6 +28,11 @@ from nmt.plots import read_metrics
 from nmt.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
+# prepared datasets (nmt prepare, nmt train) go to this session's own cache, not the user's
+# ~/.cache/nmt; set before ENV is copied, so the CLI runs of the tests use it too
+TEST_CACHE = Path(tempfile.mkdtemp(prefix="nmt-test-cache-"))
+os.environ["XDG_CACHE_HOME"] = str(TEST_CACHE)
+atexit.register(shutil.rmtree, TEST_CACHE, ignore_errors=True)
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
 NMT_ERROR = r"nmt \w+: error: "  # how the CLI's one-line errors begin (a regular expression)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nmt.batching import BatchStream, collate, eval_batches, make_batches
+from nmt.batching import BatchStream, ExamplePairs, collate, cut_sorted, eval_batches, length_filter, make_batches, permute
 from nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -136,8 +137,13 @@ def test_eval_batches_cover_every_sentence_once_and_keep_positions():
 EXAMPLES = random_examples(300, seed=1)
 
 
-def make_stream(seed: int = 7, rank: int = 0, world_size: int = 1, examples=EXAMPLES) -> BatchStream:
-    return BatchStream(examples, batch_tokens=60, batch_size=8, seed=seed, rank=rank, world_size=world_size)
+def make_stream(seed: int = 7, rank: int = 0, world_size: int = 1, examples=EXAMPLES, **limits) -> BatchStream:
+    return BatchStream(ExamplePairs(examples), batch_tokens=60, batch_size=8, seed=seed, rank=rank,
+                       world_size=world_size, **limits)
+
+
+def epoch_indices(stream: BatchStream, epoch: int) -> list[list[int]]:
+    return [stream.global_batch(epoch, b).tolist() for b in range(len(stream.epoch_batches(epoch)))]
 
 
 def test_stream_covers_every_example_exactly_once_per_epoch():
@@ -149,7 +155,7 @@ def test_stream_covers_every_example_exactly_once_per_epoch():
 
 def test_stream_covers_every_example_when_there_are_several_pools():
     examples = random_examples(2000, seed=2, max_len=4)
-    stream = BatchStream(examples, batch_tokens=1000, batch_size=4, seed=0)  # pools of 400
+    stream = BatchStream(ExamplePairs(examples), batch_tokens=1000, batch_size=4, seed=0)  # pools of 400
     indices = [i for b in one_epoch(stream) for i in b]
     assert sorted(indices) == list(range(len(examples)))
 
@@ -157,7 +163,7 @@ def test_stream_covers_every_example_when_there_are_several_pools():
 def test_stream_batches_respect_the_budgets():
     stream = make_stream()
     for ids in one_epoch(stream):
-        longest = max(stream.lengths[i] for i in ids)
+        longest = max(max(len(EXAMPLES[i][0]), len(EXAMPLES[i][1])) + 1 for i in ids)
         assert len(ids) <= 8
         assert len(ids) == 1 or len(ids) * longest <= 60
 
@@ -205,12 +211,12 @@ def test_stream_restored_from_state_dict_gives_the_same_next_batches(consumed):
 def test_stream_batches_are_pure_function_of_seed_and_epoch():
     a = make_stream()
     take(a, 100)
-    assert a.epoch_batches(0) == make_stream().epoch_batches(0)
+    assert epoch_indices(a, 0) == epoch_indices(make_stream(), 0)
 
 
 def half_budget_stream(rank: int, examples=EXAMPLES) -> BatchStream:
     """A rank of two whose per-rank budget is half of make_stream's: the same global batch."""
-    return BatchStream(examples, batch_tokens=30, batch_size=4, seed=7, rank=rank, world_size=2)
+    return BatchStream(ExamplePairs(examples), batch_tokens=30, batch_size=4, seed=7, rank=rank, world_size=2)
 
 
 def test_two_ranks_with_half_the_budget_split_the_single_process_batches():
@@ -234,7 +240,53 @@ def test_single_process_divides_the_loss_by_its_own_target_tokens():
 
 def test_a_rank_left_without_a_sentence_gets_a_filler_that_weighs_nothing():
     examples = [([5] * 90, [6] * 90)]  # one sentence, two ranks
-    a, _ = BatchStream(examples, batch_tokens=10, batch_size=4, seed=0, rank=0, world_size=2).next_batch()
-    b, _ = BatchStream(examples, batch_tokens=10, batch_size=4, seed=0, rank=1, world_size=2).next_batch()
+    a, _ = BatchStream(ExamplePairs(examples), batch_tokens=10, batch_size=4, seed=0, rank=0, world_size=2).next_batch()
+    b, _ = BatchStream(ExamplePairs(examples), batch_tokens=10, batch_size=4, seed=0, rank=1, world_size=2).next_batch()
     assert not a.is_filler and a.norm_tokens == 91 / 2
     assert b.is_filler and b.indices == [0]
+
+
+# ----------------------------------------------------------------------------- pieces of the stream
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 5000), seed=st.integers(0, 10**9), epoch=st.integers(0, 50))
+def test_permute_is_a_permutation_of_range_n(n, seed, epoch):
+    from nmt.batching import _permutation_keys
+
+    out = permute(np.arange(n), n, _permutation_keys(seed, epoch))
+    assert sorted(out.tolist()) == list(range(n))
+
+
+def test_permute_of_a_slice_is_the_slice_of_the_whole_permutation():
+    from nmt.batching import _permutation_keys
+
+    keys = _permutation_keys(3, 1)
+    whole = permute(np.arange(1000), 1000, keys)
+    assert permute(np.arange(300, 450), 1000, keys).tolist() == whole[300:450].tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(lengths=st.lists(st.integers(1, 40), min_size=1, max_size=60), tokens=st.integers(1, 200),
+       size=st.integers(1, 12))
+def test_cut_sorted_cuts_as_make_batches_does(lengths, tokens, size):
+    lengths = sorted(lengths)
+    expected = make_batches(lengths, tokens, size, range(len(lengths)))
+    assert [list(range(s, s + c)) for s, c in cut_sorted(lengths, tokens, size)] == expected
+
+
+def test_the_length_limits_leave_long_pairs_out_of_every_batch_and_are_counted():
+    stream = make_stream(max_src_len=6, max_tgt_len=8)
+    seen = [i for b in one_epoch(stream) for i in b]
+    kept = [i for i, (s, t) in enumerate(EXAMPLES) if len(s) <= 6 and len(t) <= 8]
+    assert sorted(seen) == kept and 0 < len(kept) < len(EXAMPLES)
+    counts = length_filter(ExamplePairs(EXAMPLES), 6, 8, block=7)  # blocks: the counts do not depend on them
+    too_src = sum(len(s) > 6 for s, _ in EXAMPLES)
+    assert counts == {"kept": len(kept), "too_long_src": too_src, "too_long_tgt": len(EXAMPLES) - len(kept) - too_src}
+
+
+def test_the_stream_keeps_nothing_per_pair_but_the_batch_table():
+    stream = make_stream()
+    plan = stream.epoch_batches(0)
+    assert len(plan) == stream.batches_per_epoch() and plan.pools.shape == plan.starts.shape == plan.counts.shape
+    assert int(plan.counts.sum()) == len(EXAMPLES)

@@ -12,11 +12,8 @@ import yaml
 from helpers import assert_identical, metrics, snapshot, weights
 from nmt.checkpoint import load_checkpoint
 from nmt.config import TrainConfig
-from nmt.corpus import Corpus
 from nmt.errors import NmtError
-from nmt.tokenizer import train_tokenizer
 from nmt.config import config_diff
-from nmt.data import encode_pairs
 from nmt.optim import LRSchedule
 from nmt.trainer import train
 
@@ -100,14 +97,6 @@ def test_schedule_state_dict_round_trip():
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def test_encode_pairs_drops_and_counts_pairs_over_the_length_limits():
-    tok = train_tokenizer(["a b c d e f g h"] * 20 + ["ab cd ef gh"] * 20, 20, hard_vocab_limit=False)
-    corpus = Corpus(src=["a", "a b c d e f g h", "a"], tgt=["b", "c", "a b c d e f g h"], name="t")
-    examples, dropped = encode_pairs(corpus, tok, tok, max_src=4, max_tgt=4)
-    assert examples == [(tok.encode("a"), tok.encode("b"))]
-    assert dropped == {"too_long_src": 1, "too_long_tgt": 1}
 
 
 def test_config_diff_lists_changed_nested_keys():
