@@ -410,7 +410,7 @@ def _write(cfg: Config, out: Path, key_prefix: str, workers: int, where: str, sa
         src_sample, tgt_sample = _read_all(pool, chunks, n_lines, tk, cfg, chunk_lines)
         say(f"prepare: {n_lines:,} training lines in {len(chunks['train'])} chunk(s), {workers} worker(s): "
             f"read and checked in {time.time() - t0:.1f}s")
-        src_tok, tgt_tok = train_tokenizers(tk, src_sample, tgt_sample, where)
+        src_tok, tgt_tok = train_tokenizers(tk, src_sample, tgt_sample, where, pool)
         del src_sample, tgt_sample
         say(f"tokenizer: sentencepiece {tk.type}, {'joint ' if tk.joint else ''}vocab {len(src_tok)}/{len(tgt_tok)} "
             f"({time.time() - t1:.1f}s)")
@@ -491,16 +491,24 @@ def _read_all(pool: _Pool, chunks: dict[str, list[_Chunk]], n_lines: int, tk: To
     return (src + tgt, []) if tk.joint else (src, tgt)
 
 
-def train_tokenizers(tk: TokenizerConfig, src: list[str], tgt: list[str], where: str) -> tuple[Tokenizer, Tokenizer]:
-    common: dict[str, Any] = dict(model_type=tk.type, character_coverage=tk.character_coverage,
-                                  max_sentences=tk.max_sentences, hard_vocab_limit=tk.hard_vocab_limit,
-                                  seed=SAMPLE_SEED)
-    vocab_key = f"{where}: key 'tokenizer.src_vocab_size'"
-    if tk.joint:
-        tok = train_tokenizer(src, tk.src_vocab_size, vocab_key=vocab_key, **common)
-        return tok, tok
-    return (train_tokenizer(src, tk.src_vocab_size, vocab_key=vocab_key, **common),
-            train_tokenizer(tgt, tk.tgt_vocab_size, vocab_key=f"{where}: key 'tokenizer.tgt_vocab_size'", **common))
+def _train_one(job: tuple[list[str], int, str, dict[str, Any]]) -> bytes:
+    sentences, vocab_size, vocab_key, options = job
+    return train_tokenizer(sentences, vocab_size, vocab_key=vocab_key, **options).model_proto
+
+
+def train_tokenizers(tk: TokenizerConfig, src: list[str], tgt: list[str], where: str, pool: _Pool | None = None
+                     ) -> tuple[Tokenizer, Tokenizer]:
+    """The sentencepiece models of a sample (one joint model twice, or one per side). With a pool
+    of workers the two models train at once, each in one thread, so they are the same models."""
+    options: dict[str, Any] = dict(model_type=tk.type, character_coverage=tk.character_coverage,
+                                   max_sentences=tk.max_sentences, hard_vocab_limit=tk.hard_vocab_limit,
+                                   seed=SAMPLE_SEED)
+    jobs = [(src, tk.src_vocab_size, f"{where}: key 'tokenizer.src_vocab_size'", options)]
+    if not tk.joint:
+        jobs.append((tgt, tk.tgt_vocab_size, f"{where}: key 'tokenizer.tgt_vocab_size'", options))
+    protos = list(pool.imap(_train_one, jobs) if pool is not None else map(_train_one, jobs))
+    toks = [Tokenizer(proto) for proto in protos]
+    return (toks[0], toks[0]) if tk.joint else (toks[0], toks[1])
 
 
 def _encode_split(pool: _Pool, name: str, chunks: list[_Chunk], out: Path,
