@@ -365,7 +365,14 @@ def prepare(cfg: Config, where: str = "config", workers: int | None = None, forc
             os.replace(tmp, folder)
             shutil.rmtree(old)
         else:
-            os.replace(tmp, folder)
+            try:
+                os.replace(tmp, folder)
+            except OSError:
+                if not (folder / "manifest.json").is_file():
+                    raise
+                # another prepare of the same inputs (a second run started at once) finished
+                # first: its copy holds the same arrays, so it stays and this one goes
+                shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -373,10 +380,11 @@ def prepare(cfg: Config, where: str = "config", workers: int | None = None, forc
 
 
 def _remove_stale_temporaries(folder: Path) -> None:
-    """Temporary folders that a killed prepare of this dataset left (their process is gone)."""
+    """Temporary folders that a killed prepare of this dataset left (their process is gone): a
+    copy being written, or the old copy that a --force was about to delete."""
     if not folder.parent.is_dir():
         return
-    for p in folder.parent.glob(f"{folder.name}.tmp-*"):
+    for p in [*folder.parent.glob(f"{folder.name}.tmp-*"), *folder.parent.glob(f"{folder.name}.old-*")]:
         pid = p.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(p, ignore_errors=True)
@@ -406,10 +414,11 @@ def _write(cfg: Config, out: Path, key_prefix: str, workers: int, where: str, sa
 
     pool = _Pool(workers, d, None)
     try:
-        t1 = time.time()  # every split is read and checked before anything is said or trained
+        # every split is read and checked before anything is said or trained
         src_sample, tgt_sample = _read_all(pool, chunks, n_lines, tk, cfg, chunk_lines)
         say(f"prepare: {n_lines:,} training lines in {len(chunks['train'])} chunk(s), {workers} worker(s): "
             f"read and checked in {time.time() - t0:.1f}s")
+        t1 = time.time()
         src_tok, tgt_tok = train_tokenizers(tk, src_sample, tgt_sample, where, pool)
         del src_sample, tgt_sample
         say(f"tokenizer: sentencepiece {tk.type}, {'joint ' if tk.joint else ''}vocab {len(src_tok)}/{len(tgt_tok)} "

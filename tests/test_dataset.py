@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -170,6 +171,23 @@ def test_a_prepare_killed_mid_write_leaves_no_dataset_and_the_next_one_rebuilds(
     assert "prepared in" in ok(nmt("prepare", "c.yaml", "--workers", "2", cwd=tmp_path))
     assert not list((tmp_path / "p").glob("*.tmp-*")) and Dataset(folder).problem() is None
     ok(nmt("train", "c.yaml", "--set", "train.max_steps=2", cwd=tmp_path))
+
+
+def test_a_prepare_that_finishes_second_keeps_the_first_copy(cfg, monkeypatch):
+    """Two runs on the same corpus start at once: the one that renames second finds the folder
+    there (the same arrays) and drops its own copy instead of failing."""
+    import nmt.dataset as dataset
+
+    real_write = dataset._write
+
+    def write_while_another_finishes(cfg_, out, key_prefix, *args):
+        real_write(cfg_, out, key_prefix, *args)
+        shutil.copytree(out, out.parent / key_prefix)  # the other prepare's rename, just before ours
+
+    monkeypatch.setattr(dataset, "_write", write_while_another_finishes)
+    result = prepare(load_config(cfg), say=quiet)
+    assert result.prepared and result.dataset.problem() is None
+    assert [p.name for p in result.dataset.path.parent.iterdir()] == [result.dataset.path.name]
 
 
 def test_ctrl_c_during_prepare_is_one_line_exit_130_and_nothing_torn(tmp_path, make_config):
