@@ -2,8 +2,9 @@
 
 Small files (dev, test, a user's input) are read whole with `load_corpus`. A training corpus of
 millions of pairs is never read whole: `scan_file` hashes a file and finds where its chunks of
-lines start, and `parse_pairs` turns one chunk's bytes into pairs, with the same checks and the
-same messages (file and line) in a worker process as in `load_corpus`, which is built on it.
+lines start, and `parse_lines` / `parse_pairs` turn one chunk's bytes into pairs, with the same
+checks and the same messages (file and line) in a worker process as in `load_corpus`, which is
+built on them.
 """
 
 from __future__ import annotations
