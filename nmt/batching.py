@@ -142,15 +142,25 @@ class ExamplePairs:
         return [list(self.examples[int(i)][k]) for i in indices]
 
 
+def within_limits(src_lengths: np.ndarray, tgt_lengths: np.ndarray, max_src: int, max_tgt: int) -> np.ndarray:
+    """Which pairs training keeps: at most `max_src` source and `max_tgt` target pieces (0: no limit)."""
+    keep = np.ones(len(src_lengths), dtype=bool)
+    if max_src:
+        keep &= src_lengths <= max_src
+    if max_tgt:
+        keep &= tgt_lengths <= max_tgt
+    return keep
+
+
 def length_filter(pairs: Pairs, max_src: int, max_tgt: int, block: int = 1 << 22) -> dict[str, int]:
     """How many pairs the length limits drop, per side (a pair too long on both counts as source),
     counted in blocks so that no array as long as the corpus is made."""
-    n, too_src, too_tgt = len(pairs.src_lengths), 0, 0
+    n, kept, too_src = len(pairs.src_lengths), 0, 0
     for a in range(0, n, block):
-        src_over = pairs.src_lengths[a : a + block] > max_src
-        too_src += int(src_over.sum())
-        too_tgt += int(((pairs.tgt_lengths[a : a + block] > max_tgt) & ~src_over).sum())
-    return {"kept": n - too_src - too_tgt, "too_long_src": too_src, "too_long_tgt": too_tgt}
+        src = pairs.src_lengths[a : a + block]
+        kept += int(within_limits(src, pairs.tgt_lengths[a : a + block], max_src, max_tgt).sum())
+        too_src += int((src > max_src).sum()) if max_src else 0
+    return {"kept": kept, "too_long_src": too_src, "too_long_tgt": n - kept - too_src}
 
 
 def _permutation_keys(seed: int, epoch: int, rounds: int = 4) -> np.ndarray:
@@ -248,13 +258,8 @@ class BatchStream:
         positions = np.arange(k * self.pool_size, min(self.n, (k + 1) * self.pool_size))
         ids = permute(positions, self.n, _permutation_keys(self.seed, epoch))
         src, tgt = self.pairs.src_lengths[ids], self.pairs.tgt_lengths[ids]
-        if self.max_src_len or self.max_tgt_len:
-            keep = np.ones(len(ids), dtype=bool)
-            if self.max_src_len:
-                keep &= src <= self.max_src_len
-            if self.max_tgt_len:
-                keep &= tgt <= self.max_tgt_len
-            ids, src, tgt = ids[keep], src[keep], tgt[keep]
+        keep = within_limits(src, tgt, self.max_src_len, self.max_tgt_len)
+        ids, src, tgt = ids[keep], src[keep], tgt[keep]
         lengths = np.maximum(src, tgt).astype(np.int64) + 1
         order = np.argsort(lengths, kind="stable")
         self._pool_cache = ((epoch, k), ids[order], lengths[order])

@@ -57,6 +57,11 @@ class ScannedFile:
     chunk_starts: list[int]  # byte offset of line 1, 1 + chunk_lines, 1 + 2 * chunk_lines, …
 
 
+def line_count(newlines: int, last_byte: bytes) -> int:
+    """Lines of a file with this many newlines and this last byte: a last line without "\\n" counts."""
+    return newlines + (last_byte not in (b"", b"\n"))
+
+
 def scan_file(path: Path, chunk_lines: int, block_bytes: int = 1 << 24) -> ScannedFile:
     """One streaming pass over a file: sha256, lines (a last line without "\n" counts), chunks."""
     digest, size, newlines, last = hashlib.sha256(), 0, 0, b""
@@ -71,7 +76,7 @@ def scan_file(path: Path, chunk_lines: int, block_bytes: int = 1 << 24) -> Scann
             newlines += len(ends)
             size += len(block)
             last = block[-1:]
-    lines = newlines + (last not in (b"", b"\n"))
+    lines = line_count(newlines, last)
     if starts and starts[-1] >= size:  # a boundary after the last line starts no chunk
         starts.pop()
     return ScannedFile(Path(path), digest.hexdigest(), size, lines, starts or [0])
@@ -129,12 +134,11 @@ def parse_pairs(cfg: DataConfig, paths: list[Path], chunks: list[bytes], first_l
     return [src[i] for i in keep], [tgt[i] for i in keep], len(src) - len(keep)
 
 
-def check_aligned(scans: list[ScannedFile]) -> None:
+def check_aligned(paths: list[Path], lines: list[int]) -> None:
     """The two sides of a parallel corpus have as many lines."""
-    if len(scans) == 2 and scans[0].lines != scans[1].lines:
-        a, b = scans
+    if len(paths) == 2 and lines[0] != lines[1]:
         raise NmtError(
-            f"{a.path} has {a.lines} lines but {b.path} has {b.lines}: "
+            f"{paths[0]} has {lines[0]} lines but {paths[1]} has {lines[1]}: "
             "the two sides of a parallel corpus must be aligned line by line"
         )
 
@@ -151,9 +155,7 @@ def load_corpus(spec: str, cfg: DataConfig, name: str) -> Corpus:
     for path in paths:
         with open_binary(path) as f:
             data.append(f.read())
-    if len(paths) == 2:
-        check_aligned([ScannedFile(p, "", len(d), d.count(b"\n") + (d[-1:] not in (b"", b"\n")), [0])
-                       for p, d in zip(paths, data)])
+    check_aligned(paths, [line_count(d.count(b"\n"), d[-1:]) for d in data])
     src, tgt, empty = parse_pairs(cfg, paths, data, 1)
     if not src:
         raise no_pairs(spec, cfg, name)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nmt.batching import BatchStream, length_filter
+from nmt.batching import BatchStream, length_filter, within_limits
 from nmt.config import Config
 from nmt.corpus import Corpus, load_corpus
 from nmt.dataset import SIDES, Dataset, Split
@@ -47,7 +47,7 @@ class TrainingData:
             counts = np.array(s.counts, dtype=np.int64)
             for a in range(0, len(self.split), block):
                 src, tgt = self.split.src_lengths[a : a + block], self.split.tgt_lengths[a : a + block]
-                dropped = a + np.flatnonzero((src > self.max_src_len) | (tgt > self.max_tgt_len))
+                dropped = a + np.flatnonzero(~within_limits(src, tgt, self.max_src_len, self.max_tgt_len))
                 if len(dropped):
                     starts, lens = s.offsets[dropped], s.lengths[dropped].astype(np.int64)
                     # the positions of the dropped pairs' ids: each start, then +1 … +len-1

@@ -83,6 +83,11 @@ def file_sha256(path: Path, block_bytes: int = 1 << 24) -> str:
     return digest.hexdigest()
 
 
+def ids_dtype(vocab_size: int) -> type:
+    """The smallest unsigned dtype that holds every id of the vocabulary."""
+    return np.uint16 if vocab_size <= 1 << 16 else np.uint32
+
+
 def dataset_key(setting: dict[str, Any], hashes: dict[str, list[str]]) -> str:
     blob = json.dumps({"settings": setting, "sources": hashes}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -142,10 +147,6 @@ class Dataset:
         except (OSError, ValueError) as e:
             raise NmtError(f"{self.manifest_path}: not a readable manifest ({e})") from None
 
-    @property
-    def key(self) -> str:
-        return self.manifest["key"]
-
     def problem(self) -> str | None:
         """Why the folder does not hold what its manifest says (None: it does)."""
         m = self.manifest
@@ -181,9 +182,6 @@ class Dataset:
 
     def tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
         return Tokenizer.load(self.path / "src.model"), Tokenizer.load(self.path / "tgt.model")
-
-    def has_split(self, name: str) -> bool:
-        return name in self.manifest["splits"]
 
     def training_fingerprint(self) -> str:
         """sha256 of what the training batches are made of: the training files' contents and the
@@ -229,7 +227,6 @@ class _NpyWriter:
 @dataclass
 class _Chunk:
     split: str
-    index: int
     first_line: int  # 1-based line number of its first line
     paths: list[Path]
     ranges: list[tuple[int, int]]  # byte range in each file
@@ -243,7 +240,7 @@ def _chunks(split: str, scans: list[ScannedFile], chunk_lines: int) -> list[_Chu
     out = []
     for k in range(n):
         ranges = [(st[k], st[k + 1] if k + 1 < n else scan.size) for st, scan in zip(starts, scans)]
-        out.append(_Chunk(split, k, k * chunk_lines + 1, [s.path for s in scans], ranges))
+        out.append(_Chunk(split, k * chunk_lines + 1, [s.path for s in scans], ranges))
     return out
 
 
@@ -261,9 +258,8 @@ def _init_pool_worker(data: DataConfig, protos: tuple[bytes, bytes] | None) -> N
     _init_worker(data, protos)
 
 
-def _read_chunk(chunk: _Chunk) -> tuple[list[str], list[str], int]:
-    data = [read_range(p, a, b) for p, (a, b) in zip(chunk.paths, chunk.ranges)]
-    return parse_pairs(_WORKER["data"], chunk.paths, data, chunk.first_line)
+def _chunk_bytes(chunk: _Chunk) -> list[bytes]:
+    return [read_range(p, a, b) for p, (a, b) in zip(chunk.paths, chunk.ranges)]
 
 
 def _sample_chunk(job: tuple[_Chunk, tuple[list[int], list[int]] | None]) -> tuple[list[str], list[str], int]:
@@ -271,8 +267,7 @@ def _sample_chunk(job: tuple[_Chunk, tuple[list[int], list[int]] | None]) -> tup
     or the source and target lines at the wanted line numbers, 0-based in the chunk, where the
     pair has no empty side; none for dev and test) and its number of pairs."""
     chunk, wanted = job
-    data = [read_range(p, a, b) for p, (a, b) in zip(chunk.paths, chunk.ranges)]
-    src, tgt = parse_lines(_WORKER["data"], chunk.paths, data, chunk.first_line)
+    src, tgt = parse_lines(_WORKER["data"], chunk.paths, _chunk_bytes(chunk), chunk.first_line)
     full = [i for i in range(len(src)) if src[i] and tgt[i]]
     if chunk.split != "train":
         return [], [], len(full)
@@ -284,13 +279,12 @@ def _sample_chunk(job: tuple[_Chunk, tuple[list[int], list[int]] | None]) -> tup
 
 def _encode_chunk(chunk: _Chunk) -> dict[str, Any]:
     """Encode one chunk: flat ids and lengths per side, and the pairs dropped as empty."""
-    src, tgt, empty = _read_chunk(chunk)
+    src, tgt, empty = parse_pairs(_WORKER["data"], chunk.paths, _chunk_bytes(chunk), chunk.first_line)
     out: dict[str, Any] = {"pairs": len(src), "empty": empty}
     for side, text, tok in zip(SIDES, (src, tgt), _WORKER["toks"]):
         ids = tok.encode_batch(text)
         lengths = np.fromiter((len(x) for x in ids), dtype=np.uint32, count=len(ids))
-        dtype = np.uint16 if len(tok) <= 1 << 16 else np.uint32
-        flat = np.fromiter((i for x in ids for i in x), dtype=dtype, count=int(lengths.sum()))
+        flat = np.fromiter((i for x in ids for i in x), dtype=ids_dtype(len(tok)), count=int(lengths.sum()))
         out[side] = (flat, lengths)
     return out
 
@@ -332,12 +326,11 @@ class PrepareResult:
     seconds: float
 
 
-def find(cfg: Config) -> tuple[Path, dict[str, list[str]], str]:
-    """Where the config's prepared dataset is (or would be): its folder, the sources' hashes, key."""
+def find(cfg: Config) -> Path:
+    """Where the config's prepared dataset is (or would be): its folder, named by the key."""
     d = cfg.data
     hashes = {name: [file_sha256(p) for p in corpus_paths(spec, d)] for name, spec in split_specs(d).items()}
-    key = dataset_key(settings(cfg), hashes)
-    return cache_dir(d) / key[:KEY_CHARS], hashes, key
+    return cache_dir(d) / dataset_key(settings(cfg), hashes)[:KEY_CHARS]
 
 
 def prepare(cfg: Config, where: str = "config", workers: int | None = None, force: bool = False,
@@ -345,7 +338,7 @@ def prepare(cfg: Config, where: str = "config", workers: int | None = None, forc
     """Find the config's prepared dataset, or make it; a damaged one is refused (or rebuilt with
     `force`)."""
     t0 = time.time()
-    folder, _, _ = find(cfg)
+    folder = find(cfg)
     if folder.exists() and not force:
         ds = Dataset(folder)
         problem = ds.problem()
@@ -408,7 +401,7 @@ def _write(cfg: Config, out: Path, key_prefix: str, workers: int, where: str, sa
     scans = {}
     for name, spec in split_specs(d).items():
         scans[name] = [scan_file(p, chunk_lines) for p in corpus_paths(spec, d)]
-        check_aligned(scans[name])
+        check_aligned([s.path for s in scans[name]], [s.lines for s in scans[name]])
     chunks = {name: _chunks(name, s, chunk_lines) for name, s in scans.items()}
     n_lines = scans["train"][0].lines
 
@@ -526,9 +519,8 @@ def _encode_split(pool: _Pool, name: str, chunks: list[_Chunk], out: Path,
     counts = {}
     offsets_end = {}
     for side, tok in zip(SIDES, toks):
-        dtype = np.uint16 if len(tok) <= 1 << 16 else np.uint32
         writers[side] = {a: _NpyWriter(out / f"{name}.{side}.{a}.npy", dt)
-                         for a, dt in (("ids", dtype), ("offsets", np.int64), ("lengths", np.uint32))}
+                         for a, dt in (("ids", ids_dtype(len(tok))), ("offsets", np.int64), ("lengths", np.uint32))}
         writers[side]["offsets"].write(np.zeros(1, dtype=np.int64))
         counts[side] = np.zeros(len(tok), dtype=np.int64)
         offsets_end[side] = 0

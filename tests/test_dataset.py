@@ -166,7 +166,7 @@ def test_a_prepare_killed_mid_write_leaves_no_dataset_and_the_next_one_rebuilds(
     os.killpg(proc.pid, signal.SIGKILL)  # the parent and its workers
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    folder, _, _ = find(load_config(cfg))
+    folder = find(load_config(cfg))
     assert not folder.exists() and list((tmp_path / "p").glob("*.tmp-*"))
     assert "prepared in" in ok(nmt("prepare", "c.yaml", "--workers", "2", cwd=tmp_path))
     assert not list((tmp_path / "p").glob("*.tmp-*")) and Dataset(folder).problem() is None
