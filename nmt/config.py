@@ -91,6 +91,9 @@ class ModelConfig:
     attention_size: int = field(default=512, metadata=_range(1))
     dropout: float = field(default=0.3, metadata=_range(0.0, 0.9))
     tie_embeddings: bool = False  # target input embedding = output projection
+    # feed the previous output o_{t-1} into the decoder GRU's input (Joey NMT, OpenNMT-py); costs
+    # speed: the readout moves inside the recurrence (see nmt/model/decoder.py)
+    input_feeding: bool = False
     # a one-layer decoder's teacher-forced unroll (training, validation loss) takes the fast path of
     # nmt/model/fused.py; false: the step-by-step reference everywhere. Same function up to rounding,
     # same weights, so it may change on resume

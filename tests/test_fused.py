@@ -20,10 +20,11 @@ SRC = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]]
 TGT = [[5, 6, 7], [8, 9, 10, 11, 12, 13], [14]]
 
 
-def tiny_model(fused: bool, layers: int = 1, dropout: float = 0.0) -> Seq2Seq:
+def tiny_model(fused: bool, layers: int = 1, dropout: float = 0.0, feeding: bool = False) -> Seq2Seq:
     """conftest's model, built as the trainer builds it, with `model.fused_decoder: fused`; the
     same seed gives the same weights whatever `fused` is."""
-    model = {"fused_decoder": fused, "encoder_layers": layers, "decoder_layers": layers, "dropout": dropout}
+    model = {"fused_decoder": fused, "encoder_layers": layers, "decoder_layers": layers, "dropout": dropout,
+             "input_feeding": feeding}
     cfg = config_from_dict(tiny_config_dict("run", "train", "dev", model=model))
     torch.manual_seed(0)
     return build_model(cfg, VOCAB, VOCAB)
@@ -34,11 +35,12 @@ def batch():
     return collate(SRC, TGT, list(range(len(SRC))))
 
 
+@pytest.mark.parametrize("feeding", [False, True])  # input feeding: o_t computed inside the loop
 @pytest.mark.parametrize("dropout", [0.0, 0.3])  # dropout: both paths draw the same masks
-def test_fused_training_unroll_gives_the_step_by_step_outputs_and_gradients(batch, dropout):
+def test_fused_training_unroll_gives_the_step_by_step_outputs_and_gradients(batch, dropout, feeding):
     results = []
     for fused in (False, True):
-        model = tiny_model(fused, dropout=dropout)  # train mode
+        model = tiny_model(fused, dropout=dropout, feeding=feeding)  # train mode
         assert model.decoder.fused is fused
         torch.manual_seed(1)
         outputs = model(batch.src, batch.src_lengths, batch.tgt_in)  # logits, attention
@@ -52,19 +54,22 @@ def test_fused_training_unroll_gives_the_step_by_step_outputs_and_gradients(batc
         torch.testing.assert_close(ref_grads[name], grads[name], atol=1e-5, rtol=1e-4, msg=name)
 
 
-def test_fused_and_step_by_step_models_have_the_same_parameters_so_checkpoints_load_either_way():
-    fused, plain = tiny_model(True), tiny_model(False)
+@pytest.mark.parametrize("feeding", [False, True])
+def test_fused_and_step_by_step_models_have_the_same_parameters_so_checkpoints_load_either_way(feeding):
+    fused, plain = tiny_model(True, feeding=feeding), tiny_model(False, feeding=feeding)
     assert fused.state_dict().keys() == plain.state_dict().keys()
     plain.load_state_dict(fused.state_dict())  # strict
     fused.load_state_dict(plain.state_dict())
 
 
-@pytest.mark.parametrize("layers, fused, takes_fused", [(1, True, True), (1, False, False), (2, True, False)])
-def test_the_switch_picks_the_unroll_and_search_always_steps(batch, monkeypatch, layers, fused, takes_fused):
+@pytest.mark.parametrize("layers, fused, feeding, takes_fused", [
+    (1, True, False, True), (1, False, False, False), (2, True, False, False), (1, True, True, True), (2, True, True, False)
+])
+def test_the_switch_picks_the_unroll_and_search_always_steps(batch, monkeypatch, layers, fused, feeding, takes_fused):
     calls = []
     real = nmt.model.decoder.fused_unroll
     monkeypatch.setattr(nmt.model.decoder, "fused_unroll", lambda *args: calls.append(1) or real(*args))
-    model = tiny_model(fused, layers=layers)
+    model = tiny_model(fused, layers=layers, feeding=feeding)
     assert model.decoder.fused is takes_fused  # a multi-layer decoder takes the reference
     model(batch.src, batch.src_lengths, batch.tgt_in)
     assert len(calls) == takes_fused

@@ -16,10 +16,11 @@ SRC = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]]
 TGT = [[5, 6, 7], [8, 9, 10, 11, 12, 13], [14]]
 
 
-def tiny_model(layers: int = 1, tie: bool = False, dropout: float = 0.0) -> Seq2Seq:
+def tiny_model(layers: int = 1, tie: bool = False, dropout: float = 0.0, feeding: bool = False) -> Seq2Seq:
     torch.manual_seed(0)
     cfg = ModelConfig(embedding_size=16, encoder_hidden_size=12, decoder_hidden_size=20, attention_size=14,
-                      encoder_layers=layers, decoder_layers=layers, dropout=dropout, tie_embeddings=tie)
+                      encoder_layers=layers, decoder_layers=layers, dropout=dropout, tie_embeddings=tie,
+                      input_feeding=feeding)
     return Seq2Seq(cfg, SRC_VOCAB, TGT_VOCAB)
 
 
@@ -61,9 +62,10 @@ def test_decode_step_returns_log_probabilities(batch):
     torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(3))
 
 
-@pytest.mark.parametrize("layers,tie", [(1, False), (2, False), (1, True)])
-def test_decode_step_with_teacher_forcing_reproduces_forward(batch, layers, tie):
-    model = tiny_model(layers=layers, tie=tie, dropout=0.3).eval()  # eval: dropout off
+@pytest.mark.parametrize("layers,tie,feeding", [(1, False, False), (2, False, False), (1, True, False),
+                                                (1, False, True), (2, False, True)])
+def test_decode_step_with_teacher_forcing_reproduces_forward(batch, layers, tie, feeding):
+    model = tiny_model(layers=layers, tie=tie, dropout=0.3, feeding=feeding).eval()  # eval: dropout off
     with torch.no_grad():
         logits, attention = model(batch.src, batch.src_lengths, batch.tgt_in)
         state = model.encode(batch.src, batch.src_lengths)
@@ -71,6 +73,23 @@ def test_decode_step_with_teacher_forcing_reproduces_forward(batch, layers, tie)
             log_probs, state, weights = model.decode_step(batch.tgt_in[:, t], state)
             torch.testing.assert_close(log_probs, torch.log_softmax(logits[:, t], -1), atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(weights, attention[:, t], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_input_feeding_feeds_the_previous_output_into_the_next_step(batch, layers):
+    model = tiny_model(layers=layers, feeding=True).eval()
+    assert model.decoder.rnn.input_size == 16 + 2 * 12 + 16  # [emb(y_{t-1}) ; c_t ; o_{t-1}]
+    state = model.encode(batch.src, batch.src_lengths)
+    assert torch.equal(state.feed, torch.zeros(3, 16))  # o_0
+    with torch.no_grad():
+        _, state, _ = model.decode_step(torch.full((3,), BOS_ID), state)
+        o_1 = state.feed
+        assert o_1.abs().sum() > 0
+        log_probs, _, _ = model.decode_step(batch.tgt_in[:, 1], state)
+        # the same step with another o_{t-1}: another distribution
+        changed, _, _ = model.decode_step(batch.tgt_in[:, 1], state.after_step(state.hidden, torch.zeros_like(o_1)))
+    assert not torch.allclose(log_probs, changed)
+    assert tiny_model(layers=layers).decoder.rnn.input_size == 16 + 2 * 12  # off: [emb ; c_t]
 
 
 def test_decoder_state_select_reorders_rows(batch):
@@ -81,6 +100,10 @@ def test_decoder_state_select_reorders_rows(batch):
     assert torch.equal(picked.memory[0], state.memory[2])
     assert torch.equal(picked.mask[2], state.mask[0])
     assert torch.equal(picked.proj_keys[0], state.proj_keys[2])
+    assert picked.feed is None
+    fed = tiny_model(feeding=True).eval().encode(batch.src, batch.src_lengths)
+    fed = fed.after_step(fed.hidden, torch.arange(3.0).unsqueeze(1).expand(3, 16))
+    assert torch.equal(fed.select(torch.tensor([2, 0, 0])).feed[:, 0], torch.tensor([2.0, 0.0, 0.0]))
 
 
 def test_sentence_gets_the_same_logits_alone_and_in_a_batch(batch):

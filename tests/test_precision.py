@@ -40,10 +40,11 @@ DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 VOCAB = 30  # ids of the synthetic copy task; 0-3 are the specials
 
 # Bounds on ||g − g_fp32|| / ||g_fp32|| for every parameter's gradient after one update (the
-# weights of `trained_model`, batch `copy_batch(0)`). Measured on this code: bf16 at most 0.0079
-# (one layer, the fused unroll) and 0.0084 (two layers), fp16 at most 0.0011 and 0.0008, ~8× less,
-# as their unit roundoffs; the worst is always the attention query projection, whose gradient is
-# small next to the others. A real bug breaks them: a zeroed gradient is 1.0, and the fp32
+# weights of `trained_model`, batch `copy_batch(0)`). Measured on this code: bf16 at most 0.0058
+# (one layer, the fused unroll) and 0.0079 (two layers), fp16 at most 0.0011 and 0.0009, ~8× less,
+# as their unit roundoffs; with input feeding bf16 0.0135 and 0.0152, fp16 0.0014 and 0.0012 (the
+# readout's rounding joins the recurrence). The worst is mostly the attention projections, whose
+# gradients are small next to the others. A real bug breaks them: a zeroed gradient is 1.0, and the fp32
 # gradient of another batch is at least 0.21 (one layer) and 0.11 (two) away on every parameter
 # (test_the_gradient_bound_fails_a_wrong_gradient).
 GRAD_BOUND = {"bf16": 0.04, "fp16": 0.01}
@@ -56,20 +57,22 @@ def copy_batch(seed: int, sentences: int = 16) -> Batch:
     return collate(src, [s[:] for s in src], list(range(sentences)))
 
 
-def tiny_model(layers: int, fused: bool = True) -> Seq2Seq:
-    """conftest's model sizes, no dropout, a vocabulary of VOCAB a side; `model.fused_decoder: fused`."""
+def tiny_model(layers: int, fused: bool = True, feeding: bool = False) -> Seq2Seq:
+    """conftest's model sizes, no dropout, a vocabulary of VOCAB a side; `model.fused_decoder: fused`,
+    `model.input_feeding: feeding`."""
     dims = {**tiny_config_dict("run", "train", "dev")["model"], "dropout": 0.0}
-    return Seq2Seq(ModelConfig(**dims, decoder_layers=layers, fused_decoder=fused), VOCAB, VOCAB)
+    cfg = ModelConfig(**dims, decoder_layers=layers, fused_decoder=fused, input_feeding=feeding)
+    return Seq2Seq(cfg, VOCAB, VOCAB)
 
 
 @functools.cache
-def _trained_state(layers: int) -> dict[str, torch.Tensor]:
+def _trained_state(layers: int, feeding: bool = False) -> dict[str, torch.Tensor]:
     # At initialisation the attention is almost uniform and the query projection's gradient is
     # ~1e-6, a sum that cancels: bf16 gets it 25-35% wrong (the fused and the step-by-step unroll
     # alike), which says nothing about the code. After 30 fp32 updates on the copy task the
     # attention has started to matter and every gradient is of its usual size.
     torch.manual_seed(0)
-    model = tiny_model(layers)
+    model = tiny_model(layers, feeding=feeding)
     tc = TrainConfig()
     optimizer = make_optimizer(model, tc)
     for i in range(30):
@@ -77,16 +80,16 @@ def _trained_state(layers: int) -> dict[str, torch.Tensor]:
     return model.state_dict()
 
 
-def trained_model(layers: int, fused: bool = True) -> Seq2Seq:
+def trained_model(layers: int, fused: bool = True, feeding: bool = False) -> Seq2Seq:
     """A fresh copy of the tiny model after 30 fp32 updates on the copy task (made once); the
     same weights whatever `fused` is."""
-    model = tiny_model(layers, fused)
-    model.load_state_dict(_trained_state(layers))
+    model = tiny_model(layers, fused, feeding)
+    model.load_state_dict(_trained_state(layers, feeding))
     return model
 
 
 def spy_fused_unroll(monkeypatch: pytest.MonkeyPatch) -> list[tuple[torch.Tensor, ...]]:
-    """The outputs (s, c, a) of every call of nmt/model/fused.py's unroll from now on."""
+    """The outputs (s, c, a, and o or None) of every call of nmt/model/fused.py's unroll from now on."""
     calls: list[tuple[torch.Tensor, ...]] = []
     real = decoder_module.fused_unroll
 
@@ -122,9 +125,10 @@ def worst(diffs: dict[str, float]) -> tuple[str, float]:
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-@pytest.mark.parametrize("layers, fused", [(1, True), (2, False)])  # a two-layer decoder takes the reference
-def test_one_update_under_autocast_gives_the_fp32_gradients(layers, fused, precision, monkeypatch):
-    fp32_model, model, batch = trained_model(layers), trained_model(layers), copy_batch(0)
+# a two-layer decoder takes the reference; input feeding moves the readout into the recurrence
+@pytest.mark.parametrize("layers, fused, feeding", [(1, True, False), (2, False, False), (1, True, True), (2, False, True)])
+def test_one_update_under_autocast_gives_the_fp32_gradients(layers, fused, feeding, precision, monkeypatch):
+    fp32_model, model, batch = trained_model(layers, feeding=feeding), trained_model(layers, feeding=feeding), copy_batch(0)
     fused_calls = spy_fused_unroll(monkeypatch)
     ref, ref_grads = one_update(fp32_model, batch, "fp32")
     scaler = torch.amp.GradScaler("cpu") if precision == "fp16" else None
@@ -139,7 +143,7 @@ def test_one_update_under_autocast_gives_the_fp32_gradients(layers, fused, preci
     assert abs(result.loss.item() - ref.loss.item()) <= 1e-3 * ref.loss.item()
     assert all(g.dtype == torch.float32 for g in grads.values())  # the weights' dtype, as autocast leaves it
     name, diff = worst(rel_diffs(grads, ref_grads))
-    print(f"{precision}, {layers} layer(s): max ||g - g_fp32|| / ||g_fp32|| = {diff:.4f} ({name})")
+    print(f"{precision}, {layers} layer(s), feeding {feeding}: max ||g - g_fp32|| / ||g_fp32|| = {diff:.4f} ({name})")
     assert diff < GRAD_BOUND[precision], name
 
 
@@ -179,26 +183,27 @@ def test_an_fp16_update_whose_scaled_gradient_overflows_is_skipped_and_halves_th
 UNROLL_OUT_BOUND = {"bf16": 0.01, "fp16": 0.002}
 
 
+@pytest.mark.parametrize("feeding", [False, True])
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_fused_unroll_gives_the_step_by_step_outputs_and_gradients_under_autocast(precision, monkeypatch):
+def test_fused_unroll_gives_the_step_by_step_outputs_and_gradients_under_autocast(precision, feeding, monkeypatch):
     """As tests/test_fused.py in fp32: two models with the same weights, through the switch
     `model.fused_decoder`, under autocast."""
     batch, dtype = copy_batch(0), DTYPES[precision]
     fused_calls = spy_fused_unroll(monkeypatch)
     results = []
     for fused in (False, True):
-        model = trained_model(1, fused)
+        model = trained_model(1, fused, feeding)
         with torch.autocast("cpu", dtype=dtype):
             outputs = model(batch.src, batch.src_lengths, batch.tgt_in)  # logits (batch, tgt_len, vocab), attention
         sum(o.float().pow(2).sum() for o in outputs).backward()
         results.append((outputs, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
     (ref_out, ref_grads), (out, grads) = results
     # the fused loop ran once, in the low dtype, as the step-by-step one does: no per-step fp32 work
-    assert [[o.dtype for o in call] for call in fused_calls] == [[dtype] * 3]  # s, c, a
+    assert [[o.dtype for o in call if o is not None] for call in fused_calls] == [[dtype] * (3 + feeding)]  # s, c, a (, o)
     assert [o.dtype for o in out] == [o.dtype for o in ref_out]
     out_diffs = rel_diffs(dict(zip(["logits", "attention"], out)), dict(zip(["logits", "attention"], ref_out)))
     name, grad_diff = worst(rel_diffs(grads, ref_grads))
-    print(f"{precision}: outputs {out_diffs}, gradients at most {grad_diff:.4f} ({name})")
+    print(f"{precision}, feeding {feeding}: outputs {out_diffs}, gradients at most {grad_diff:.4f} ({name})")
     assert max(out_diffs.values()) < UNROLL_OUT_BOUND[precision], out_diffs
     assert grad_diff < GRAD_BOUND[precision], name
 

@@ -8,8 +8,13 @@ At step t, with s_{t-1} the previous top-layer state and y_{t-1} the previous ta
     p(y_t)   = softmax(W_v o_t)                            W_v may be the target embedding table
 
 `_recur` is that recurrence, one step: search calls it through `step`, and teacher forcing
-(`forward`) unrolls it over the target (`_unroll`). There is no input feeding (o_{t-1} is not
-fed back), so o_t for all steps is computed after the recurrence in one batched matrix multiply.
+(`forward`) unrolls it over the target (`_unroll`). Without input feeding, o_t for all steps is
+computed after the recurrence in one batched matrix multiply.
+
+With input feeding (`model.input_feeding`, as Joey NMT and OpenNMT-py have it), the previous
+output o_{t-1} (zeros at t = 1) joins the GRU's input, s_t = GRU([emb(y_{t-1}) ; c_t ; o_{t-1}],
+s_{t-1}), so the model knows what it attended to and said at the last step. o_t then has to be
+computed inside the recurrence, one step at a time.
 
 The switch `fused` (config `model.fused_decoder`) lets a one-layer decoder's teacher-forced
 unroll take the fast path of fused.py instead: the same function up to rounding, with the same
@@ -36,14 +41,16 @@ class Decoder(nn.Module):
         attention_size: int,
         dropout: float,
         fused: bool = True,
+        input_feeding: bool = False,
     ) -> None:
         super().__init__()
-        self.num_layers, self.hidden_size = num_layers, hidden_size
+        self.num_layers, self.hidden_size, self.emb_size = num_layers, hidden_size, emb_size
         # fused.py's unroll is written for one GRU layer; with more, the reference runs
         self.fused = fused and num_layers == 1
+        self.input_feeding = input_feeding
         self.attention = BahdanauAttention(memory_size, hidden_size, attention_size)
         self.rnn = nn.GRU(
-            emb_size + memory_size,
+            emb_size + memory_size + (emb_size if input_feeding else 0),
             hidden_size,
             num_layers=num_layers,
             batch_first=True,
@@ -58,14 +65,16 @@ class Decoder(nn.Module):
         batch = final.size(0)
         hidden = torch.tanh(self.bridge(final))  # (batch, layers*hidden)
         hidden = hidden.view(batch, self.num_layers, self.hidden_size).transpose(0, 1).contiguous()
-        return DecoderState(hidden, memory, self.attention.project_keys(memory), mask)
+        feed = final.new_zeros(batch, self.emb_size) if self.input_feeding else None  # o_0
+        return DecoderState(hidden, memory, self.attention.project_keys(memory), mask, feed)
 
     def _recur(
         self, prev_emb: torch.Tensor, state: DecoderState
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One step of the recurrence: (s_t, c_t, new hidden, attention weights)."""
         context, weights = self.attention(state.hidden[-1], state.proj_keys, state.memory, state.mask)
-        rnn_in = torch.cat([prev_emb, context], dim=-1).unsqueeze(1)  # (batch, 1, emb+mem)
+        inputs = [prev_emb, context] if state.feed is None else [prev_emb, context, state.feed]
+        rnn_in = torch.cat(inputs, dim=-1).unsqueeze(1)  # (batch, 1, emb+mem[+emb])
         out, hidden = self.rnn(rnn_in, state.hidden)  # out: (batch, 1, hidden)
         return out.squeeze(1), context, hidden, weights
 
@@ -78,7 +87,8 @@ class Decoder(nn.Module):
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """One decoding step for search: prev_emb (batch, emb) → o (batch, emb), state, weights."""
         s, context, hidden, weights = self._recur(prev_emb, state)
-        return self._output(s, context, prev_emb), state.with_hidden(hidden), weights
+        o = self._output(s, context, prev_emb)
+        return o, state.after_step(hidden, o if self.input_feeding else None), weights
 
     def forward(
         self, tgt_emb: torch.Tensor, state: DecoderState
@@ -89,26 +99,32 @@ class Decoder(nn.Module):
         returns o: (batch, tgt_len, emb) and attention: (batch, tgt_len, src_len)
         """
         if self.fused:
-            states, contexts, attention = fused_unroll(self.rnn, self.attention, tgt_emb, state)
+            readout = (self.readout, self.dropout) if self.input_feeding else None
+            states, contexts, attention, o = fused_unroll(self.rnn, self.attention, tgt_emb, state, readout)
         else:
-            states, contexts, attention = self._unroll(tgt_emb, state)
-        o = self._output(states, contexts, tgt_emb)
+            states, contexts, attention, o = self._unroll(tgt_emb, state)
+        if o is None:  # no input feeding: o of all steps in one batched matmul
+            o = self._output(states, contexts, tgt_emb)
         return o, attention
 
     def _unroll(
         self, tgt_emb: torch.Tensor, state: DecoderState
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The reference: `_recur` step by step, as search runs it. s, c, a of every step:
-        (batch, tgt_len, hidden), (batch, tgt_len, memory), (batch, tgt_len, src_len)."""
-        states, contexts, attention = [], [], []
+        (batch, tgt_len, hidden), (batch, tgt_len, memory), (batch, tgt_len, src_len); and with
+        input feeding o (batch, tgt_len, emb), which the recurrence needs (else None)."""
+        states, contexts, attention, outputs = [], [], [], []
         # unbind, not tgt_emb[:, t]: the backward of each slice would fill a whole zero tensor
         for emb_t in tgt_emb.unbind(1):
             s, context, hidden, weights = self._recur(emb_t, state)
-            state = state.with_hidden(hidden)
+            o = self._output(s, context, emb_t) if self.input_feeding else None
+            state = state.after_step(hidden, o)
             states.append(s)
             contexts.append(context)
             attention.append(weights)
-        return torch.stack(states, 1), torch.stack(contexts, 1), torch.stack(attention, 1)
+            outputs.append(o)
+        o_all = torch.stack(outputs, 1) if self.input_feeding else None
+        return torch.stack(states, 1), torch.stack(contexts, 1), torch.stack(attention, 1), o_all
 
     def extra_repr(self) -> str:
-        return f"fused={self.fused}"
+        return f"fused={self.fused}, input_feeding={self.input_feeding}"

@@ -63,36 +63,51 @@ class _WeightGradOnce(torch.autograd.Function):
 
 
 def fused_unroll(
-    rnn: nn.GRU, att: BahdanauAttention, tgt_emb: torch.Tensor, state: DecoderState
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`Decoder._unroll` for a one-layer `rnn`, faster: s, c, a of every step.
+    rnn: nn.GRU,
+    att: BahdanauAttention,
+    tgt_emb: torch.Tensor,
+    state: DecoderState,
+    readout: tuple[nn.Linear, nn.Module] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """`Decoder._unroll` for a one-layer `rnn`, faster: s, c, a of every step, and o with input feeding.
 
-    tgt_emb: (batch, tgt_len, emb); returns s (batch, tgt_len, hidden), c (batch, tgt_len, memory)
-    and a (batch, tgt_len, src_len).
+    tgt_emb: (batch, tgt_len, emb); returns s (batch, tgt_len, hidden), c (batch, tgt_len, memory),
+    a (batch, tgt_len, src_len) and o (batch, tgt_len, emb) or None. `readout` (the decoder's
+    readout layer and its dropout) means input feeding: o_t = tanh(W_o dropout([s_t ; c_t ;
+    emb(y_{t-1})])) is computed in the loop and fed to the next step's GRU input beside c_{t+1}.
     """
     emb_size, d = tgt_emb.size(-1), rnn.hidden_size
+    # w_ctx: the GRU input weights of c_t (and of o_{t-1} with input feeding), the recurrent inputs
     w_emb, w_ctx = rnn.weight_ih_l0[:, :emb_size], rnn.weight_ih_l0[:, emb_size:]
     gates_emb = F.linear(tgt_emb, w_emb, rnn.bias_ih_l0)  # (batch, tgt_len, 3*hidden), all steps
     w_h = torch.cat([att.query_proj.weight, rnn.weight_hh_l0])  # (attn + 3*hidden, hidden)
     b_h = F.pad(rnn.bias_hh_l0, (att.query_proj.weight.size(0), 0))  # no bias on the query
     h = state.hidden[0]  # (batch, hidden)
-    # the two matmuls inside the loop use detached weights; their weight gradients come in
-    # one matmul over all steps each, from the zeros added below (see _WeightGradOnce)
+    # the matmuls inside the loop use detached weights; their weight gradients come in one
+    # matmul over all steps each, from the zeros added below (see _WeightGradOnce)
     h_inputs: list[torch.Tensor] = []  # s_{t-1} of every step, filled by the loop
-    ctx_inputs: list[torch.Tensor] = []  # c_t of every step
+    ctx_inputs: list[torch.Tensor] = []  # c_t (and o_{t-1}) of every step
     steps = tgt_emb.shape[:2]
     zeros_h = _WeightGradOnce.apply(w_h, h_inputs, steps)  # (batch, tgt_len, attn + 3*hidden)
     zeros_ctx = _WeightGradOnce.apply(w_ctx, ctx_inputs, steps)  # (batch, tgt_len, 3*hidden)
     w_h_fixed, w_ctx_fixed = w_h.detach(), w_ctx.detach()
-    states, contexts, attention = [], [], []
+    if readout is not None:
+        layer, dropout = readout
+        out_inputs: list[torch.Tensor] = []  # dropout([s_t ; c_t ; emb(y_{t-1})]) of every step
+        zeros_out = _WeightGradOnce.apply(layer.weight, out_inputs, steps).unbind(1)  # (batch, emb) a step
+        w_out_fixed, feed = layer.weight.detach(), state.feed
+    states, contexts, attention, outputs = [], [], [], []
     # unbind, not [:, t]: one backward for all steps (a slice's would fill a whole zero tensor)
-    for gates_emb_t, zero_h, zero_ctx in zip(gates_emb.unbind(1), zeros_h.unbind(1), zeros_ctx.unbind(1)):
+    for t, (emb_t, gates_emb_t, zero_h, zero_ctx) in enumerate(
+        zip(tgt_emb.unbind(1), gates_emb.unbind(1), zeros_h.unbind(1), zeros_ctx.unbind(1))
+    ):
         h_inputs.append(h.detach())
         hw = F.linear(h, w_h_fixed, b_h) + zero_h  # (batch, attn + 3*hidden)
         query, gh = hw.split([w_h.size(0) - 3 * d, 3 * d], dim=-1)  # (batch, attn), (batch, 3*hidden)
         context, weights = att.attend(query, state.proj_keys, state.memory, state.mask)
-        ctx_inputs.append(context.detach())
-        gi = gates_emb_t + F.linear(context, w_ctx_fixed) + zero_ctx  # (batch, 3*hidden)
+        rnn_in = context if readout is None else torch.cat([context, feed], dim=-1)  # (batch, mem[+emb])
+        ctx_inputs.append(rnn_in.detach())
+        gi = gates_emb_t + F.linear(rnn_in, w_ctx_fixed) + zero_ctx  # (batch, 3*hidden)
         # chunk, not slices: a slice's backward fills a zero tensor of the whole size
         (gi_r, gi_z, gi_n), (gh_r, gh_z, gh_n) = gi.chunk(3, dim=-1), gh.chunk(3, dim=-1)
         r, z = torch.sigmoid(gi_r + gh_r), torch.sigmoid(gi_z + gh_z)
@@ -101,4 +116,10 @@ def fused_unroll(
         states.append(h)
         contexts.append(context)
         attention.append(weights)
-    return torch.stack(states, 1), torch.stack(contexts, 1), torch.stack(attention, 1)
+        if readout is not None:  # o_t, as Decoder._output computes it, to feed the next step
+            x = dropout(torch.cat([h, context, emb_t], dim=-1))  # (batch, hidden+mem+emb)
+            out_inputs.append(x.detach())
+            feed = torch.tanh(F.linear(x, w_out_fixed, layer.bias) + zeros_out[t])  # (batch, emb)
+            outputs.append(feed)
+    o = torch.stack(outputs, 1) if readout is not None else None
+    return torch.stack(states, 1), torch.stack(contexts, 1), torch.stack(attention, 1), o

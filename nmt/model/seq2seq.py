@@ -43,6 +43,7 @@ class Seq2Seq(nn.Module):
             cfg.attention_size,
             cfg.dropout,
             fused=cfg.fused_decoder,
+            input_feeding=cfg.input_feeding,
         )
         self.generator = nn.Linear(cfg.embedding_size, tgt_vocab_size, bias=False)
         if cfg.tie_embeddings:

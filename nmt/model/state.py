@@ -17,6 +17,7 @@ class DecoderState:
     memory: torch.Tensor  # (batch, src_len, 2*enc_hidden)
     proj_keys: torch.Tensor  # (batch, src_len, attn): W_k h_j, computed once per batch
     mask: torch.Tensor  # (batch, src_len): True on real source tokens
+    feed: torch.Tensor | None = None  # (batch, emb): o_{t-1}, with input feeding only
 
     def select(self, index: torch.Tensor) -> "DecoderState":
         return DecoderState(
@@ -24,8 +25,10 @@ class DecoderState:
             self.memory.index_select(0, index),
             self.proj_keys.index_select(0, index),
             self.mask.index_select(0, index),
+            None if self.feed is None else self.feed.index_select(0, index),
         )
 
-    def with_hidden(self, hidden: torch.Tensor) -> "DecoderState":
-        """The state after one step: a new hidden state, the same memory."""
-        return DecoderState(hidden, self.memory, self.proj_keys, self.mask)
+    def after_step(self, hidden: torch.Tensor, feed: torch.Tensor | None) -> "DecoderState":
+        """The state after one step: a new hidden state (and o_t to feed, with input feeding),
+        the same memory."""
+        return DecoderState(hidden, self.memory, self.proj_keys, self.mask, feed)
