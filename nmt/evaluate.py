@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sacrebleu.metrics import BLEU, CHRF
@@ -21,6 +22,7 @@ class Scores:
     bleu_signature: str
     chrf_signature: str
     n_sentences: int
+    decode_s: float | None = None  # wall-clock seconds of the decoding, when `evaluate` made them
 
 
 def score(hypotheses: list[str], references: list[str]) -> Scores:
@@ -43,12 +45,15 @@ def evaluate(
     beam: int | None = None,
     checkpoint: str = "best",
     out: str | Path | None = None,
+    quantize: str = "none",
 ) -> tuple[Scores, Path]:
     """Translate `src_file` with a run's model, score against `ref_file`, write the hypotheses.
 
     Without files, use the test set of the run's config (`data.test`, parallel or tsv).
+    `quantize="int8"` decodes with dynamic int8 weights (`nmt.translate.quantize_int8`); the default
+    hypotheses file then ends in .int8.hyp, so it does not replace the float model's.
     """
-    translator = Translator.load(run_dir, checkpoint)
+    translator = Translator.load(run_dir, checkpoint, quantize=quantize)
     if src_file is None and ref_file is None:
         data = translator.cfg.data
         if not data.test:
@@ -63,9 +68,12 @@ def evaluate(
             raise NmtError(f"{src_file} has {len(src)} lines but {ref_file} has {len(ref)}")
         if not src:
             raise NmtError(f"{src_file}: empty file")
+    t0 = time.perf_counter()
     hyps = translator.translate(src, beam=beam)
+    decode_s = time.perf_counter() - t0
     beam_used = beam or translator.cfg.decode.beam_size
-    out_path = Path(out) if out else translator.run.path / "hyps" / f"{name}.beam{beam_used}.hyp"
+    suffix = "" if quantize == "none" else f".{quantize}"
+    out_path = Path(out) if out else translator.run.path / "hyps" / f"{name}.beam{beam_used}{suffix}.hyp"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
-    return score(hyps, ref), out_path
+    return replace(score(hyps, ref), decode_s=decode_s), out_path

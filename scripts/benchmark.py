@@ -2,7 +2,7 @@
 
     python scripts/benchmark.py CONFIG [--steps N] [--warmup W] [--json OUT]
                                        [--decode-sentences K] [--threads T] [--precision P]
-                                       [--profile N] [--matmul]
+                                       [--profile N] [--matmul] [--quantize int8]
 
 What it does, with the config's settings throughout:
 
@@ -20,7 +20,11 @@ What it does, with the config's settings throughout:
    torch.matmul alone reaches here (fp32 and bf16, on shapes like the model's) is printed, to
    put `train_gflops_per_s` in proportion;
 4. decodes the first K sentences of the prepared `data.test` split (default: all) in eval mode with greedy search
-   and with beam search (beam 5), in `eval_batches` of `decode.batch_size`, timing each.
+   and with beam search (beam 5), in `eval_batches` of `decode.batch_size`, timing each;
+   with `--quantize int8`, then once more (after all else) with the model quantized as `nmt translate
+   --quantize int8` does it (`nmt.translate.quantize_int8`), to compare the two speeds side by side.
+   The model here has had only the timed training steps, so its outputs (and their lengths) can
+   differ between the two: for BLEU and speed on a trained run, `nmt evaluate RUN --quantize int8`.
 
 FLOPs (`flops_per_tgt_token`) are an analytical, approximate count. With E the embedding size,
 H the encoder's hidden size per direction, M = 2H the encoder memory size, D the decoder's hidden
@@ -75,6 +79,7 @@ from nmt.search import beam_search, greedy_search
 from nmt.data import training_data
 from nmt.dataset import prepare
 from nmt.optim import LRSchedule, make_optimizer, update
+from nmt.translate import quantize_int8
 
 BEAM_SIZE = 5
 
@@ -229,6 +234,10 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         if args.profile:
             print(f"profile of {args.profile} training steps, top operators by self CPU time:")
             print(profile_training(model, stream, cfg, args.profile, autocast))
+        if args.quantize == "int8":  # last: in place; fp32 activations (no bf16 autocast for int8 kernels)
+            quantize_int8(model)
+            greedy_int8_s = time_decoding(model, test_ids, cfg, 1)
+            beam_int8_s = time_decoding(model, test_ids, cfg, BEAM_SIZE)
     if args.matmul:
         for dtype in (torch.float32, torch.bfloat16):
             rates = ", ".join(f"{shape} {rate:,.0f}" for shape, rate in matmul_gflops(dtype).items())
@@ -253,6 +262,9 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         "beam5_sents_per_s": n_test / beam_s,
         "peak_rss_mib": peak_rss_mib(),
     }
+    if args.quantize == "int8":
+        results["greedy_int8_sents_per_s"] = n_test / greedy_int8_s
+        results["beam5_int8_sents_per_s"] = n_test / beam_int8_s
     return results, n_test
 
 
@@ -274,6 +286,9 @@ def print_table(r: dict[str, Any], warmup: int, n_decoded: int) -> None:
         (f"beam 5 sents/s ({n_decoded} sents)", f"{r['beam5_sents_per_s']:.1f}"),
         ("peak RSS", f"{r['peak_rss_mib']:.0f} MiB"),
     ]
+    if "greedy_int8_sents_per_s" in r:
+        rows[-1:-1] = [(f"greedy int8 sents/s ({n_decoded} sents)", f"{r['greedy_int8_sents_per_s']:.1f}"),
+                       (f"beam 5 int8 sents/s ({n_decoded} sents)", f"{r['beam5_int8_sents_per_s']:.1f}")]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
@@ -293,6 +308,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="also print what torch.matmul alone reaches here (fp32 and bf16 GFLOP/s)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="fp32 (default) or bf16 autocast of the forward passes, to see if it pays off here")
+    p.add_argument("--quantize", choices=["none", "int8"], default="none",
+                   help="int8: also time decoding with dynamic int8 weights for Linear and GRU layers "
+                        "(nmt translate --quantize int8), next to the float timings")
     args = p.parse_args(argv)
     if args.steps < 1 or args.warmup < 0 or args.threads < 0 or args.profile < 0:
         p.error("--steps must be >= 1, --warmup, --threads and --profile >= 0")
