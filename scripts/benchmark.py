@@ -3,6 +3,7 @@
     python scripts/benchmark.py CONFIG [--steps N] [--warmup W] [--json OUT]
                                        [--decode-sentences K] [--threads T] [--precision P]
                                        [--profile N] [--matmul] [--quantize int8]
+                                       [--set KEY.PATH=VALUE ...]
 
 What it does, with the config's settings throughout:
 
@@ -38,6 +39,7 @@ forward pass are
                                  S × A                  energy vᵀ tanh(·) over S source positions
                                  S × M                  context bmm over S source positions
                                  3 × D × (E + M + D)    GRU, first layer (input [emb; context])
+                                 3 × D × E              more with model.input_feeding (o_{t-1} in the input)
                                  3 × D × 2D             each further decoder layer
                                  (D + M + E) × E        readout (deep output)
                                  E × V                  output projection to the vocabulary
@@ -191,7 +193,7 @@ def forward_macs_per_tgt_token(cfg: Config, tgt_vocab: int, timing: TrainTiming)
     S = timing.mean_src_len
     encoder = sum(2 * 3 * H * ((E if layer == 0 else 2 * H) + H) for layer in range(m.encoder_layers))
     keys = M * A
-    gru = 3 * D * (E + M + D) + (m.decoder_layers - 1) * 3 * D * (2 * D)
+    gru = 3 * D * (E + M + D + (E if m.input_feeding else 0)) + (m.decoder_layers - 1) * 3 * D * (2 * D)
     decoder = D * A + S * A + S * M + gru + (D + M + E) * E + E * V
     bridge = M * m.decoder_layers * D
     return decoder + timing.src_per_tgt * (encoder + keys) + bridge / timing.mean_tgt_len
@@ -206,7 +208,7 @@ def peak_rss_mib() -> float:
 def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     """Build everything from the config, time training and decoding; return the results (the
     JSON's keys) and the number of test sentences decoded."""
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, args.overrides)
     threads = args.threads or cfg.train.threads
     if threads:
         torch.set_num_threads(threads)
@@ -247,6 +249,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     tgt_per_s = timing.tgt_tokens / timing.seconds
     results = {
         "config": str(args.config),
+        "overrides": list(args.overrides),
         "steps": args.steps,
         "device": "cpu",
         "precision": args.precision,
@@ -271,7 +274,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
 def print_table(r: dict[str, Any], warmup: int, n_decoded: int) -> None:
     """The results, with the settings that produced them."""
     rows = [
-        ("config", r["config"]),
+        ("config", " ".join([r["config"], *(f"--set {o}" for o in r["overrides"])])),
         ("torch", r["torch_version"]),
         ("threads", r["threads"]),
         ("precision", r["precision"]),
@@ -311,6 +314,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quantize", choices=["none", "int8"], default="none",
                    help="int8: also time decoding with dynamic int8 weights for Linear and GRU layers "
                         "(nmt translate --quantize int8), next to the float timings")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a config key, as nmt train --set (e.g. model.input_feeding=true)")
     args = p.parse_args(argv)
     if args.steps < 1 or args.warmup < 0 or args.threads < 0 or args.profile < 0:
         p.error("--steps must be >= 1, --warmup, --threads and --profile >= 0")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from helpers import assert_error, ok, out, run_script, write_yaml
 
 FIXED_KEYS = {
@@ -20,7 +22,7 @@ FIXED_KEYS = {
     "torch_version",
     "threads",
 }
-SETTINGS_KEYS = {"config", "steps", "device", "precision"}
+SETTINGS_KEYS = {"config", "overrides", "steps", "device", "precision"}
 
 
 def test_benchmark_tiny_config(tmp_path: Path, make_config, tiny_corpus) -> None:
@@ -39,6 +41,25 @@ def test_benchmark_tiny_config(tmp_path: Path, make_config, tiny_corpus) -> None
     expected = result["flops_per_tgt_token"] * result["train_tgt_tokens_per_s"] / 1e9
     assert abs(result["train_gflops_per_s"] - expected) <= 1e-9 * max(1.0, expected)
     assert not (tmp_path / "run").exists()  # nothing written to the run directory
+
+
+def test_benchmark_set_overrides_a_key_and_counts_the_flops_of_input_feeding(tmp_path: Path, make_config,
+                                                                             tiny_corpus) -> None:
+    cfg = make_config(data={"test": tiny_corpus["dev"]})
+    config = write_yaml(tmp_path / "tiny.yaml", cfg)
+    results = {}
+    for feeding in ("false", "true"):
+        bench = tmp_path / f"bench_{feeding}.json"
+        stdout = ok(run_script("benchmark.py", config, "--steps", "1", "--warmup", "0", "--decode-sentences", "2",
+                               "--set", f"model.input_feeding={feeding}", "--json", bench))
+        assert f"--set model.input_feeding={feeding}" in stdout  # the settings, printed
+        results[feeding] = json.loads(bench.read_text(encoding="utf-8"))
+    assert results["true"]["overrides"] == ["model.input_feeding=true"]
+    assert results["true"]["params"] > results["false"]["params"]  # the GRU's input grew by o_{t-1}
+    # the same batches, so the same lengths: only the GRU's 3 × D × E more multiply-adds a token
+    m = cfg["model"]
+    extra = 2 * 3 * 3 * m["decoder_hidden_size"] * m["embedding_size"]
+    assert results["true"]["flops_per_tgt_token"] - results["false"]["flops_per_tgt_token"] == pytest.approx(extra)
 
 
 def test_benchmark_missing_config(tmp_path: Path) -> None:
