@@ -9,10 +9,12 @@ drifting machine favours neither):
   GRU architecture of configs/bench_multi30k.yaml with Joey's input feeding, 64 sentences a batch,
   `--joey-minutes` of training); its figure is the median "Tokens per Sec" of its training log
   (target tokens, validation time left out);
-- nmt: `python scripts/benchmark.py configs/bench_multi30k.yaml --steps N --threads 2`, once as the
-  config is (no input feeding) and once with `--set model.input_feeding=true` (Joey's recurrence);
-  its figure is target tokens/s over the timed steps. The first nmt run of the whole script also
-  gets `--matmul`, for torch.matmul's fp32 and bf16 GFLOP/s on this machine.
+- nmt: `python scripts/benchmark.py configs/bench_multi30k.yaml --steps N --threads 2` in four
+  variants (VARIANTS): as the config is (fp32, no input feeding), with `--set
+  model.input_feeding=true` (Joey's recurrence), and both again with `--precision bf16` (autocast:
+  the matmuls in bf16, which pays where the CPU has bf16 units); its figure is target tokens/s over
+  the timed steps. The first nmt run of the whole script also gets `--matmul`, for torch.matmul's
+  fp32 and bf16 GFLOP/s on this machine.
 
 Decoding, once, if `--decode-minutes` > 0: both sides trained for the same budget, then beam 5 on
 test2016 with start-up counted on both sides (process start to the hypotheses written):
@@ -23,7 +25,7 @@ test2016 with start-up counted on both sides (process start to the hypotheses wr
 
 It prints a table and writes the JSON (default WORK/side_by_side.json): the commit, the machine,
 every command and figure. Run it on an otherwise idle machine. How long: about 8 minutes a pair
-with the defaults, plus twice `--decode-minutes` and a few minutes for the decoding.
+with the defaults (--steps 60), plus twice `--decode-minutes` and a few minutes for the decoding.
 """
 
 from __future__ import annotations
@@ -46,6 +48,13 @@ ROOT = Path(__file__).resolve().parent.parent
 JOEY = ROOT.parent / "shared" / "bench" / "joey_multi30k.sh"
 CONFIG = "configs/bench_multi30k.yaml"
 FEEDING = "model.input_feeding=true"
+# name → (--set overrides, --precision)
+VARIANTS: dict[str, tuple[list[str], str]] = {
+    "nmt": ([], "fp32"),
+    "nmt_feeding": ([FEEDING], "fp32"),
+    "nmt_bf16": ([], "bf16"),
+    "nmt_bf16_feeding": ([FEEDING], "bf16"),
+}
 
 
 def run(cmd: list[str], log: Path) -> float:
@@ -70,10 +79,10 @@ def joey(work: Path, name: str, minutes: float) -> dict[str, Any]:
     return json.loads((out / "report.json").read_text(encoding="utf-8"))
 
 
-def nmt_bench(work: Path, name: str, steps: int, overrides: list[str], matmul: bool) -> dict[str, Any]:
+def nmt_bench(work: Path, name: str, steps: int, overrides: list[str], precision: str, matmul: bool) -> dict[str, Any]:
     out = work / f"{name}.json"
     cmd = [sys.executable, "scripts/benchmark.py", CONFIG, "--steps", str(steps), "--threads", "2",
-           "--decode-sentences", "1", "--json", str(out)]
+           "--decode-sentences", "1", "--precision", precision, "--json", str(out)]
     cmd += [a for o in overrides for a in ("--set", o)] + (["--matmul"] if matmul else [])
     run(cmd, work / f"{name}.log")
     result = json.loads(out.read_text(encoding="utf-8"))
@@ -89,8 +98,9 @@ def speed_pairs(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         pair: dict[str, Any] = {"pair": i, "order": "joey first" if i % 2 else "nmt first"}
 
         def nmt_side() -> None:
-            pair["nmt"] = nmt_bench(work, f"nmt{i}", args.steps, [], matmul=(i == 1))
-            pair["nmt_feeding"] = nmt_bench(work, f"nmt{i}_feeding", args.steps, [FEEDING], matmul=False)
+            for name, (overrides, precision) in VARIANTS.items():
+                matmul = i == 1 and name == "nmt"
+                pair[name] = nmt_bench(work, f"{name}{i}", args.steps, overrides, precision, matmul)
 
         def joey_side() -> None:
             pair["joey"] = joey(work, f"joey{i}", args.joey_minutes)
@@ -98,11 +108,10 @@ def speed_pairs(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         for side in ((joey_side, nmt_side) if i % 2 else (nmt_side, joey_side)):
             side()
         j = pair["joey"]["tokens_per_sec_joey_median"]
-        pair["ratio"] = pair["nmt"]["train_tgt_tokens_per_s"] / j
-        pair["ratio_feeding"] = pair["nmt_feeding"]["train_tgt_tokens_per_s"] / j
-        print(f"pair {i}: Joey {j:,.0f}, nmt {pair['nmt']['train_tgt_tokens_per_s']:,.0f} ({pair['ratio']:.2f}×), "
-              f"with input feeding {pair['nmt_feeding']['train_tgt_tokens_per_s']:,.0f} "
-              f"({pair['ratio_feeding']:.2f}×) target tokens/s", flush=True)
+        pair["ratios"] = {name: pair[name]["train_tgt_tokens_per_s"] / j for name in VARIANTS}
+        print(f"pair {i}: Joey {j:,.0f} target tokens/s; " + ", ".join(
+            f"{name} {pair[name]['train_tgt_tokens_per_s']:,.0f} ({r:.2f}×)" for name, r in pair["ratios"].items()),
+            flush=True)
         pairs.append(pair)
     return pairs
 
@@ -143,7 +152,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pairs", type=int, default=3, help="alternating speed pairs (default 3)")
     p.add_argument("--joey-minutes", type=float, default=3, help="Joey's training budget in a speed pair (default 3)")
-    p.add_argument("--steps", type=int, default=100, help="nmt benchmark's timed steps (default 100)")
+    p.add_argument("--steps", type=int, default=60, help="nmt benchmark's timed steps (default 60)")
     p.add_argument("--decode-minutes", type=float, default=10,
                    help="training budget of each side for the decoding comparison; 0 skips it (default 10)")
     p.add_argument("--work", type=Path, default=Path("/tmp/sbs"), help="where the runs go (default /tmp/sbs)")
@@ -170,17 +179,16 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"] = report.machine(load_start)
     out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     print()
-    print("| pair | order | Joey target tokens/s | nmt | ratio | nmt, input feeding | ratio |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
+    print("| pair | order | Joey target tokens/s | " + " | ".join(f"{name} | ratio" for name in VARIANTS) + " |")
+    print("|---:|---|---:|" + "---:|---:|" * len(VARIANTS))
     for p in results["pairs"]:
-        print(f"| {p['pair']} | {p['order']} | {p['joey']['tokens_per_sec_joey_median']:,.0f} | "
-              f"{p['nmt']['train_tgt_tokens_per_s']:,.0f} | {p['ratio']:.2f} | "
-              f"{p['nmt_feeding']['train_tgt_tokens_per_s']:,.0f} | {p['ratio_feeding']:.2f} |")
+        print(f"| {p['pair']} | {p['order']} | {p['joey']['tokens_per_sec_joey_median']:,.0f} | " + " | ".join(
+            f"{p[name]['train_tgt_tokens_per_s']:,.0f} | {p['ratios'][name]:.2f}" for name in VARIANTS) + " |")
     for p in results["pairs"][:1]:
         for line in p["nmt"].get("matmul", []):
             print(line)
-        print(f"nmt step GFLOP/s (analytical): {p['nmt']['train_gflops_per_s']:.1f}, "
-              f"with input feeding {p['nmt_feeding']['train_gflops_per_s']:.1f}")
+        print("nmt step GFLOP/s (analytical): " + ", ".join(
+            f"{name} {p[name]['train_gflops_per_s']:.1f}" for name in VARIANTS))
     if "decoding" in results:
         d = results["decoding"]
         print(f"beam 5 on test2016 after {d['minutes']} training minutes each, start-up included: "
