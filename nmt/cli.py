@@ -108,6 +108,8 @@ examples:
   nmt embeddings runs/toy export --format word2vec toy.tgt.vec --side tgt
   nmt embeddings runs/toy export --format tsv projector/
   nmt embeddings runs/toy plot toy.png --words king queen man woman cat dog
+  nmt embeddings runs/toy compare-word2vec --analogies data/toy/analogies.en.txt \
+      --classes data/toy/classes.en.tsv         is the trained table anything like word2vec?
 """
 
 
@@ -295,6 +297,36 @@ def _add_embeddings_parser(sub: argparse._SubParsersAction) -> None:
     _add_debug(a)
 
 
+    a = actions.add_parser("compare-word2vec", help="the table next to word2vec trained on the same text (needs gensim)",
+                           description="Train word2vec (gensim, skip-gram, the table's dimension) on this side of the "
+                                       "run's training pairs, tokenized as the run (its prepared data), and compare it "
+                                       "with the trained table (--checkpoint) and the initial one: neighbour overlap, "
+                                       "rank correlation of cosines, an orthogonal Procrustes map, analogies "
+                                       "(--analogies) and word classes (--classes). Every figure names the tokens it "
+                                       "used. Needs gensim: pip install 'nmt[word2vec]'.")
+    a.add_argument("--top", type=int, default=1000, metavar="N",
+                   help="the N most frequent pieces are the queries and the Procrustes tokens (default 1000)")
+    a.add_argument("-k", type=int, default=10, help="nearest neighbours compared (default 10)")
+    a.add_argument("--sample", type=int, default=300, metavar="M",
+                   help="the M most frequent pieces whose pairwise cosines are correlated (default 300)")
+    a.add_argument("--epochs", type=int, default=10, help="word2vec epochs (default 10)")
+    a.add_argument("--window", type=int, default=5, help="word2vec context window (default 5)")
+    a.add_argument("--seed", type=int, default=1, help="word2vec seed (default 1; one worker thread, so reproducible)")
+    a.add_argument("--analogies", metavar="FILE", default=None,
+                   help="analogy queries, one 'a b c d' a line (a - b + c = d; word2vec's questions-words.txt "
+                        "format); data/toy/analogies.en.txt and .fr.txt for the toy corpus")
+    a.add_argument("--classes", metavar="FILE", default=None,
+                   help="word classes, 'word<TAB>class[<TAB>group]' a line; data/toy/classes.en.tsv and .fr.tsv for the "
+                        "toy corpus (class noun/adjective/verb, group the French gender)")
+    a.add_argument("--json", dest="json_out", metavar="OUT", default=None, help="also write every figure to OUT")
+    a.add_argument("--plot", dest="plot_out", metavar="OUT.png", default=None,
+                   help="also draw --words in the three tables, 2-D PCA each (needs matplotlib)")
+    a.add_argument("--words", nargs="+", default=None, metavar="WORD",
+                   help="the words of --plot (default: the 20 most frequent whole words)")
+    _add_table_options(a)
+    _add_debug(a)
+
+
 def _positive(value: int | None, flag: str) -> None:
     if value is not None and value < 1:
         raise NmtError(f"{flag} must be at least 1, got {value}")
@@ -471,6 +503,14 @@ def cmd_embeddings(args: argparse.Namespace) -> int:
         print(lab.drift(args.start, args.end, args.n))
     elif args.action == "export":
         print(lab.export(args.format, args.out))
+    elif args.action == "compare-word2vec":
+        from nmt.lab.compare import Word2VecSettings
+
+        for flag in ("top", "sample", "epochs", "window"):
+            _positive(getattr(args, flag), f"--{flag}")
+        settings = Word2VecSettings(dim=lab.table.shape[1], window=args.window, epochs=args.epochs, seed=args.seed)
+        print(lab.compare_word2vec(settings, args.top, args.k, args.sample, args.analogies, args.classes,
+                                   args.json_out, args.plot_out, args.words))
     else:
         print(lab.plot(args.out, args.words))
     return 0

@@ -28,7 +28,8 @@ def test_plot_projection_writes_a_png(trained_run, tmp_path):
     pytest.importorskip("matplotlib")
     initial, tok = load_tables(trained_run, "init", "src")
     trained, _ = load_tables(trained_run, "best", "src")
-    out = plot_projection(initial, trained, ["king", "queen", "cat", "dog", "a"], tok, tmp_path / "sub" / "p.png")
+    out = plot_projection({"init": initial, "best": trained}, ["king", "queen", "cat", "dog", "a"], tok,
+                          tmp_path / "sub" / "p.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -38,7 +39,7 @@ def test_plot_projection_without_matplotlib_gives_a_one_line_hint(monkeypatch, t
     table, tok = analogy_world()
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib → ImportError
     with pytest.raises(NmtError, match="pip install matplotlib") as excinfo:
-        plot_projection(table, table, ["king", "queen", "man"], tok, tmp_path / "p.png")
+        plot_projection({"a": table, "b": table}, ["king", "queen", "man"], tok, tmp_path / "p.png")
     assert "\n" not in str(excinfo.value)
 
 
@@ -46,4 +47,4 @@ def test_plot_projection_needs_three_words(tmp_path):
     pytest.importorskip("matplotlib")
     table, tok = analogy_world()
     with pytest.raises(NmtError, match="at least 3 words"):
-        plot_projection(table, table, ["king", "queen"], tok, tmp_path / "p.png")
+        plot_projection({"a": table, "b": table}, ["king", "queen"], tok, tmp_path / "p.png")

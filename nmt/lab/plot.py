@@ -49,18 +49,17 @@ def default_words(
 
 
 def plot_projection(
-    initial: torch.Tensor,
-    trained: torch.Tensor,
+    tables: dict[str, torch.Tensor],
     words: Sequence[str] | None,
     tokenizer: Tokenizer,
     out_png: str | Path,
-    names: tuple[str, str] = ("initial", "trained"),
     title: str = "",
     counts: torch.Tensor | None = None,
 ) -> Path:
-    """A labelled 2-D PCA of the chosen words' vectors, initial table left, trained right.
+    """A labelled 2-D PCA of the chosen words' vectors, one panel per table (by name, in order:
+    e.g. the initial table, the trained one, word2vec's).
 
-    PCA is fitted separately in each panel (the axes of the two panels are not the same), so
+    PCA is fitted separately in each panel (the axes of the panels are not the same), so
     compare which words sit together, not where. Multi-piece words use the mean of their pieces'
     rows (see `word_vector`) and are labelled with a "*". Without words, `default_words`
     (by `counts` when given).
@@ -70,15 +69,11 @@ def plot_projection(
     words = list(words) if words else default_words(tokenizer, counts)
     if len(words) < 3:
         raise NmtError(f"a 2-D projection needs at least 3 words, got {len(words)}")
-    labels, before, after = [], [], []
-    for word in words:
-        vec, rows = word_vector(word, initial, tokenizer)
-        before.append(vec)
-        after.append(word_vector(word, trained, tokenizer)[0])
-        labels.append(word if len(rows) == 1 else word + "*")
-    fig, axes = plt.subplots(1, 2, figsize=(13, 6.2))
-    for ax, vectors, name in zip(axes, (before, after), names):
-        xy = pca_2d(torch.stack(vectors)).numpy()
+    first = next(iter(tables.values()))
+    labels = [word if len(word_vector(word, first, tokenizer)[1]) == 1 else word + "*" for word in words]
+    fig, axes = plt.subplots(1, len(tables), figsize=(6.5 * len(tables), 6.2), squeeze=False)
+    for ax, (name, table) in zip(axes[0], tables.items()):
+        xy = pca_2d(torch.stack([word_vector(word, table, tokenizer)[0] for word in words])).numpy()
         ax.scatter(xy[:, 0], xy[:, 1], s=14, color="tab:blue")
         for (x, y), label in zip(xy, labels):
             ax.annotate(label, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=9)

@@ -7,7 +7,7 @@ picture from `plot`; this module only loads once and lays the results out as ali
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
@@ -15,8 +15,11 @@ from nmt.errors import NmtError
 from nmt.lab.export import export_projector, export_word2vec, exportable
 from nmt.lab.plot import default_words, plot_projection
 from nmt.lab.stats import analogy, drift, drift_summary, most_and_least_moved, neighbors, word_vector
-from nmt.lab.tables import check_side, checkpoint_file, load_counts, load_tables
+from nmt.lab.tables import check_side, checkpoint_file, load_counts, load_tables, training_side
 from nmt.rundir import RunDir
+
+if TYPE_CHECKING:
+    from nmt.lab.compare import Word2VecSettings
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], indent: str = "  ") -> str:
@@ -50,7 +53,7 @@ def _rows_text(rows: list[tuple[str, int]], counts: torch.Tensor | None) -> str:
 
 
 def _fmt(value: float | None) -> str:
-    return "None" if value is None else f"{value:.4f}"
+    return "-" if value is None else f"{value:.4f}"
 
 
 class Lab:
@@ -172,8 +175,7 @@ class Lab:
         initial, _ = load_tables(self.run.path, "init", self.side)
         if not words:
             words = default_words(self.tokenizer, self.counts, sentences=self.training_text())
-        path = plot_projection(initial, self.table, words, self.tokenizer, out_png,
-                               names=("init", self.checkpoint),
+        path = plot_projection({"init": initial, self.checkpoint: self.table}, words, self.tokenizer, out_png,
                                title=f"{self.run.path} · side {self.side} ({self.lang})")
         multi = []
         for word in words:
@@ -187,3 +189,77 @@ class Lab:
             "words: " + " ".join(words),
             *(["multi-piece words (plotted at the mean of their rows):"] + multi if multi else []),
         ])
+
+    def compare_word2vec(self, settings: "Word2VecSettings", top: int = 1000, k: int = 10, sample: int = 300,
+                         analogies: str | None = None, classes: str | None = None, json_out: str | None = None,
+                         plot_out: str | None = None, words: Sequence[str] | None = None) -> str:
+        """word2vec trained on this side of the run's training text, next to the trained and the
+        initial table (nmt/lab/compare.py says what each figure measures)."""
+        import json
+        import time
+
+        from nmt.lab.compare import as_table, compare, read_analogies, read_classes, train_word2vec
+
+        queries = read_analogies(analogies) if analogies else []  # bad files fail before the training
+        word_classes = read_classes(classes) if classes else None
+        ids = training_side(self.run.path, self.side)
+        names = [self.tokenizer.id_to_piece(i) for i in range(len(self.tokenizer))]
+        sentences = [[names[i] for i in s] for s in ids]
+        counts = torch.bincount(torch.tensor([i for s in ids for i in s], dtype=torch.long), minlength=len(names))
+        t0 = time.time()
+        w2v, present = as_table(train_word2vec(sentences, settings), self.tokenizer, self.table.shape[1])
+        seconds = time.time() - t0
+        initial, _ = load_tables(self.run.path, "init", self.side)
+        tables = {"trained": self.table, "init": initial, "word2vec": w2v}
+        result = compare(tables, present, counts, self.tokenizer, top, k, sample, queries, word_classes).results
+        t = result["tokens"]
+        lines = [
+            self.header(),
+            f"word2vec: {settings.describe()}, on this side of the run's training pairs (the prepared split, "
+            f"length-filtered, tokenized as the run): {len(sentences):,} sentences, {int(counts.sum()):,} pieces "
+            f"({seconds:.1f} s)",
+            f"tables: trained = {self.describe()}; init = the table before the first step (random: the chance "
+            "level of every figure); word2vec",
+            f"compared: the {t['compared']:,} pieces of the training side (word2vec has a vector for each); "
+            f"the {t['frequent']:,} most frequent are the queries: {' '.join(t['most_frequent'])} …",
+            "",
+            _table(("", f"neighbour overlap@{t['k']}", "similarity rank corr.", "Procrustes held-out cos"),
+                   [(pair, f"{v['neighbour_overlap']:.3f}", f"{v['similarity_correlation']:.3f}",
+                     f"{v['procrustes_cosine']:.3f}") for pair, v in result["pairs"].items()]),
+            f"  neighbour overlap: share of the {t['k']} nearest neighbours (among the {t['compared']:,} compared "
+            f"pieces) of each of the {t['frequent']:,} most frequent that two tables agree on; unrelated tables "
+            f"≈ {t['k'] / (t['compared'] - 1):.3f}, a table with itself 1",
+            f"  similarity rank corr.: Spearman's rho of the cosines of all {t['correlation_sample'] * (t['correlation_sample'] - 1) // 2:,} "
+            f"pairs of the {t['correlation_sample']} most frequent; unrelated ≈ 0",
+            f"  Procrustes: an orthogonal map fitted on {t['procrustes_fit']} of the most frequent (frequency ranks "
+            f"1, 3, 5, …), the mean cosine of the other {t['procrustes_held_out']} mapped; a rotated copy 1, unrelated ≈ 0",
+        ]
+        if "analogies" in result:
+            asked = next(iter(result["analogies"].values()))
+            lines += ["", f"analogies ({analogies}: {asked['asked']} asked, {asked['skipped']} skipped: a word that is "
+                          "not one piece the training side has):",
+                      _table(("", "top-1", "top-5"), [(name, _fmt(v["top1"]), _fmt(v["top5"]))
+                                                      for name, v in result["analogies"].items()])]
+        if "classes" in result:
+            rows = [(name, c, v["words"], _fmt(v["same_class"]), _fmt(v["same_group"]))
+                    for name, by_class in result["classes"].items() for c, v in by_class.items()]
+            lines += ["", f"word classes ({classes}): the {t['k']} nearest neighbours of each word of a class, among "
+                          "the neighbours that have a class: the share of the same class, and of those, of the same group",
+                      _table(("table", "class", "words", "same class", "same group"), rows)]
+        if plot_out:
+            from nmt.lab.plot import default_words, plot_projection
+
+            words = words or default_words(self.tokenizer, counts, sentences=self.training_text())
+            path = plot_projection({"init": initial, f"trained ({self.checkpoint})": self.table, "word2vec": w2v},
+                                   words, self.tokenizer, plot_out,
+                                   title=f"{self.run.path} · side {self.side} ({self.lang})")
+            lines += ["", f"wrote {path}: 2-D PCA of {len(words)} words in the three tables"]
+        if json_out:
+            report = {"run": str(self.run.path), "side": self.side, "checkpoint": self.describe(),
+                      "word2vec": {**settings.__dict__, "sentences": len(sentences), "pieces": int(counts.sum()),
+                                   "seconds": round(seconds, 2)},
+                      "analogies_file": analogies, "classes_file": classes, **result}
+            Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+            Path(json_out).write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            lines.append(f"wrote {json_out}")
+        return "\n".join(lines)

@@ -7,10 +7,13 @@ the first step) holds the tables by side, as `snapshot_embeddings` saved them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from nmt.batching import within_limits
 from nmt.checkpoint import load_checkpoint
 from nmt.errors import NmtError
 from nmt.model import Seq2Seq
@@ -83,3 +86,33 @@ def load_counts(run_dir: str | Path, side: str, vocab_size: int | None = None) -
     if vocab_size is not None and counts[side].numel() != vocab_size:
         raise NmtError(f"{path}: {counts[side].numel()} {side} counts for {vocab_size} vocabulary ids")
     return counts[side].long()
+
+
+def training_side(run_dir: str | Path, side: str) -> list[list[int]]:
+    """The ids of one side of the run's training pairs, as training saw them: the prepared dataset
+    that RUN/prepared.json names (nmt prepare), under the run's length limits."""
+    from nmt.data import training_data  # numpy and the data path: only this command needs them
+    from nmt.dataset import Dataset
+
+    check_side(side)
+    run = RunDir(run_dir).require()
+    try:
+        record = json.loads(run.prepared.read_text(encoding="utf-8"))
+        folder = Path(record["path"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise NmtError(f"{run.prepared}: missing or unreadable; it names the prepared training data "
+                       "(runs trained before nmt prepare existed have none)") from None
+    if not (folder / "manifest.json").is_file():
+        raise NmtError(f"{run.prepared} names {folder}, which is gone; make it again with "
+                       f"nmt prepare {run.config} (from the folder the run was trained in)")
+    dataset = Dataset(folder)
+    problem = dataset.problem()
+    if problem:
+        raise NmtError(f"{folder}: the prepared dataset is damaged: {problem}; rebuild it with: "
+                       f"nmt prepare {run.config} --force")
+    if dataset.manifest.get("key") != record.get("key"):
+        raise NmtError(f"{folder} holds another prepared dataset than the one {run.prepared} records")
+    data = training_data(run.load_config(), dataset, str(run.config))
+    split = data.split
+    keep = np.flatnonzero(within_limits(split.src_lengths, split.tgt_lengths, data.max_src_len, data.max_tgt_len))
+    return split.sentences(side, keep)
