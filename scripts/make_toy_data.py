@@ -1273,6 +1273,50 @@ def corpus_files(corpus: dict[str, list[tuple[str, str]]]) -> dict[str, bytes]:
     return files
 
 
+def lexicon_files() -> dict[str, bytes]:
+    """What the generator knows about its words, for the embedding lab (`nmt embeddings RUN
+    compare-word2vec --analogies … --classes …`), one file of each per language:
+
+    - analogies.<lang>.txt: "a b c d" (a − b + c = d) over GENDERED_PAIRS, for every ordered couple
+      (A, B) of two pairs B_m − A_m + A_f = B_f (with A = man, B = king: "king man woman queen")
+      and B_f − A_f + A_m = B_m;
+    - classes.<lang>.tsv: word, class (noun, adjective, verb) and, for nouns and French adjective
+      forms, the French gender (m or f; of the noun's translation for English nouns). A word of two
+      classes is left out; a gender that two entries disagree on is left empty.
+    """
+    files: dict[str, bytes] = {}
+    for lang, (m, f) in (("en", (0, 1)), ("fr", (2, 3))):
+        lines = [f"{b[m]} {a[m]} {a[f]} {b[f]}\n{b[f]} {a[f]} {a[m]} {b[m]}"
+                 for i, a in enumerate(GENDERED_PAIRS) for j, b in enumerate(GENDERED_PAIRS) if i != j]
+        files[f"analogies.{lang}.txt"] = "".join(line + "\n" for line in lines).encode("utf-8")
+    entries: dict[str, list[tuple[str, str, str]]] = {"en": [], "fr": []}
+    for noun in NOUNS.values():
+        gender = "f" if noun.fem else "m"
+        entries["en"] += [(w, "noun", gender) for w in (noun.en_sg, noun.en_pl)]
+        entries["fr"] += [(w, "noun", gender) for w in (noun.fr_sg, noun.fr_pl)]
+    for adj in ADJECTIVES.values():
+        entries["en"].append((adj.en, "adjective", ""))
+        entries["fr"] += [(w, "adjective", g) for w, g in zip(adj.fr, ("m", "f", "m", "f"))]
+    for verb in VERBS.values():
+        entries["en"] += [(w, "verb", "") for w in (verb.en, verb.en_3sg)]
+        entries["fr"] += [(w, "verb", "") for w in verb.fr]
+    for lang, found in entries.items():
+        classes: dict[str, set[str]] = {}
+        genders: dict[str, set[str]] = {}
+        for word, cls, gender in found:
+            if " " in word:  # "wait for": not one token
+                continue
+            classes.setdefault(word, set()).add(cls)
+            genders.setdefault(word, set()).add(gender)
+        rows = []
+        for word in sorted(classes):
+            if len(classes[word]) == 1:
+                gender = genders[word].pop() if len(genders[word]) == 1 else ""
+                rows.append("\t".join([word, *classes[word], *([gender] if gender else [])]))
+        files[f"classes.{lang}.tsv"] = "".join(row + "\n" for row in rows).encode("utf-8")
+    return files
+
+
 def summary(corpus: dict[str, list[tuple[str, str]]]) -> str:
     lines = ["pairs: " + ", ".join(f"{k} {len(v)}" for k, v in corpus.items())]
     for side, lang in ((0, "en"), (1, "fr")):
@@ -1295,7 +1339,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="regenerate in memory; exit 1 if the files on disk differ")
     args = parser.parse_args(argv)
     corpus = generate(args.seed)
-    files = corpus_files(corpus)
+    files = corpus_files(corpus) | lexicon_files()
     if args.check:
         for name, data in files.items():
             path = args.out / name

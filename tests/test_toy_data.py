@@ -43,13 +43,13 @@ def test_same_seed_same_output_and_other_seed_differs() -> None:
 def test_written_files_are_the_generated_corpus(corpus, monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(mtd, "generate", lambda seed, sizes=None: corpus)
     assert mtd.main(["--out", str(tmp_path)]) == 0
-    for name, data in mtd.corpus_files(corpus).items():
+    for name, data in (mtd.corpus_files(corpus) | mtd.lexicon_files()).items():
         assert (tmp_path / name).read_bytes() == data, name
 
 
 def test_check_flag(corpus, monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(mtd, "generate", lambda seed, sizes=None: corpus)
-    for name, data in mtd.corpus_files(corpus).items():
+    for name, data in (mtd.corpus_files(corpus) | mtd.lexicon_files()).items():
         (tmp_path / name).write_bytes(data)
     assert mtd.main(["--check", "--out", str(tmp_path)]) == 0
     (tmp_path / "dev.fr").write_bytes(b"autre chose .\n")
@@ -181,3 +181,20 @@ def test_git_keeps_the_data_readme_and_ignores_the_corpora():
     assert ignored("data/some_other_corpus/train.en") and ignored("data/notes.txt")
     for folder in default_data_folders():
         assert ignored(str((folder / "train.en").relative_to(ROOT))), folder
+
+
+def test_lexicon_files_know_each_words_class_and_gender_and_the_gendered_analogies(corpus) -> None:
+    files = {name: data.decode("utf-8").splitlines() for name, data in mtd.lexicon_files().items()}
+    pairs = len(mtd.GENDERED_PAIRS)
+    assert len(files["analogies.en.txt"]) == len(files["analogies.fr.txt"]) == 2 * pairs * (pairs - 1)
+    assert "king man woman queen" in files["analogies.en.txt"] and "roi homme femme reine" in files["analogies.fr.txt"]
+    en = dict(line.split("\t", 1) for line in files["classes.en.tsv"])
+    fr = dict(line.split("\t", 1) for line in files["classes.fr.tsv"])
+    assert en["king"] == "noun\tm" and en["queen"] == "noun\tf" and en["apple"] == "noun\tf"  # la pomme
+    assert fr["reine"] == "noun\tf" and fr["heureuse"] == "adjective\tf" and fr["mange"] == "verb"
+    assert en["eats"] == "verb" and en["red"] == "adjective"
+    # every word of an analogy occurs in the training text, so a table can answer it
+    words = {lang: {w for pair in corpus["train"] for w in pair[i].split()} for i, lang in enumerate(("en", "fr"))}
+    for lang in ("en", "fr"):
+        for line in files[f"analogies.{lang}.txt"]:
+            assert set(line.split()) <= words[lang], line
