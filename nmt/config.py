@@ -58,7 +58,9 @@ class DataConfig:
 
 @dataclass
 class TokenizerConfig:
-    type: Literal["unigram", "bpe"] = "unigram"
+    # word: one piece per whitespace-separated word (sentencepiece's word model, the most frequent
+    # vocab_size words), as the PyTorch tutorial's Lang class; a rarer word is <unk>
+    type: Literal["unigram", "bpe", "word"] = "unigram"
     src_vocab_size: int = field(default=8000, metadata=_range(8))
     tgt_vocab_size: int = field(default=8000, metadata=_range(8))
     joint: bool = False  # one model (and vocabulary) for both languages; uses src_vocab_size
@@ -135,8 +137,9 @@ class TrainConfig:
     threads: int = field(default=0, metadata=_range(0, resume_safe=True))  # torch threads; 0: torch's default
     # auto (a GPU when torch sees one) | cpu | cuda | cuda:N; a run may go on on another device
     device: str = field(default="auto", metadata=RESUME_SAFE)
-    # mixed precision: bf16 autocast, or fp16 autocast with a gradient scaler (CUDA and CPU)
-    precision: Literal["fp32", "bf16", "fp16"] = field(default="fp32", metadata=RESUME_SAFE)
+    # mixed precision: bf16 autocast, or fp16 autocast with a gradient scaler (CUDA and CPU); auto:
+    # bf16 on a CPU with bf16 units, else fp32 (nmt.cpu.resolve_precision)
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = field(default="fp32", metadata=RESUME_SAFE)
     progress: bool = field(default=True, metadata=RESUME_SAFE)  # tqdm progress bar
     # TensorBoard events in RUN/tensorboard/ (needs the tensorboard package)
     tensorboard: bool = field(default=False, metadata=RESUME_SAFE)

@@ -27,7 +27,7 @@ from nmt.batching import Batch
 from nmt.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from nmt.config import Config, load_config, resume_changes, resume_safe_keys, save_config
 from nmt.corpus import corpus_paths
-from nmt.cpu import flush_denormals
+from nmt.cpu import flush_denormals, resolve_precision
 from nmt.data import FINGERPRINT_PREFIX, DevSet, training_data
 from nmt.dataset import Dataset, file_sha256, prepare
 from nmt.distributed import Dist, resolve_device
@@ -99,8 +99,10 @@ class Trainer:
         self.dist = dist or Dist()
         self.device = device or torch.device("cpu")
         self.log = RunLog(run, self.dist.is_main)  # train.log opens once the trainer is built
-        self.autocast_dtype = AUTOCAST_DTYPES[self.tc.precision]
-        self.scaler = torch.amp.GradScaler(self.device.type) if self.tc.precision == "fp16" else None
+        self.precision, why = resolve_precision(self.tc.precision, self.device)
+        self.autocast_dtype = AUTOCAST_DTYPES[self.precision]
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
+        self.info(f"precision: {self.precision} ({why})")
 
         # data: rank 0 prepares the corpus (or finds it prepared) and puts its tokenizers into the
         # run directory; every rank maps the same prepared files, so the OS shares their pages

@@ -26,6 +26,7 @@ import random
 import pytest
 import torch
 
+import nmt.cpu as nmt_cpu
 import nmt.model.decoder as decoder_module  # (`nmt` is helpers' CLI runner here)
 from conftest import tiny_config_dict
 from helpers import kill, last_step, nmt, run_ok, torchrun_cmd, train_events, wait_for_step, weights, write_yaml
@@ -225,6 +226,24 @@ def test_bf16_and_fp16_training_follow_the_fp32_loss_curve(make_config):
         assert losses[precision] == pytest.approx(losses["fp32"], rel=1e-3), precision
         # ... and it did train at its precision: the weights are not fp32's to the bit
         assert any(not torch.equal(final[precision][k], final["fp32"][k]) for k in final["fp32"]), precision
+
+
+@pytest.mark.parametrize("units, device, want", [(True, "cpu", "bf16"), (False, "cpu", "fp32"), (True, "cuda", "fp32")])
+def test_auto_precision_is_bf16_only_on_a_cpu_with_bf16_units(monkeypatch, units, device, want):
+    monkeypatch.setattr(nmt_cpu, "has_bf16_units", lambda: units)
+    precision, why = nmt_cpu.resolve_precision("auto", torch.device(device))
+    assert precision == want and why.startswith("auto: ")
+    assert nmt_cpu.resolve_precision("fp16", torch.device(device)) == ("fp16", "as configured")
+
+
+@pytest.mark.parametrize("units", [True, False])
+def test_a_run_with_auto_precision_trains_at_the_resolved_one_and_says_which(make_config, monkeypatch, units):
+    monkeypatch.setattr(nmt_cpu, "has_bf16_units", lambda: units)
+    cfg = make_config(train={"device": "cpu", "precision": "auto", "max_steps": 2, "validate_every": 2,
+                             "dev_max_sentences": 2})
+    run = train(cfg)
+    want = "bf16" if units else "fp32"
+    assert f"precision: {want} (auto: " in (run / "train.log").read_text(encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------- slow: CLI and torchrun

@@ -66,6 +66,23 @@ def test_bpe_learns_frequent_words_as_single_pieces():
     assert "▁poisson" in tok.pieces("le chat mange un poisson .")
 
 
+def test_word_tokenizer_gives_each_word_one_piece_round_trips_and_keeps_the_special_ids():
+    words = sorted({w for line in EN for w in line.split()})
+    tok = train_tokenizer(EN, 4 + len(words), model_type="word")
+    assert [tok.id_to_piece(i) for i in range(4)] == ["<pad>", "<unk>", "<s>", "</s>"]
+    for line in EN:
+        assert tok.pieces(line) == ["▁" + w for w in line.split()]  # a row per word, as the tutorial's Lang
+        assert tok.decode(tok.encode(line)) == line
+    assert {tok.id_to_piece(i)[1:] for i in range(4, len(tok))} == set(words)
+
+
+def test_word_tokenizer_maps_an_unknown_or_rare_word_to_unk():
+    tok = train_tokenizer(EN + ["the zebra eats ."], 4 + 10, model_type="word", hard_vocab_limit=False)
+    assert len(tok) == 14  # the 10 most frequent words
+    ids = tok.encode("the zebra eats an aardvark .")
+    assert ids[1] == ids[4] == UNK_ID and tok.id_to_piece(ids[0]) == "▁the"
+
+
 def test_joint_tokenizer_round_trips_both_languages():
     tok = train_tokenizer(EN + FR, 45)
     assert all(tok.decode(tok.encode(s)) == s for s in EN + FR)
