@@ -39,6 +39,7 @@ test: venv toy
 data: venv
 	$(BIN)/python scripts/get_data.py multi30k --from ../shared/data/multi30k
 	$(BIN)/python scripts/get_data.py tatoeba --from ../shared/data/tatoeba-eng-fra
+	$(BIN)/python scripts/get_data.py tatoeba --tutorial-subset --from ../shared/data/tatoeba-eng-fra
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -5,6 +5,7 @@ Usage::
 
     python scripts/get_data.py multi30k [--from DIR] [--dest DIR] [--force]
     python scripts/get_data.py tatoeba  [--from DIR] [--dest DIR] [--force]
+    python scripts/get_data.py tatoeba --tutorial-subset [--from DIR] [--dest DIR] [--force]
 
 Corpora
 -------
@@ -60,9 +61,11 @@ import argparse
 import gzip
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tempfile
+import unicodedata
 import urllib.error
 import urllib.request
 import zipfile
@@ -136,6 +139,24 @@ TATOEBA_SPLIT_FILES: dict[str, tuple[str, int]] = {
     "train.tsv": ("5e2e21aec686ecd7cfc2d38174cf4cef2d051f4ebe7eb7de930895b6f6e2df5f", 129835),
     "dev.tsv": ("7281ef5e9408d29109abe538b8f404ee631013b97d039691c1f94ba517e48b1f", 2983),
     "test.tsv": ("7ffca49746d79afbce6ef15ab4228f0f5c4887207d5bd141e8d0a7506a914ee7", 3024),
+}
+
+# --tutorial-subset: the pairs the PyTorch tutorial trains on (see tutorial_pairs), normalised as
+# it normalises them, english<TAB>french, split by the English side into test (buckets 0-99, ~10%),
+# dev (100-149, ~5%) and train, by the same hash as above
+TUTORIAL_DEFAULT_DEST = REPO_ROOT / "data" / "tatoeba_tutorial"
+TUTORIAL_PAIRS = 11445  # what the tutorial prints: "Trimmed to 11445 sentence pairs"
+TUTORIAL_MAX_LENGTH = 10
+TUTORIAL_ENG_PREFIXES = (
+    "i am ", "i m ", "he is", "he s ", "she is", "she s ",
+    "you are", "you re ", "we are", "we re ", "they are", "they re ",
+)
+TUTORIAL_TEST_BUCKETS = range(0, 100)
+TUTORIAL_DEV_BUCKETS = range(100, 150)
+TUTORIAL_SPLIT_FILES: dict[str, tuple[str, int]] = {
+    "train.tsv": ("ee210d2eced20a304451fda213ff761cc7df87c87af642af792b7ab3142b4fe8", 9686),
+    "dev.tsv": ("3dea04af026ef1cfaa435e9e2d064f65d645728503296b7c98ea7f7761ea7fdd", 635),
+    "test.tsv": ("64f476c587d279e7a7297456dc331c566e440c9b6e8f56c49406c32d313f1544", 1124),
 }
 
 TATOEBA_LICENSE = (
@@ -355,13 +376,13 @@ def get_multi30k(src: Path | None, dest: Path, force: bool) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def tatoeba_split_of(english: bytes) -> str:
+def tatoeba_split_of(english: bytes, test: range = TATOEBA_TEST_BUCKETS, dev: range = TATOEBA_DEV_BUCKETS) -> str:
     """The split ('train', 'dev' or 'test') of every pair whose English side is `english`."""
     digest = hashlib.sha256(english).digest()
     bucket = int.from_bytes(digest[:TATOEBA_HASH_BYTES], "big") % TATOEBA_BUCKETS
-    if bucket in TATOEBA_TEST_BUCKETS:
+    if bucket in test:
         return "test"
-    if bucket in TATOEBA_DEV_BUCKETS:
+    if bucket in dev:
         return "dev"
     return "train"
 
@@ -380,8 +401,8 @@ def split_tatoeba(source: Path, out_dir: Path) -> dict[str, int]:
     return {s: len(r) for s, r in out.items()}
 
 
-def _tatoeba_build(src: Path | None, work: Path) -> None:
-    raw = work / ".source"
+def _tatoeba_source(src: Path | None, raw: Path) -> Path:
+    """eng-fra.txt, downloaded or copied from `src` into `raw`, verified."""
     raw.mkdir()
     source = raw / TATOEBA_SOURCE_NAME
     if src is None:
@@ -406,8 +427,64 @@ def _tatoeba_build(src: Path | None, work: Path) -> None:
             unzip_member(found[0], found[1], source)
             origin = f"{found[0]}:{TATOEBA_SOURCE_NAME}"
     verify_file(source, TATOEBA_SOURCE_NAME, TATOEBA_SOURCE, origin)
-    split_tatoeba(source, work)
+    return source
+
+
+def _tatoeba_build(src: Path | None, work: Path) -> None:
+    raw = work / ".source"
+    split_tatoeba(_tatoeba_source(src, raw), work)
     shutil.rmtree(raw)
+
+
+def tutorial_normalize(text: str) -> str:
+    """The tutorial's normalizeString: lowercase ASCII (accents dropped), a space before . ! ?,
+    every run of other characters one space."""
+    text = "".join(c for c in unicodedata.normalize("NFD", text.lower().strip()) if unicodedata.category(c) != "Mn")
+    text = re.sub(r"([.!?])", r" \1", text)
+    return re.sub(r"[^a-zA-Z!?]+", r" ", text).strip()
+
+
+def tutorial_pairs(source: Path) -> list[tuple[str, str]]:
+    """(english, french) pairs that the PyTorch seq2seq tutorial keeps, in file order: both sides
+    normalised, fewer than MAX_LENGTH = 10 space-separated words each, and the English side
+    starting with one of its eng_prefixes ("i am ", "he is", …)."""
+    pairs = []
+    for line in source.read_text(encoding="utf-8").strip().split("\n"):
+        english, french = (tutorial_normalize(side) for side in line.split("\t")[:2])
+        if (len(english.split(" ")) < TUTORIAL_MAX_LENGTH and len(french.split(" ")) < TUTORIAL_MAX_LENGTH
+                and english.startswith(TUTORIAL_ENG_PREFIXES)):
+            pairs.append((english, french))
+    return pairs
+
+
+def _tutorial_build(src: Path | None, work: Path) -> None:
+    raw = work / ".source"
+    pairs = tutorial_pairs(_tatoeba_source(src, raw))
+    if len(pairs) != TUTORIAL_PAIRS:
+        raise GetDataError(f"the tutorial's filter kept {len(pairs)} pairs, not its {TUTORIAL_PAIRS}")
+    out: dict[str, list[str]] = {s: [] for s in TATOEBA_SPLITS}
+    for english, french in pairs:
+        split = tatoeba_split_of(english.encode("utf-8"), TUTORIAL_TEST_BUCKETS, TUTORIAL_DEV_BUCKETS)
+        out[split].append(f"{english}\t{french}\n")
+    for split, rows in out.items():
+        (work / f"{split}.tsv").write_text("".join(rows), encoding="utf-8")
+    shutil.rmtree(raw)
+
+
+def get_tutorial_subset(src: Path | None, dest: Path, force: bool) -> None:
+    _check_from(src)
+    if _run_in_workdir(dest, TUTORIAL_SPLIT_FILES, force, "tatoeba tutorial subset",
+                       lambda work: _tutorial_build(src, work)):
+        _info(f"tatoeba --tutorial-subset: {TATOEBA_SOURCE_NAME} verified; the tutorial's {TUTORIAL_PAIRS} pairs "
+              f"written to {dest}")
+    _info("the PyTorch tutorial's filter: normalizeString (lowercase ASCII, punctuation split off), fewer than "
+          f"{TUTORIAL_MAX_LENGTH} words a side, English starting with its eng_prefixes; english<TAB>french")
+    _info(f"split by the English sentence: sha256 bucket mod {TATOEBA_BUCKETS}: "
+          f"{TUTORIAL_TEST_BUCKETS.start}-{TUTORIAL_TEST_BUCKETS.stop - 1} test, "
+          f"{TUTORIAL_DEV_BUCKETS.start}-{TUTORIAL_DEV_BUCKETS.stop - 1} dev, rest train")
+    for split in TATOEBA_SPLITS:
+        _info(f"  {split + '.tsv':10s} {TUTORIAL_SPLIT_FILES[f'{split}.tsv'][1]:6d} pairs")
+    _info(TATOEBA_LICENSE)
 
 
 def get_tatoeba(src: Path | None, dest: Path, force: bool) -> None:
@@ -489,6 +566,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder (default: <repo>/data/multi30k or <repo>/data/tatoeba)",
     )
     p.add_argument(
+        "--tutorial-subset",
+        action="store_true",
+        help="tatoeba only: the 11,445 short pairs the PyTorch seq2seq tutorial trains on, normalised as "
+        "it does, with a held-out dev and test split (default destination data/tatoeba_tutorial)",
+    )
+    p.add_argument(
         "--force",
         action="store_true",
         help="redo even if the destination is complete; replace the corpus files in a "
@@ -504,9 +587,14 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as e:  # --help
             return e.code if isinstance(e.code, int) else 0
         src = args.src.expanduser().resolve() if args.src is not None else None
+        if args.tutorial_subset and args.corpus != "tatoeba":
+            raise GetDataError("--tutorial-subset goes with tatoeba (the tutorial's eng-fra.txt)")
         if args.corpus == "multi30k":
             dest = (args.dest or MULTI30K_DEFAULT_DEST).expanduser().resolve()
             get_multi30k(src, dest, args.force)
+        elif args.tutorial_subset:
+            dest = (args.dest or TUTORIAL_DEFAULT_DEST).expanduser().resolve()
+            get_tutorial_subset(src, dest, args.force)
         else:
             dest = (args.dest or TATOEBA_DEFAULT_DEST).expanduser().resolve()
             get_tatoeba(src, dest, args.force)

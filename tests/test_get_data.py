@@ -326,3 +326,38 @@ def test_help(tmp_path):
     for needle in ("multi30k", "tatoeba", "CC BY 2.0", "Elliott et al. 2016", "data/multi30k",
                    "data/tatoeba", "English", "--force", "--from", "--dest"):
         assert needle in out(r), needle
+
+
+# ---------------------------------------------------------------------------------------------
+# tatoeba --tutorial-subset
+# ---------------------------------------------------------------------------------------------
+
+
+def test_tutorial_normalize_is_the_tutorials_normalize_string(gd):
+    # lowercase ASCII without accents, . ! ? split off, every other character run one space
+    assert gd.tutorial_normalize("  Je suis très fatigué ! ") == "je suis tres fatigue !"
+    assert gd.tutorial_normalize("I'm 20 years old.") == "i m years old"
+    assert gd.tutorial_normalize("Ça va?") == "ca va ?"
+
+
+@needs_tatoeba
+def test_tutorial_subset_keeps_the_tutorials_pairs_split_by_the_english_sentence(gd, tmp_path, capsys):
+    dest = tmp_path / "tut"
+    assert gd.main(["tatoeba", "--tutorial-subset", "--from", str(SHARED_TATOEBA), "--dest", str(dest)]) == 0
+    rows = {s: (dest / f"{s}.tsv").read_text(encoding="utf-8").splitlines() for s in ("train", "dev", "test")}
+    assert sum(map(len, rows.values())) == 11445  # what the tutorial prints: "Trimmed to 11445 sentence pairs"
+    english = {s: {r.split("\t")[0] for r in r_} for s, r_ in rows.items()}
+    assert not english["train"] & english["test"] and not english["train"] & english["dev"]
+    for row in rows["test"]:
+        en, fr = row.split("\t")
+        assert en.startswith(gd.TUTORIAL_ENG_PREFIXES) and len(en.split(" ")) < 10 and len(fr.split(" ")) < 10
+    assert "i m home\tje suis chez moi" in rows["test"]
+    assert "the tutorial's 11445 pairs written to" in "".join(capsys.readouterr())
+    # a second run finds the verified files and does nothing
+    assert gd.main(["tatoeba", "--tutorial-subset", "--from", str(SHARED_TATOEBA), "--dest", str(dest)]) == 0
+
+
+def test_tutorial_subset_goes_with_tatoeba_only(tmp_path):
+    proc = run_script("get_data.py", "multi30k", "--tutorial-subset", "--dest", tmp_path / "x")
+    assert one_line_error(proc.returncode, err(proc), "--tutorial-subset goes with tatoeba")
+    assert not (tmp_path / "x").exists()
