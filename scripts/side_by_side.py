@@ -1,6 +1,6 @@
 """nmt against Joey NMT 2.3.0 on Multi30k de→en, one after the other on this machine, alternating.
 
-    python scripts/side_by_side.py [--pairs 3] [--joey-minutes 3] [--steps 100]
+    python scripts/side_by_side.py [--pairs 3] [--joey-minutes 3] [--steps 60]
                                    [--decode-minutes 10] [--work /tmp/sbs] [--json OUT]
 
 Training speed, `--pairs` times (Joey first in odd pairs, nmt first in even ones, so that a
