@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import Iterator
 
-import torch
+# oneDNN (which runs torch's bf16 matmuls on a CPU) keeps up to 1,024 compiled primitives, one per
+# shape; batches of varying lengths fill that cache, and a 1,000-step Multi30k run in bf16 peaked
+# at 2.2 GB RSS against 0.95 GB in fp32. 16 keeps the peak down at the same speed (README, "Mixed
+# precision").
+# Read when oneDNN makes its first primitive, so setting it here, before any training, takes effect;
+# a value set by the user wins.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
+
+import torch  # noqa: E402
 
 
 @contextmanager

@@ -99,10 +99,9 @@ class Trainer:
         self.dist = dist or Dist()
         self.device = device or torch.device("cpu")
         self.log = RunLog(run, self.dist.is_main)  # train.log opens once the trainer is built
-        self.precision, why = resolve_precision(self.tc.precision, self.device)
+        self.precision, self.precision_why = resolve_precision(self.tc.precision, self.device)
         self.autocast_dtype = AUTOCAST_DTYPES[self.precision]
         self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
-        self.info(f"precision: {self.precision} ({why})")
 
         # data: rank 0 prepares the corpus (or finds it prepared) and puts its tokenizers into the
         # run directory; every rank maps the same prepared files, so the OS shares their pages
@@ -145,6 +144,7 @@ class Trainer:
         n_trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         self.info(f"model: {n_params:,} parameters ({n_trainable:,} trainable); vocab src {len(self.src_tok)} "
                   f"tgt {len(self.tgt_tok)}")
+        self.info(f"precision: {self.precision} ({self.precision_why})")
 
         # for the embedding drift logged at every validation: the tables before the first step
         # and how often each id occurs in training

@@ -22,6 +22,8 @@ from __future__ import annotations
 import copy
 import functools
 import random
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -29,7 +31,7 @@ import torch
 import nmt.cpu as nmt_cpu
 import nmt.model.decoder as decoder_module  # (`nmt` is helpers' CLI runner here)
 from conftest import tiny_config_dict
-from helpers import kill, last_step, nmt, run_ok, torchrun_cmd, train_events, wait_for_step, weights, write_yaml
+from helpers import ENV, ROOT, kill, last_step, nmt, run_ok, torchrun_cmd, train_events, wait_for_step, weights, write_yaml
 from nmt.batching import Batch, collate
 from nmt.checkpoint import load_checkpoint
 from nmt.config import ModelConfig, TrainConfig
@@ -234,6 +236,17 @@ def test_auto_precision_is_bf16_only_on_a_cpu_with_bf16_units(monkeypatch, units
     precision, why = nmt_cpu.resolve_precision("auto", torch.device(device))
     assert precision == want and why.startswith("auto: ")
     assert nmt_cpu.resolve_precision("fp16", torch.device(device)) == ("fp16", "as configured")
+
+
+@pytest.mark.parametrize("given, want", [(None, "16"), ("64", "64")])
+def test_nmt_bounds_onednns_kernel_cache_unless_the_user_set_it(given, want):
+    # the bf16 kernels of each batch shape stay cached; without a bound a bf16 run's RSS kept growing
+    code = "import os, nmt.cpu; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
+    env = {k: v for k, v in ENV.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}  # (this process set it)
+    if given is not None:
+        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = given
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    assert proc.stdout.strip() == want
 
 
 @pytest.mark.parametrize("units", [True, False])
