@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 
 import pytest
@@ -124,3 +125,13 @@ def test_without_gensim_compare_word2vec_gives_a_one_line_hint(trained_run, monk
 
 def test_compare_word2vec_refuses_a_bad_count_before_training(trained_run):
     assert_error(nmt("embeddings", trained_run, "compare-word2vec", "--top", "0"), "--top must be at least 1")
+
+
+def test_a_run_whose_prepared_data_is_gone_is_refused_in_one_line(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    record = json.loads((run / "prepared.json").read_text(encoding="utf-8"))
+    (run / "prepared.json").write_text(json.dumps({**record, "path": str(tmp_path / "gone")}), encoding="utf-8")
+    assert_error(nmt("embeddings", run, "compare-word2vec"), "prepared.json names", "which is gone", "nmt prepare")
+    (run / "prepared.json").unlink()
+    assert_error(nmt("embeddings", run, "compare-word2vec"), "prepared.json: missing or unreadable")

@@ -91,7 +91,7 @@ def load_counts(run_dir: str | Path, side: str, vocab_size: int | None = None) -
 def training_side(run_dir: str | Path, side: str) -> list[list[int]]:
     """The ids of one side of the run's training pairs, as training saw them: the prepared dataset
     that RUN/prepared.json names (nmt prepare), under the run's length limits."""
-    from nmt.data import training_data  # numpy and the data path: only this command needs them
+    from nmt.data import training_data  # the data path: only compare-word2vec needs it here
     from nmt.dataset import Dataset
 
     check_side(side)
