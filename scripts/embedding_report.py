@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from nmt.errors import NmtError  # noqa: E402
+from nmt.lab.compare import single_piece  # noqa: E402
 from nmt.lab.stats import analogy, neighbors, word_vector  # noqa: E402
 from nmt.lab.tables import load_tables  # noqa: E402
 from nmt.tokenizer import WORD_MARK, Tokenizer  # noqa: E402
@@ -94,11 +95,6 @@ def neighbour_table(words: list[str], init: torch.Tensor, trained: torch.Tensor,
             cells.append(", ".join(f"{tok.id_to_piece(i)} {c:.2f}" for i, c in found))
         rows.append(f"| {word} ({' '.join(p for p, _ in pieces)}) | {cells[0]} | {cells[1]} |")
     return "\n".join(rows)
-
-
-def single_piece(word: str, tok: Tokenizer) -> int | None:
-    pieces = tok.pieces(word)
-    return tok.piece_to_id(pieces[0]) if len(pieces) == 1 else None
 
 
 def analogy_accuracy(pairs: list[tuple[str, str]], table: torch.Tensor, tok: Tokenizer) -> dict:

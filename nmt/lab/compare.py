@@ -128,23 +128,27 @@ def procrustes(a: torch.Tensor, b: torch.Tensor, fit: torch.Tensor, held_out: to
     return float((_unit(mapped) * ub[held_out]).sum(dim=1).mean())
 
 
+def _data_lines(path: str | Path, what: str) -> list[tuple[int, str]]:
+    """(line number, line) of a user's file, blank lines and comments (# or :) left out."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise NmtError(f"{path}: cannot read the {what} ({e.__class__.__name__})") from None
+    found = [(n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith(("#", ":"))]
+    if not found:
+        raise NmtError(f"{path}: no {what} in it")
+    return found
+
+
 def read_analogies(path: str | Path) -> list[tuple[str, str, str, str]]:
     """`a b c d` lines (a − b + c ≈ d); blank lines and lines starting with # or : are skipped
     (word2vec's questions-words.txt marks its sections with ':')."""
     queries = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise NmtError(f"{path}: cannot read the analogies ({e.__class__.__name__})") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip() or line.lstrip().startswith(("#", ":")):
-            continue
+    for number, line in _data_lines(path, "analogies"):
         words = line.split()
         if len(words) != 4:
             raise NmtError(f"{path}:{number}: an analogy is 4 words 'a b c d' (a - b + c = d), got {len(words)}")
         queries.append((words[0], words[1], words[2], words[3]))
-    if not queries:
-        raise NmtError(f"{path}: no analogies in it")
     return queries
 
 
@@ -178,19 +182,11 @@ def analogy_accuracy(queries: Sequence[tuple[str, str, str, str]], table: torch.
 def read_classes(path: str | Path) -> dict[str, tuple[str, str]]:
     """`word<TAB>class[<TAB>group]` lines → {word: (class, group or "")}."""
     classes = {}
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise NmtError(f"{path}: cannot read the word classes ({e.__class__.__name__})") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip() or line.startswith("#"):
-            continue
+    for number, line in _data_lines(path, "word classes"):
         fields = line.split("\t")
         if len(fields) not in (2, 3) or not all(f.strip() for f in fields):
             raise NmtError(f"{path}:{number}: expected 'word<TAB>class[<TAB>group]', got {line!r}")
         classes[fields[0].strip()] = (fields[1].strip(), fields[2].strip() if len(fields) == 3 else "")
-    if not classes:
-        raise NmtError(f"{path}: no words in it")
     return classes
 
 

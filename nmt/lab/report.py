@@ -17,6 +17,7 @@ from nmt.lab.plot import default_words, plot_projection
 from nmt.lab.stats import analogy, drift, drift_summary, most_and_least_moved, neighbors, word_vector
 from nmt.lab.tables import check_side, checkpoint_file, load_counts, load_tables, training_side
 from nmt.rundir import RunDir
+from nmt.tokenizer import WORD_MARK
 
 if TYPE_CHECKING:
     from nmt.lab.compare import Word2VecSettings
@@ -247,9 +248,9 @@ class Lab:
                           "the neighbours that have a class: the share of the same class, and of those, of the same group",
                       _table(("table", "class", "words", "same class", "same group"), rows)]
         if plot_out:
-            from nmt.lab.plot import default_words, plot_projection
-
-            words = words or default_words(self.tokenizer, counts, sentences=self.training_text())
+            # the training text, from the pieces already read (not the corpus files again)
+            text = ["".join(pieces).replace(WORD_MARK, " ").strip() for pieces in sentences]
+            words = words or default_words(self.tokenizer, counts, sentences=text)
             path = plot_projection({"init": initial, f"trained ({self.checkpoint})": self.table, "word2vec": w2v},
                                    words, self.tokenizer, plot_out,
                                    title=f"{self.run.path} · side {self.side} ({self.lang})")
