@@ -346,7 +346,6 @@ def prepare(cfg: Config, where: str = "config", workers: int | None = None, forc
             raise NmtError(f"{folder}: the prepared dataset is damaged: {problem}; rebuild it with: "
                            f"nmt prepare {where} --force")
         return PrepareResult(ds, False, time.time() - t0)
-    workers = workers or os.cpu_count() or 1
     _remove_stale_temporaries(folder)
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     try:
@@ -394,7 +393,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _write(cfg: Config, out: Path, key_prefix: str, workers: int, where: str, say: Callable[[str], None],
+def _write(cfg: Config, out: Path, key_prefix: str, workers: int | None, where: str, say: Callable[[str], None],
            chunk_lines: int) -> None:
     d, tk = cfg.data, cfg.tokenizer
     t0 = time.time()
@@ -404,6 +403,11 @@ def _write(cfg: Config, out: Path, key_prefix: str, workers: int, where: str, sa
         check_aligned([s.path for s in scans[name]], [s.lines for s in scans[name]])
     chunks = {name: _chunks(name, s, chunk_lines) for name, s in scans.items()}
     n_lines = scans["train"][0].lines
+    if workers is None:
+        # no more workers than training chunks: a corpus of one chunk forks no process at all,
+        # which also keeps a long-lived caller with torch's threads running (a test session, a
+        # notebook) clear of fork-after-threads deadlocks
+        workers = max(1, min(os.cpu_count() or 1, len(chunks["train"])))
 
     pool = _Pool(workers, d, None)
     try:

@@ -48,6 +48,15 @@ def big_corpus(tmp_path: Path, repeat: int = 6) -> str:
     return write_parallel(tmp_path / "big", "train", pairs)
 
 
+def test_by_default_no_more_workers_than_training_chunks(tmp_path, make_config):
+    """One chunk: prepared in this process, no pool forked (a fork beside torch's threads can hang)."""
+    one = prepared(make_config(data={"prepared_dir": str(tmp_path / "a")}))
+    several = prepared(make_config(data={"train": big_corpus(tmp_path), "prepared_dir": str(tmp_path / "b")}),
+                       chunk_lines=50)
+    assert one.manifest["workers"] == 1
+    assert several.manifest["workers"] == min(os.cpu_count() or 1, 12)  # 588 lines: 12 chunks of 50
+
+
 # ----------------------------------------------------------------------------- the same batches
 
 
