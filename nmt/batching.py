@@ -15,6 +15,7 @@ from typing import Iterator, Protocol, Sequence
 import numpy as np
 import torch
 
+from nmt.sampling import SubwordSampler
 from nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 Example = tuple[list[int], list[int]]  # (source ids, target ids), no specials
@@ -235,8 +236,10 @@ class BatchStream:
         world_size: int = 1,
         max_src_len: int = 0,  # 0: no limit
         max_tgt_len: int = 0,
+        sampler: SubwordSampler | None = None,  # subword regularization: each batch's pairs resegmented
     ) -> None:
         self.pairs = pairs
+        self.sampler = sampler
         self.n = len(pairs.src_lengths)
         self.batch_tokens = batch_tokens
         self.batch_size = batch_size
@@ -295,15 +298,25 @@ class BatchStream:
 
     def next_batch(self) -> tuple[Batch, bool]:
         """This rank's shard of the next global batch, and whether it is the last of its epoch."""
-        global_ids = self.global_batch(self.epoch, self.position)
+        epoch, b = self.epoch, self.position
+        global_ids = self.global_batch(epoch, b)
         self.position += 1
         last = self.position == self.batches_per_epoch()
         if last:
             self.epoch += 1
             self.position = 0
-        ids = (global_ids[self.rank :: self.world_size] if self.rank < len(global_ids) else global_ids[:1]).tolist()
-        batch = collate(self.pairs.sentences("src", ids), self.pairs.sentences("tgt", ids), ids)
-        global_tokens = int(self.pairs.tgt_lengths[global_ids].sum()) + len(global_ids)  # +1 each: EOS
+        mine = slice(self.rank, None, self.world_size) if self.rank < len(global_ids) else slice(0, 1)
+        ids = global_ids[mine].tolist()
+        if self.sampler is None:
+            src, tgt = self.pairs.sentences("src", ids), self.pairs.sentences("tgt", ids)
+            global_tokens = int(self.pairs.tgt_lengths[global_ids].sum()) + len(global_ids)  # +1 each: EOS
+        else:  # every rank resegments the whole global batch the same way, so the token count agrees
+            every = global_ids.tolist()
+            src_all = self.sampler.resample("src", self.pairs.sentences("src", every), epoch, b)
+            tgt_all = self.sampler.resample("tgt", self.pairs.sentences("tgt", every), epoch, b)
+            src, tgt = src_all[mine], tgt_all[mine]
+            global_tokens = sum(len(t) for t in tgt_all) + len(tgt_all)
+        batch = collate(src, tgt, ids)
         filler = self.rank >= len(global_ids)
         batch.norm_tokens = float("inf") if filler else global_tokens / self.world_size
         return batch, last

@@ -23,13 +23,17 @@ from nmt.files import read_text
 
 
 def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-           resume_safe: bool = False) -> dict:
-    return {"range": (lo, hi, lo_open), **(RESUME_SAFE if resume_safe else {})}
+           resume_safe: bool = False, training_only: bool = False) -> dict:
+    return {"range": (lo, hi, lo_open), **(RESUME_SAFE if resume_safe else {}),
+            **(TRAINING_ONLY if training_only else {})}
 
 
 # Field metadata of the keys that may differ between a run's saved config and the config given
 # with --resume: they change how a run is watched, stopped or decoded, not the steps it takes.
 RESUME_SAFE = {"resume_safe": True}
+# Field metadata of the tokenizer keys that act on training batches only: they are not part of the
+# prepared dataset (its key), so changing them tokenizes nothing again.
+TRAINING_ONLY = {"training_only": True}
 
 
 @dataclass
@@ -68,6 +72,11 @@ class TokenizerConfig:
     max_sentences: int = field(default=1_000_000, metadata=_range(100))  # sampled for training
     # true: a vocab size the text cannot fill is an error; false: take as many pieces as it can
     hard_vocab_limit: bool = True
+    # subword regularization (unigram only): > 0 resegments each training sentence every time it is
+    # drawn, sampled from its nbest_size best splits with probability ∝ P(split)^alpha (nmt/sampling.py);
+    # dev, test and translation keep the best split. 0: off
+    sampling_alpha: float = field(default=0.0, metadata=_range(0.0, training_only=True))
+    nbest_size: int = field(default=16, metadata=_range(2, 1000, training_only=True))
 
 
 @dataclass
@@ -314,6 +323,9 @@ def _validate(cfg: Config, where: str) -> None:
             "decays as lr × sqrt(warmup_steps / step), so without warm-up steps it never changes: set "
             "'train.warmup_steps' (e.g. 4000), or use 'constant'"
         )
+    if cfg.tokenizer.sampling_alpha > 0 and cfg.tokenizer.type != "unigram":
+        raise NmtError(f"{where}: key 'tokenizer.sampling_alpha' samples unigram splits, but 'tokenizer.type' "
+                       f"is {cfg.tokenizer.type!r}; set it to 0 or use type unigram")
     if t.max_steps == 0 and t.max_epochs == 0 and t.max_minutes == 0:
         raise NmtError(
             f"{where}: set at least one of 'train.max_steps', 'train.max_epochs', "

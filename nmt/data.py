@@ -18,6 +18,8 @@ from nmt.config import Config
 from nmt.corpus import Corpus, load_corpus
 from nmt.dataset import SIDES, Dataset, Split
 from nmt.errors import NmtError
+from nmt.sampling import SubwordSampler
+from nmt.tokenizer import Tokenizer
 
 FINGERPRINT_PREFIX = "prepared-v1:"  # older nmt saved a sha256 of all ids, without a prefix
 
@@ -31,12 +33,16 @@ class TrainingData:
     filtered: dict[str, int]  # {"kept", "too_long_src", "too_long_tgt"}: pairs per the length limits
     max_src_len: int
     max_tgt_len: int
+    tokenizers: tuple[Tokenizer, Tokenizer]  # the prepared ids' models: what subword sampling resegments with
 
     def stream(self, cfg: Config, rank: int = 0, world_size: int = 1) -> BatchStream:
         """The run's batches: a pure function of (seed, epoch), this rank's shard of each."""
-        tc = cfg.train
+        tc, tk = cfg.train, cfg.tokenizer
+        sampler = None
+        if tk.sampling_alpha:
+            sampler = SubwordSampler(*self.tokenizers, tk.sampling_alpha, tk.nbest_size, tc.seed)
         return BatchStream(self.split, tc.batch_tokens, tc.batch_size, tc.seed, rank, world_size,
-                           self.max_src_len, self.max_tgt_len)
+                           self.max_src_len, self.max_tgt_len, sampler)
 
     def token_counts(self, block: int = 1 << 20) -> dict[str, torch.Tensor]:
         """How often each id occurs in the pairs that training sees: the prepared counts of all
@@ -72,7 +78,7 @@ def training_data(cfg: Config, dataset: Dataset, where: str = "config") -> Train
         raise NmtError(f"{d.train}: the length filter removed every pair; raise 'data.max_src_len' / "
                        f"'data.max_tgt_len' in {where}")
     return TrainingData(split, FINGERPRINT_PREFIX + dataset.training_fingerprint(), filtered,
-                        d.max_src_len, d.max_tgt_len)
+                        d.max_src_len, d.max_tgt_len, dataset.tokenizers())
 
 
 def dev_corpus(cfg: Config) -> Corpus:

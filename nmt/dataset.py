@@ -31,7 +31,7 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -72,7 +72,9 @@ def settings(cfg: Config) -> dict[str, Any]:
     read = {"format": d.format, "src_lang": d.src_lang, "tgt_lang": d.tgt_lang}
     if d.format == "tsv":
         read["tsv_columns"] = list(d.tsv_columns)
-    return {"format_version": FORMAT_VERSION, "read": read, "tokenizer": asdict(cfg.tokenizer)}
+    tokenizer = {f.name: getattr(cfg.tokenizer, f.name) for f in fields(cfg.tokenizer)
+                 if not f.metadata.get("training_only")}
+    return {"format_version": FORMAT_VERSION, "read": read, "tokenizer": tokenizer}
 
 
 def file_sha256(path: Path, block_bytes: int = 1 << 24) -> str:

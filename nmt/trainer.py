@@ -115,6 +115,9 @@ class Trainer:
         self.src_tok, self.tgt_tok = self.run.load_tokenizers()
         self.data = training_data(cfg, self.dataset, where)
         self.info(self.data.describe())
+        if cfg.tokenizer.sampling_alpha:
+            self.info(f"subword sampling: each training sentence split anew, from its {cfg.tokenizer.nbest_size} best "
+                      f"splits with probability ∝ P^{cfg.tokenizer.sampling_alpha} (dev and test: the best split)")
         self.dev = DevSet.load(cfg, self.dataset)
 
         # the model and its optimisation, seeded
