@@ -43,10 +43,16 @@ class SubwordSampler:
             return out
         texts = tok.sp.decode([list(sentences[i]) for i in todo])
         nbests = tok.sp.nbest_encode(texts, out_type=int, nbest_size=self.nbest_size)
-        for i, splits in zip(todo, nbests):
-            if len(splits) < 2:
-                continue
-            logp = np.array([scores[s].sum() for s in splits])
-            # Gumbel-max: argmax(alpha * log P + Gumbel noise) is a draw ∝ P^alpha
-            out[i] = splits[int(np.argmax(self.alpha * logp + rng.gumbel(size=len(splits))))]
+        # every split of every sentence at once: log P(split) = the sum of its pieces' log P
+        splits = [s for n in nbests for s in n]
+        lengths = np.fromiter((len(s) for s in splits), dtype=np.int64, count=len(splits))
+        flat = np.fromiter((i for s in splits for i in s), dtype=np.int64, count=int(lengths.sum()))
+        logp = np.add.reduceat(scores[flat], np.concatenate([[0], np.cumsum(lengths)[:-1]]))
+        # Gumbel-max: argmax(alpha * log P + Gumbel noise) is a draw ∝ P^alpha
+        keys = self.alpha * logp + rng.gumbel(size=len(splits))
+        first = 0
+        for i, n in zip(todo, nbests):
+            if n:
+                out[i] = n[int(np.argmax(keys[first : first + len(n)]))]
+            first += len(n)
         return out
