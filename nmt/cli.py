@@ -56,6 +56,19 @@ examples:
   nmt translate runs/toy --checkpoint averaged     the weights made by nmt average
 """
 
+EPILOG_SERVE = """\
+The model is loaded once, before the port opens. Concurrent requests are decoded together by one
+worker (up to --max-batch sentences, waiting at most --max-wait-ms for more); a full queue answers
+503 with Retry-After. SIGTERM or Ctrl-C lets the requests in flight finish and exits 0.
+
+examples:
+  nmt serve runs/toy                                   then open http://127.0.0.1:8000/
+  curl -s localhost:8000/v1/translate -H 'content-type: application/json' \\
+       -d '{"text": ["the king eats ."], "n_best": 3, "attention": true}'
+  curl -s 'localhost:8000/v1/embeddings/neighbors?word=king&side=src&k=5&checkpoint=init'
+  nmt serve runs/toy --host 0.0.0.0 --port 8080 --quantize int8      reachable from other machines
+"""
+
 EPILOG_PLOT = """\
 The curves come from RUN/metrics.jsonl, so this works while the run is still training (and
 without TensorBoard). The train loss is label-smoothed (train.label_smoothing), the dev loss is
@@ -186,6 +199,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attention-plots", metavar="DIR", default=None,
                    help="write one attention heatmap PNG per sentence into DIR (0001.png, … in input order; "
                         "needs matplotlib)")
+    _add_debug(p)
+
+    p = sub.add_parser("serve", help="a JSON API and a web page for a trained run (needs the serve extra)",
+                       description="Serve a trained run over HTTP: POST /v1/translate, GET /v1/info, "
+                                   "GET /v1/embeddings/neighbors, GET /health, the page at /, API docs at /docs.",
+                       epilog=EPILOG_SERVE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="run directory")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one, printed)")
+    p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
+    p.add_argument("--beam", type=int, default=None, help="default beam size of requests (default: the run's "
+                                                          "decode.beam_size)")
+    p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none", help=QUANTIZE_HELP)
+    g = p.add_argument_group("dynamic batching")
+    g.add_argument("--max-batch", type=int, default=64, help="sentences decoded together at most (default 64)")
+    g.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="how long the decoder waits for more requests once one is in (default 5)")
+    g.add_argument("--max-queue", type=int, default=256, help="requests waiting at most; more get 503 (default 256)")
+    g.add_argument("--no-batching", action="store_true", help="decode each request alone, one after the other")
+    g = p.add_argument_group("limits per request (a refusal is a 4xx with a JSON error)")
+    g.add_argument("--max-sentences", type=int, default=64, help="sentences (default 64)")
+    g.add_argument("--max-chars", type=int, default=1000, help="characters per sentence (default 1000)")
+    g.add_argument("--max-body-bytes", type=int, default=1 << 20, help="body size (default 1 MiB)")
+    g.add_argument("--max-beam", type=int, default=16, help="beam size (default 16)")
+    g.add_argument("--timeout", type=float, default=30.0, help="seconds queued and decoding; then 503 (default 30)")
     _add_debug(p)
 
     p = sub.add_parser("plot", help="draw training curves from a run's metrics log (needs matplotlib)",
@@ -517,11 +555,35 @@ def cmd_embeddings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    for name in ("beam", "max_batch", "max_queue", "max_sentences", "max_chars", "max_body_bytes", "max_beam"):
+        _positive(getattr(args, name), "--" + name.replace("_", "-"))
+    if not 0 < args.timeout < float("inf"):  # a NaN fails both
+        raise NmtError(f"--timeout must be a finite number of seconds above 0, got {args.timeout}")
+    if not 0 <= args.max_wait_ms < float("inf"):
+        raise NmtError(f"--max-wait-ms must be a finite number of at least 0, got {args.max_wait_ms}")
+    if not 0 <= args.port <= 65535:
+        raise NmtError(f"--port must be between 0 and 65535, got {args.port}")
+    from nmt.serve import Batching, Limits, create_app, serve
+    from nmt import Translator
+
+    translator = Translator.load(args.run, args.checkpoint, quantize=args.quantize)
+    if args.beam and args.beam > args.max_beam:
+        raise NmtError(f"--beam {args.beam} exceeds --max-beam {args.max_beam}")
+    limits = Limits(args.max_sentences, args.max_chars, args.max_body_bytes, args.max_beam, args.timeout)
+    batching = Batching(not args.no_batching, args.max_batch, args.max_wait_ms, args.max_queue)
+    app = create_app(translator, limits, batching, args.beam)
+    print(f"loaded {translator.checkpoint} ({translator.cfg.data.src_lang}→{translator.cfg.data.tgt_lang}, "
+          f"quantize {args.quantize}); dynamic batching "
+          f"{'off' if args.no_batching else f'up to {args.max_batch} sentences, {args.max_wait_ms:g} ms wait'}")
+    return serve(app, args.host, args.port)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"train": cmd_train, "prepare": cmd_prepare, "evaluate": cmd_evaluate, "translate": cmd_translate,
-                "plot": cmd_plot, "average": cmd_average, "embeddings": cmd_embeddings}
+                "plot": cmd_plot, "average": cmd_average, "embeddings": cmd_embeddings, "serve": cmd_serve}
     try:
         from nmt.torch_version import require_torch
 

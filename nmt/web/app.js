@@ -1,0 +1,150 @@
+// The nmt page: translate a sentence with POST /v1/translate, draw the chosen hypothesis's attention
+// as an SVG heatmap, and show a clicked piece's nearest embedding rows (GET /v1/embeddings/neighbors)
+// in the trained table and the initial one. Plain DOM and SVG, no library.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const SVG = "http://www.w3.org/2000/svg";
+let current = null; // the last response's translation: {text, score, n_best, src_pieces, ...}
+
+async function call(url, options) {
+  const response = await fetch(url, options);
+  const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+  return body;
+}
+
+function say(text, isError = false) {
+  $("status").textContent = text;
+  $("status").className = isError ? "error" : "muted";
+}
+
+function element(tag, attributes = {}, text = null) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attributes)) e.setAttribute(k, v);
+  if (text !== null) e.textContent = text;
+  return e;
+}
+
+async function describe() {
+  try {
+    const info = await call("/v1/info");
+    $("direction").textContent = `${info.languages.src} → ${info.languages.tgt}`;
+    const c = info.checkpoint;
+    const score = c.dev_score === null || c.dev_score === undefined ? "?" : c.dev_score.toFixed(2);
+    $("model").textContent = `${info.run}: ${c.path.split("/").pop()}, step ${c.step}, dev ${c.dev_metric} ${score}; ` +
+      `vocabulary ${info.vocab.src} / ${info.vocab.tgt}; ${info.parameters.toLocaleString()} parameters`;
+    $("beam").value = info.decode.beam;
+    $("beam").max = info.limits.max_beam;
+    $("nbest").value = Math.min(3, info.decode.beam);
+  } catch (e) {
+    $("model").textContent = `cannot describe the model: ${e.message}`;
+  }
+}
+
+async function translate(event) {
+  event.preventDefault();
+  const text = $("text").value.trim();
+  if (!text) { say("type a sentence first", true); return; }
+  const beam = Number($("beam").value), nBest = Math.min(Number($("nbest").value), beam);
+  say("translating…");
+  $("go").disabled = true;
+  try {
+    const t0 = performance.now();
+    const body = await call("/v1/translate", {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ text: [text], beam, n_best: nBest, attention: true }),
+    });
+    current = body.translations[0];
+    show(0);
+    say(`${Math.round(performance.now() - t0)} ms (beam ${body.beam})`);
+  } catch (e) {
+    say(e.message, true);
+  } finally {
+    $("go").disabled = false;
+  }
+}
+
+function hypotheses() {
+  return current.n_best || [{ text: current.text, score: current.score, tgt_pieces: current.tgt_pieces,
+    attention: current.attention }];
+}
+
+function show(chosen) {
+  const hyps = hypotheses();
+  $("result").hidden = false;
+  $("translation").textContent = hyps[chosen].text || "(empty)";
+  const list = $("hyps");
+  list.replaceChildren();
+  hyps.forEach((h, i) => {
+    const li = document.createElement("li");
+    li.textContent = h.text || "(empty)";
+    const s = document.createElement("span");
+    s.className = "score";
+    s.textContent = h.score.toFixed(3);
+    li.append(s);
+    if (i === chosen) li.className = "chosen";
+    li.addEventListener("click", () => show(i));
+    list.append(li);
+  });
+  heatmap(current.src_pieces, hyps[chosen].tgt_pieces, hyps[chosen].attention);
+}
+
+function heatmap(srcPieces, tgtPieces, weights) {
+  const cols = [...srcPieces, "</s>"], rows = [...tgtPieces, "</s>"];
+  const cell = 28, left = 110, top = 90;
+  const svg = element("svg", { width: left + cols.length * cell + 90, height: top + rows.length * cell + 10,
+    role: "img", "aria-label": "attention heatmap" });
+  const label = (text, side, x, y, rotate) => {
+    const clickable = text !== "</s>";
+    // source labels rise to the right from above their column, clear of the cells
+    const t = element("text", { x, y, class: clickable ? "piece" : "eos", "text-anchor": rotate ? "start" : "end",
+      transform: rotate ? `rotate(-45 ${x} ${y})` : "" }, text);
+    if (clickable) t.addEventListener("click", () => neighbours(text, side));
+    svg.append(t);
+  };
+  cols.forEach((p, j) => label(p, "src", left + j * cell + cell / 2 - 4, top - 6, true));
+  rows.forEach((p, i) => label(p, "tgt", left - 6, top + i * cell + cell / 2 + 4, false));
+  rows.forEach((tp, i) => cols.forEach((sp, j) => {
+    const w = weights[i][j];
+    const rect = element("rect", { x: left + j * cell, y: top + i * cell, width: cell - 1, height: cell - 1,
+      class: "cell", fill: `rgba(11, 87, 208, ${Math.max(0.03, w)})`, "data-weight": w });
+    rect.append(element("title", {}, `${tp} ← ${sp}: ${w.toFixed(3)}`));
+    svg.append(rect);
+  }));
+  $("heatmap").replaceChildren(svg);
+}
+
+async function neighbours(piece, side) {
+  $("neighbours").hidden = false;
+  $("nb-query").textContent = piece;
+  $("nb-side").textContent = side === "src" ? "(source table)" : "(target table)";
+  for (const checkpoint of ["best", "init"]) {
+    const list = $(`nb-${checkpoint}`);
+    list.replaceChildren();
+    try {
+      const q = new URLSearchParams({ piece, side, checkpoint, k: 10 });
+      const body = await call(`/v1/embeddings/neighbors?${q}`);
+      for (const n of body.neighbors) {
+        const li = document.createElement("li");
+        li.textContent = n.piece;
+        const s = document.createElement("span");
+        s.className = "score";
+        s.textContent = n.cosine.toFixed(3);
+        li.append(s);
+        list.append(li);
+      }
+    } catch (e) {
+      const li = document.createElement("li");
+      li.className = "error";
+      li.textContent = e.message;
+      list.append(li);
+    }
+  }
+}
+
+$("form").addEventListener("submit", translate);
+$("text").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("form").requestSubmit(); }
+});
+describe();

@@ -1,0 +1,335 @@
+"""Tests for nmt serve (nmt/serve.py, nmt/batcher.py): the API, its refusals, dynamic batching,
+shutdown, and the page in a real browser."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="nmt serve needs the serve extra: pip install -e '.[serve]'")
+httpx = pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from helpers import ROOT, assert_error, load_script, nmt  # noqa: E402
+from nmt.batcher import DynamicBatcher  # noqa: E402
+from nmt.lab.stats import neighbors, word_vector  # noqa: E402
+from nmt.lab.tables import load_tables  # noqa: E402
+from nmt.serve import Batching, Limits, create_app  # noqa: E402
+from nmt.translate import Translator  # noqa: E402
+
+SENTENCES = ["the king eats .", "the queen sings a song .", "", "a dog sees the cat ."]
+bench = load_script("serve_bench.py")
+
+
+@pytest.fixture(scope="module")
+def translator(trained_run) -> Translator:
+    return Translator.load(trained_run)
+
+
+@pytest.fixture(scope="module")
+def client(translator):
+    with TestClient(create_app(translator), raise_server_exceptions=False) as c:
+        yield c
+
+
+def translate(client, **body):
+    return client.post("/v1/translate", json=body)
+
+
+# ----------------------------------------------------------------------------- the endpoints
+
+
+def test_translations_are_the_translators_for_the_same_settings(client, translator):
+    r = translate(client, text=SENTENCES, beam=3)
+    assert r.status_code == 200
+    assert [t["text"] for t in r.json()["translations"]] == translator.translate(SENTENCES, beam=3)
+    assert r.json()["translations"][2] == {"text": "", "score": 0.0}
+
+
+def test_n_best_and_attention_come_with_the_pieces(client, translator):
+    body = translate(client, text=SENTENCES[:2], beam=4, n_best=3, attention=True).json()
+    want = translator.translate_full(SENTENCES[:2], beam=4, n_best=3, attention=True)
+    for got, nbest in zip(body["translations"], want):
+        assert [h["text"] for h in got["n_best"]] == [h.text for h in nbest]
+        assert got["src_pieces"] == nbest[0].src_pieces
+        for h, w in zip(got["n_best"], nbest):
+            assert h["tgt_pieces"] == w.tgt_pieces
+            assert len(h["attention"]) == len(w.tgt_pieces) + 1  # rows: target pieces and </s>
+            assert {len(row) for row in h["attention"]} == {len(w.src_pieces) + 1}
+            assert all(abs(sum(row) - 1) < 1e-2 for row in h["attention"])
+
+
+def test_info_names_the_model_and_its_settings(client, trained_run):
+    info = client.get("/v1/info").json()
+    assert info["languages"] == {"src": "en", "tgt": "fr"}
+    assert info["checkpoint"]["path"].endswith("best.pt") and info["checkpoint"]["step"] > 0
+    assert info["checkpoint"]["dev_metric"] == "bleu" and info["checkpoint"]["dev_score"] is not None
+    assert info["decode"]["beam"] == 2 and info["vocab"]["src"] > 4
+
+
+def test_neighbours_are_the_labs_for_words_and_pieces(client, trained_run):
+    table, tok = load_tables(trained_run, "best", "src")
+    vec, rows = word_vector("king", table, tok)
+    body = client.get("/v1/embeddings/neighbors", params={"word": "king", "side": "src", "k": 3}).json()
+    assert [(p["piece"], p["id"]) for p in body["pieces"]] == rows
+    assert [(n["id"], n["cosine"]) for n in body["neighbors"]] == [
+        (i, round(c, 4)) for i, c in neighbors(vec, table, 3, [i for _, i in rows])]
+    first = body["pieces"][0]["piece"]
+    by_piece = client.get("/v1/embeddings/neighbors", params={"piece": first, "checkpoint": "init"}).json()
+    assert by_piece["pieces"] == [body["pieces"][0]] and by_piece["checkpoint"] == "init"
+
+
+def test_health_the_page_and_the_api_docs(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    assert "<textarea" in client.get("/").text and "heatmap" in client.get("/static/app.js").text
+    assert "/v1/translate" in client.get("/openapi.json").json()["paths"]
+
+
+# ----------------------------------------------------------------------------- refusals
+
+LONG = "a " * 600
+BAD_REQUESTS = [
+    # (what, request kwargs, status, error fragment)
+    ("malformed JSON", {"content": b'{"text": ['}, 400, "not valid UTF-8 JSON"),
+    ("non-UTF-8 bytes", {"content": b'{"text": ["\xff\xfe"]}'}, 400, "not valid UTF-8 JSON"),
+    ("no body", {"content": b""}, 400, "not valid UTF-8 JSON"),
+    ("a list, not an object", {"json": ["a"]}, 422, "must be a JSON object"),
+    ("text missing", {"json": {"beam": 2}}, 422, "field 'text' is required"),
+    ("unknown field", {"json": {"text": ["a"], "temperature": 1}}, 422, "unknown field 'temperature'"),
+    ("text a string", {"json": {"text": "a"}}, 422, "field 'text': Input should be a valid array"),
+    ("a sentence a number", {"json": {"text": ["a", 3]}}, 422, "field 'text[1]': Input should be a valid string"),
+    ("beam a string", {"json": {"text": ["a"], "beam": "5"}}, 422, "field 'beam': Input should be a valid integer"),
+    ("beam 0", {"json": {"text": ["a"], "beam": 0}}, 422, "field 'beam' is 0; it must be between 1 and 16"),
+    ("beam 10,000", {"json": {"text": ["a"], "beam": 10_000}}, 422, "field 'beam' is 10000; it must be between 1 and 16"),
+    ("n_best over the beam", {"json": {"text": ["a"], "beam": 2, "n_best": 3}}, 422, "field 'n_best' is 3"),
+    ("attention not a bool", {"json": {"text": ["a"], "attention": "yes"}}, 422, "field 'attention'"),
+    ("a control character", {"json": {"text": ["ok", "a\u0007b"]}}, 422, "text[1] holds the control character U+0007"),
+    ("a sentence too long", {"json": {"text": [LONG]}}, 413, "text[0] has 1,200 characters; the limit is 1,000"),
+    ("too many sentences", {"json": {"text": ["a"] * 65}}, 413, "field 'text' has 65 sentences; the limit is 64"),
+    ("a 10 MB body", {"content": b'{"text": ["' + b"a" * 10_000_000 + b'"]}'}, 413, "over the limit of 1,048,576 bytes"),
+]
+
+
+@pytest.mark.parametrize("what,kwargs,status,fragment", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
+def test_a_bad_request_is_refused_in_one_json_line_and_the_next_is_served(client, what, kwargs, status, fragment):
+    r = client.post("/v1/translate", headers={"content-type": "application/json"}, **kwargs)
+    assert r.status_code == status
+    assert list(r.json()) == ["error"] and fragment in r.json()["error"] and "\n" not in r.json()["error"]
+    assert translate(client, text=["the king eats ."]).status_code == 200
+
+
+@pytest.mark.parametrize("params,fragment", [
+    ({"word": "zzqqxx"}, "is not in this vocabulary"),
+    ({"piece": "no-such-piece"}, "is not in the src vocabulary"),
+    ({"word": "king", "piece": "x"}, "exactly one of the parameters 'word' and 'piece'"),
+    ({"word": "king", "side": "left"}, "parameter 'side' is 'left'"),
+    ({"word": "king", "checkpoint": "step_3"}, "parameter 'checkpoint' is 'step_3'"),
+    ({"word": "king", "k": 0}, "parameter 'k' is 0"),
+    ({"word": "king", "k": "many"}, "parameter 'k': Input should be a valid integer"),
+])
+def test_bad_neighbour_queries_are_422_with_the_parameter(client, params, fragment):
+    r = client.get("/v1/embeddings/neighbors", params=params)
+    assert r.status_code == 422 and fragment in r.json()["error"]
+
+
+def test_unknown_paths_and_methods_say_so(client):
+    assert client.get("/v2/translate").json() == {"error": "no such path: /v2/translate"}
+    r = client.get("/v1/translate")
+    assert r.status_code == 405 and r.json() == {"error": "GET is not allowed on /v1/translate; use POST"}
+
+
+def test_a_failure_inside_decoding_is_a_json_500_without_traceback_and_the_server_goes_on(translator, monkeypatch):
+    calls, real = [], translator.translate_full
+
+    def flaky(sentences, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return real(sentences, **kw)
+
+    monkeypatch.setattr(translator, "translate_full", flaky)
+    with TestClient(create_app(translator), raise_server_exceptions=False) as c:
+        r = translate(c, text=["a"])
+        assert r.status_code == 500 and r.json() == {"error": "internal error (RuntimeError); the server log has the details"}
+        assert translate(c, text=["the king eats ."]).status_code == 200
+
+
+def blocking_translator(translator, monkeypatch) -> threading.Event:
+    """translate_full waits for the returned event: the worker stays busy until the test says."""
+    release = threading.Event()
+    real = translator.translate_full
+
+    def slow(sentences, **kw):
+        release.wait(10)
+        return real(sentences, **kw)
+
+    monkeypatch.setattr(translator, "translate_full", slow)
+    return release
+
+
+def test_a_full_queue_is_503_with_retry_after(translator, monkeypatch):
+    release = blocking_translator(translator, monkeypatch)
+    with TestClient(create_app(translator, batching=Batching(max_queue=1, max_wait_ms=0))) as c:
+        busy = [threading.Thread(target=translate, args=(c,), kwargs={"text": ["a"]}) for _ in range(2)]
+        busy[0].start()
+        time.sleep(0.3)  # the worker holds the first request
+        busy[1].start()
+        time.sleep(0.3)  # the second fills the queue of one
+        r = translate(c, text=["a"])
+        release.set()
+        for t in busy:
+            t.join()
+    assert r.status_code == 503 and r.headers["retry-after"] == "1" and "requests are waiting" in r.json()["error"]
+
+
+def test_a_request_over_the_timeout_is_503(translator, monkeypatch):
+    release = blocking_translator(translator, monkeypatch)
+    with TestClient(create_app(translator, Limits(timeout_s=0.2))) as c:
+        r = translate(c, text=["a"])
+        release.set()
+    assert r.status_code == 503 and "over the limit of 0.2 s" in r.json()["error"]
+
+
+# ----------------------------------------------------------------------------- dynamic batching
+
+
+def test_concurrent_requests_are_decoded_together_each_getting_its_own_in_order(translator):
+    calls = []
+
+    def recording(sentences, **kw):
+        calls.append(len(sentences))
+        time.sleep(0.05)  # while it decodes, the others queue up
+        return translator.translate_full(sentences, **kw)
+
+    batcher = DynamicBatcher(recording, max_batch=64, max_wait_ms=20)
+    batcher.start()
+    requests = [[f"the king eats {i} ."] if i % 3 else SENTENCES for i in range(12)]
+    futures = [batcher.submit(r, 2, 1, False) for r in requests]
+    got = [[h[0].text for h in f.result(timeout=60)] for f in futures]
+    batcher.stop()
+    assert got == [translator.translate(r, beam=2) for r in requests]
+    assert len(calls) < len(requests) and sum(calls) == sum(map(len, requests))
+
+
+def test_without_batching_each_request_is_decoded_alone(translator):
+    calls = []
+
+    def recording(sentences, **kw):
+        calls.append(len(sentences))
+        return translator.translate_full(sentences, **kw)
+
+    batcher = DynamicBatcher(recording, enabled=False)
+    batcher.start()
+    futures = [batcher.submit(SENTENCES, 2, 1, False) for _ in range(4)]
+    [f.result(timeout=60) for f in futures]
+    batcher.stop()
+    assert calls == [len(SENTENCES)] * 4
+
+
+def test_requests_with_other_decode_settings_are_not_merged_and_keep_their_order(translator):
+    calls = []
+
+    def recording(sentences, beam, n_best, attention):
+        calls.append((len(sentences), beam))
+        time.sleep(0.02)
+        return translator.translate_full(sentences, beam=beam, n_best=n_best, attention=attention)
+
+    batcher = DynamicBatcher(recording, max_wait_ms=50)
+    batcher.start()
+    futures = [batcher.submit(["the king eats ."], beam, 1, False) for beam in (2, 2, 3, 2)]
+    [f.result(timeout=60) for f in futures]
+    batcher.stop()
+    assert [beam for _, beam in calls] == [2, 3, 2] and sum(n for n, _ in calls) == 4
+
+
+# ----------------------------------------------------------------------------- the process
+
+
+def test_serve_refuses_bad_flags_in_one_line(trained_run, tmp_path):
+    assert_error(nmt("serve", trained_run, "--port", "70000"), "--port must be between 0 and 65535")
+    assert_error(nmt("serve", trained_run, "--timeout", "nan"), "--timeout must be a finite number")
+    assert_error(nmt("serve", trained_run, "--beam", "20"), "--beam 20 exceeds --max-beam 16")
+    assert_error(nmt("serve", tmp_path / "nothing"), "nothing")
+
+
+def test_without_the_serve_extra_serve_says_how_to_install_it(trained_run, tmp_path):
+    (tmp_path / "fastapi").mkdir()
+    (tmp_path / "fastapi" / "__init__.py").write_text("raise ImportError('not installed')\n")
+    proc = nmt("serve", trained_run, env={"PYTHONPATH": f"{tmp_path}:{ROOT}"})
+    assert_error(proc, "nmt serve needs FastAPI and uvicorn: pip install 'nmt[serve]'")
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_request_finishes_it_and_exits_0(trained_run):
+    # the decoder holds a lone request for --max-wait-ms, waiting for company: SIGTERM comes meanwhile
+    proc, url = bench.start_server(str(trained_run), ["--max-wait-ms", "1500"])
+    answer: dict = {}
+
+    def post() -> None:
+        r = httpx.post(f"{url}/v1/translate", json={"text": SENTENCES}, timeout=60)
+        answer.update(status=r.status_code, body=r.json(), at=time.monotonic())
+
+    t = threading.Thread(target=post)
+    t.start()
+    time.sleep(0.5)
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    t.join(60)
+    assert proc.wait(60) == 0
+    assert answer["status"] == 200, answer["body"]
+    assert len(answer["body"]["translations"]) == len(SENTENCES) and answer["at"] > signalled  # it was in flight
+    assert "stopped: in-flight requests finished" in proc.stdout.read()
+
+
+# ----------------------------------------------------------------------------- a real browser
+
+
+def chrome():
+    """Headless Chromium from Debian's packages, driven by selenium; skipped where it is missing."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (the test extra)")
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not browser or not driver:
+        pytest.skip("the browser test needs Debian's chromium and chromium-driver (apt-get install chromium "
+                    "chromium-driver; .ci/run installs them)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1250"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+@pytest.mark.slow
+def test_the_page_translates_draws_the_attention_and_shows_neighbours(trained_run, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = chrome()
+    proc, url = bench.start_server(str(trained_run), [])
+    try:
+        browser.get(url + "/")
+        browser.find_element(By.ID, "text").send_keys("the king eats .")
+        browser.find_element(By.ID, "go").click()
+        wait = WebDriverWait(browser, 30)
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#heatmap rect.cell"))
+        want = httpx.post(f"{url}/v1/translate", json={"text": ["the king eats ."], "attention": True}, timeout=60).json()
+        best = want["translations"][0]
+        assert browser.find_element(By.ID, "translation").text == (best["text"] or "(empty)")
+        cells = browser.find_elements(By.CSS_SELECTOR, "#heatmap rect.cell")
+        assert len(cells) == (len(best["src_pieces"]) + 1) * (len(best["tgt_pieces"]) + 1)
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#hyps li")) >= 1
+        browser.find_elements(By.CSS_SELECTOR, "#heatmap text.piece")[0].click()
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#nb-best li") and b.find_elements(By.CSS_SELECTOR, "#nb-init li"))
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#nb-best li")) == 10
+        browser.save_screenshot(str(tmp_path / "page.png"))
+        assert (tmp_path / "page.png").stat().st_size > 10_000
+    finally:
+        browser.quit()
+        assert bench.stop_server(proc) == 0
