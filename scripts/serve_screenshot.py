@@ -1,0 +1,62 @@
+"""The README's picture of the nmt serve page: start `nmt serve RUN` on a loopback port, open the
+page in headless Chromium (Debian's chromium and chromium-driver, driven by selenium), translate a
+sentence, click a source piece, save a screenshot, stop the server.
+
+    python scripts/serve_screenshot.py runs/toy docs/img/serve_page.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serve_bench import start_server, stop_server  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", nargs="?", default="runs/toy")
+    ap.add_argument("out", nargs="?", default="docs/img/serve_page.png")
+    ap.add_argument("--sentence", default="the old king eats a red apple .")
+    ap.add_argument("--piece", default="\u2581king", help="the source piece to click (default ▁king)")
+    args = ap.parse_args()
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+    except ImportError:
+        sys.exit("serve_screenshot.py needs selenium: pip install selenium")
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not browser or not driver:
+        sys.exit("serve_screenshot.py needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1250"):
+        options.add_argument(arg)
+    proc, url = start_server(args.run, [])
+    page = webdriver.Chrome(service=Service(driver), options=options)
+    try:
+        page.get(url + "/")
+        page.find_element(By.ID, "text").send_keys(args.sentence)
+        page.find_element(By.ID, "go").click()
+        wait = WebDriverWait(page, 30)
+        wait.until(lambda p: p.find_elements(By.CSS_SELECTOR, "#heatmap rect.cell"))
+        pieces = [e for e in page.find_elements(By.CSS_SELECTOR, "#heatmap text.piece") if e.text == args.piece]
+        if not pieces:
+            sys.exit(f"--piece {args.piece!r} is not among the source pieces of {args.sentence!r}")
+        pieces[0].click()
+        wait.until(lambda p: p.find_elements(By.CSS_SELECTOR, "#nb-init li"))
+        page.save_screenshot(args.out)
+        print(f"{args.out}: {page.find_element(By.ID, 'translation').text!r}, neighbours of {args.piece}")
+    finally:
+        page.quit()
+        stop_server(proc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
