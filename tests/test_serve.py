@@ -160,27 +160,37 @@ def test_a_failure_inside_decoding_is_a_json_500_without_traceback_and_the_serve
         assert translate(c, text=["the king eats ."]).status_code == 200
 
 
-def blocking_translator(translator, monkeypatch) -> threading.Event:
-    """translate_full waits for the returned event: the worker stays busy until the test says."""
-    release = threading.Event()
+def blocking_translator(translator, monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """translate_full says when it has started and then waits for `release`: the worker stays busy
+    until the test says."""
+    started, release = threading.Event(), threading.Event()
     real = translator.translate_full
 
     def slow(sentences, **kw):
+        started.set()
         release.wait(10)
         return real(sentences, **kw)
 
     monkeypatch.setattr(translator, "translate_full", slow)
-    return release
+    return started, release
+
+
+def until(condition, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
 
 
 def test_a_full_queue_is_503_with_retry_after(translator, monkeypatch):
-    release = blocking_translator(translator, monkeypatch)
-    with TestClient(create_app(translator, batching=Batching(max_queue=1, max_wait_ms=0))) as c:
+    started, release = blocking_translator(translator, monkeypatch)
+    app = create_app(translator, batching=Batching(max_queue=1, max_wait_ms=0))
+    with TestClient(app) as c:
         busy = [threading.Thread(target=translate, args=(c,), kwargs={"text": ["a"]}) for _ in range(2)]
         busy[0].start()
-        time.sleep(0.3)  # the worker holds the first request
+        until(started.is_set)  # the worker holds the first request
         busy[1].start()
-        time.sleep(0.3)  # the second fills the queue of one
+        until(lambda: app.state.batcher.queue.full())  # the second fills the queue of one
         r = translate(c, text=["a"])
         release.set()
         for t in busy:
@@ -189,7 +199,7 @@ def test_a_full_queue_is_503_with_retry_after(translator, monkeypatch):
 
 
 def test_a_request_over_the_timeout_is_503(translator, monkeypatch):
-    release = blocking_translator(translator, monkeypatch)
+    _, release = blocking_translator(translator, monkeypatch)
     with TestClient(create_app(translator, Limits(timeout_s=0.2))) as c:
         r = translate(c, text=["a"])
         release.set()
@@ -204,13 +214,12 @@ def test_concurrent_requests_are_decoded_together_each_getting_its_own_in_order(
 
     def recording(sentences, **kw):
         calls.append(len(sentences))
-        time.sleep(0.05)  # while it decodes, the others queue up
         return translator.translate_full(sentences, **kw)
 
     batcher = DynamicBatcher(recording, max_batch=64, max_wait_ms=20)
-    batcher.start()
     requests = [[f"the king eats {i} ."] if i % 3 else SENTENCES for i in range(12)]
-    futures = [batcher.submit(r, 2, 1, False) for r in requests]
+    futures = [batcher.submit(r, 2, 1, False) for r in requests]  # all waiting when the worker starts
+    batcher.start()
     got = [[h[0].text for h in f.result(timeout=60)] for f in futures]
     batcher.stop()
     assert got == [translator.translate(r, beam=2) for r in requests]
@@ -241,8 +250,8 @@ def test_requests_with_other_decode_settings_are_not_merged_and_keep_their_order
         return translator.translate_full(sentences, beam=beam, n_best=n_best, attention=attention)
 
     batcher = DynamicBatcher(recording, max_wait_ms=50)
-    batcher.start()
     futures = [batcher.submit(["the king eats ."], beam, 1, False) for beam in (2, 2, 3, 2)]
+    batcher.start()
     [f.result(timeout=60) for f in futures]
     batcher.stop()
     assert [beam for _, beam in calls] == [2, 3, 2] and sum(n for n, _ in calls) == 4
@@ -268,7 +277,7 @@ def test_without_the_serve_extra_serve_says_how_to_install_it(trained_run, tmp_p
 @pytest.mark.slow
 def test_sigterm_during_a_request_finishes_it_and_exits_0(trained_run):
     # the decoder holds a lone request for --max-wait-ms, waiting for company: SIGTERM comes meanwhile
-    proc, url = bench.start_server(str(trained_run), ["--max-wait-ms", "1500"])
+    proc, url = bench.start_server(str(trained_run), ["--max-wait-ms", "3000"])
     answer: dict = {}
 
     def post() -> None:
@@ -277,7 +286,7 @@ def test_sigterm_during_a_request_finishes_it_and_exits_0(trained_run):
 
     t = threading.Thread(target=post)
     t.start()
-    time.sleep(0.5)
+    time.sleep(1)
     signalled = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     t.join(60)
