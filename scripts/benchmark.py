@@ -2,7 +2,7 @@
 
     python scripts/benchmark.py CONFIG [--steps N] [--warmup W] [--json OUT]
                                        [--decode-sentences K] [--threads T] [--precision P]
-                                       [--profile N] [--matmul] [--quantize int8]
+                                       [--profile N] [--matmul] [--quantize int8] [--compile]
                                        [--set KEY.PATH=VALUE ...]
 
 What it does, with the config's settings throughout:
@@ -15,7 +15,9 @@ What it does, with the config's settings throughout:
    (`nmt.loss.translation_loss`), backward of loss / target tokens, gradient clipping, Adam step:
    `nmt.trainer.update`, the trainer's own step — all inside `nmt.cpu.flush_denormals()`;
    with `--precision bf16`, the forward pass runs under CPU bf16 autocast (training and decoding),
-   to decide whether bf16 pays off on this CPU;
+   to decide whether bf16 pays off on this CPU; with `--compile`, the training steps call
+   `torch.compile(model, dynamic=True)` (inductor, the default backend) instead of the model, to
+   measure that lever: the warm-up steps then include the compilation, timed apart as `warmup_s`;
    with `--profile N`, N more training steps run under torch.profiler and the top operators by
    self CPU time are printed (where the time goes between the matmuls); with `--matmul`, what
    torch.matmul alone reaches here (fp32 and bf16, on shapes like the model's) is printed, to
@@ -95,6 +97,7 @@ class TrainTiming:
     src_tokens: int
     tgt_tokens: int
     sentences: int
+    warmup_s: float = 0.0  # the untimed warm-up steps (with --compile: the compilation)
 
     @property
     def ms_per_step(self) -> float:
@@ -114,24 +117,28 @@ class TrainTiming:
 
 
 def time_training(
-    model: Seq2Seq, stream: BatchStream, cfg: Config, steps: int, warmup: int, autocast: torch.dtype | None = None
+    model: Seq2Seq, stream: BatchStream, cfg: Config, steps: int, warmup: int, autocast: torch.dtype | None = None,
+    compiled: bool = False,
 ) -> TrainTiming:
-    """W untimed then N timed training steps on the stream's batches (batching not timed)."""
+    """W warm-up then N timed training steps on the stream's batches (batching not timed)."""
     tc = cfg.train
     optimizer = make_optimizer(model, tc)
     schedule = LRSchedule(tc)
+    step_model = torch.compile(model, dynamic=True) if compiled else model
+    t_warm = time.perf_counter()
     for step in range(1, warmup + 1):
-        update(model, optimizer, stream.next_batch()[0], schedule.lr(step), cfg.train, autocast)
+        update(step_model, optimizer, stream.next_batch()[0], schedule.lr(step), cfg.train, autocast)
+    warmup_s = time.perf_counter() - t_warm
     seconds, src_tokens, tgt_tokens, sentences = 0.0, 0, 0, 0
     for step in range(warmup + 1, warmup + steps + 1):
         batch = stream.next_batch()[0]
         t0 = time.perf_counter()
-        update(model, optimizer, batch, schedule.lr(step), cfg.train, autocast)
+        update(step_model, optimizer, batch, schedule.lr(step), cfg.train, autocast)
         seconds += time.perf_counter() - t0
         src_tokens += batch.n_src_tokens
         tgt_tokens += batch.n_tgt_tokens
         sentences += len(batch)
-    return TrainTiming(steps, seconds, src_tokens, tgt_tokens, sentences)
+    return TrainTiming(steps, seconds, src_tokens, tgt_tokens, sentences, warmup_s)
 
 
 MATMUL_SHAPES = [(1024, 512, 8000), (64, 1536, 512), (2048, 2048, 2048)]  # M×K @ K×N
@@ -229,7 +236,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     test_ids = test.all("src", n_test)
     autocast = torch.bfloat16 if args.precision == "bf16" else None
     with flush_denormals():
-        timing = time_training(model, stream, cfg, args.steps, args.warmup, autocast)
+        timing = time_training(model, stream, cfg, args.steps, args.warmup, autocast, args.compile)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast is not None):
             greedy_s = time_decoding(model, test_ids, cfg, 1)
             beam_s = time_decoding(model, test_ids, cfg, BEAM_SIZE)
@@ -253,6 +260,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         "steps": args.steps,
         "device": "cpu",
         "precision": args.precision,
+        "compile": args.compile,
+        "warmup_s": timing.warmup_s,
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
         "params": params,
@@ -277,8 +286,8 @@ def print_table(r: dict[str, Any], warmup: int, n_decoded: int) -> None:
         ("config", " ".join([r["config"], *(f"--set {o}" for o in r["overrides"])])),
         ("torch", r["torch_version"]),
         ("threads", r["threads"]),
-        ("precision", r["precision"]),
-        ("steps (warm-up)", f"{r['steps']} ({warmup})"),
+        ("precision", r["precision"] + (", torch.compile" if r["compile"] else "")),
+        ("steps (warm-up)", f"{r['steps']} ({warmup}, {r['warmup_s']:.1f} s)"),
         ("parameters", f"{r['params']:,}"),
         ("train tgt tokens/s", f"{r['train_tgt_tokens_per_s']:,.0f}"),
         ("train src tokens/s", f"{r['train_src_tokens_per_s']:,.0f}"),
@@ -314,6 +323,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quantize", choices=["none", "int8"], default="none",
                    help="int8: also time decoding with dynamic int8 weights for Linear and GRU layers "
                         "(nmt translate --quantize int8), next to the float timings")
+    p.add_argument("--compile", action="store_true",
+                   help="train through torch.compile(model, dynamic=True); warm-up time includes compiling")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a config key, as nmt train --set (e.g. model.input_feeding=true)")
     args = p.parse_args(argv)

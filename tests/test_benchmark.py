@@ -21,8 +21,9 @@ FIXED_KEYS = {
     "beam5_sents_per_s",
     "torch_version",
     "threads",
+    "warmup_s",
 }
-SETTINGS_KEYS = {"config", "overrides", "steps", "device", "precision"}
+SETTINGS_KEYS = {"config", "overrides", "steps", "device", "precision", "compile"}
 
 
 def test_benchmark_tiny_config(tmp_path: Path, make_config, tiny_corpus) -> None:
@@ -60,6 +61,17 @@ def test_benchmark_set_overrides_a_key_and_counts_the_flops_of_input_feeding(tmp
     m = cfg["model"]
     extra = 2 * 3 * 3 * m["decoder_hidden_size"] * m["embedding_size"]
     assert results["true"]["flops_per_tgt_token"] - results["false"]["flops_per_tgt_token"] == pytest.approx(extra)
+
+
+@pytest.mark.slow
+def test_benchmark_compile_trains_through_torch_compile(tmp_path: Path, make_config, tiny_corpus) -> None:
+    config = write_yaml(tmp_path / "tiny.yaml", make_config(data={"test": tiny_corpus["dev"]}))
+    bench = tmp_path / "bench.json"
+    stdout = ok(run_script("benchmark.py", config, "--steps", "2", "--warmup", "1", "--decode-sentences", "2",
+                           "--compile", "--json", bench, timeout=600))
+    assert "fp32, torch.compile" in stdout
+    result = json.loads(bench.read_text(encoding="utf-8"))
+    assert result["compile"] is True and result["train_tgt_tokens_per_s"] > 0 and result["warmup_s"] > 0
 
 
 def test_benchmark_missing_config(tmp_path: Path) -> None:
