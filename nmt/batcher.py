@@ -41,6 +41,16 @@ class Job:
 
 
 @dataclass
+class Batching:
+    """The decoder worker's settings (the flags of `nmt serve` take their defaults from here)."""
+
+    enabled: bool = True
+    max_batch: int = 64  # sentences decoded together
+    max_wait_ms: float = 5.0  # how long the worker waits for more requests after the first
+    max_queue: int = 256  # requests waiting; more: QueueFull (503)
+
+
+@dataclass
 class BatcherStats:
     requests: int = 0
     sentences: int = 0
@@ -48,11 +58,11 @@ class BatcherStats:
 
 
 class DynamicBatcher:
-    def __init__(self, translate_full: Callable[..., list], max_batch: int = 64, max_wait_ms: float = 5.0,
-                 max_queue: int = 256, enabled: bool = True) -> None:
+    def __init__(self, translate_full: Callable[..., list], settings: Batching | None = None) -> None:
         self.translate_full = translate_full
-        self.max_batch, self.max_wait_s, self.enabled = max_batch, max_wait_ms / 1000, enabled
-        self.queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        settings = settings or Batching()
+        self.max_batch, self.max_wait_s, self.enabled = settings.max_batch, settings.max_wait_ms / 1000, settings.enabled
+        self.queue: queue.Queue = queue.Queue(maxsize=settings.max_queue)
         self.held: deque[Job] = deque()  # taken from the queue but left for the next batch
         self.stats = BatcherStats()
         self.thread = threading.Thread(target=self._run, name="nmt-decoder", daemon=True)

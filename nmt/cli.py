@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from nmt.batcher import Batching  # the standard library only: the help costs no torch import
 from nmt.errors import NmtError
 
 QUANTIZE_CHOICES = ["none", "int8"]  # nmt.translate.QUANTIZE_CHOICES, not imported here: it loads torch
@@ -213,10 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "decode.beam_size)")
     p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none", help=QUANTIZE_HELP)
     g = p.add_argument_group("dynamic batching")
-    g.add_argument("--max-batch", type=int, default=64, help="sentences decoded together at most (default 64)")
-    g.add_argument("--max-wait-ms", type=float, default=5.0,
-                   help="how long the decoder waits for more requests once one is in (default 5)")
-    g.add_argument("--max-queue", type=int, default=256, help="requests waiting at most; more get 503 (default 256)")
+    g.add_argument("--max-batch", type=int, default=Batching.max_batch,
+                   help=f"sentences decoded together at most (default {Batching.max_batch})")
+    g.add_argument("--max-wait-ms", type=float, default=Batching.max_wait_ms,
+                   help=f"how long the decoder waits for more requests once one is in (default {Batching.max_wait_ms:g})")
+    g.add_argument("--max-queue", type=int, default=Batching.max_queue,
+                   help=f"requests waiting at most; more get 503 (default {Batching.max_queue})")
     g.add_argument("--no-batching", action="store_true", help="decode each request alone, one after the other")
     g = p.add_argument_group("limits per request (a refusal is a 4xx with a JSON error)")
     g.add_argument("--max-sentences", type=int, default=64, help="sentences (default 64)")
@@ -564,7 +567,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise NmtError(f"--max-wait-ms must be a finite number of at least 0, got {args.max_wait_ms}")
     if not 0 <= args.port <= 65535:
         raise NmtError(f"--port must be between 0 and 65535, got {args.port}")
-    from nmt.serve import Batching, Limits, create_app, serve
+    from nmt.serve import Limits, create_app, serve
     from nmt import Translator
 
     translator = Translator.load(args.run, args.checkpoint, quantize=args.quantize)

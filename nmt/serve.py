@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import torch
 
-from nmt.batcher import DynamicBatcher, QueueFull
+from nmt.batcher import Batching, DynamicBatcher, QueueFull
 from nmt.checkpoint import load_checkpoint
 from nmt.errors import NmtError
 from nmt.lab.stats import neighbors, word_vector
@@ -64,16 +64,6 @@ class Limits:
     max_beam: int = 16
     timeout_s: float = 30.0  # queued and decoding; then 503
     max_k: int = 100  # neighbours
-
-
-@dataclass
-class Batching:
-    """The decoder worker's settings (nmt/batcher.py)."""
-
-    enabled: bool = True
-    max_batch: int = 64  # sentences decoded together
-    max_wait_ms: float = 5.0  # how long the worker waits for more requests after the first
-    max_queue: int = 256  # requests waiting; more: 503
 
 
 class TranslateRequest(BaseModel):
@@ -120,13 +110,17 @@ def _short(value: Any, n: int = 40) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def _control_character(text: str) -> tuple[int, str] | None:
+    """The first control character of `text` (a tab is allowed) and its position, or None."""
+    return next(((j, ch) for j, ch in enumerate(text) if ch != "\t" and unicodedata.category(ch) == "Cc"), None)
+
+
 def check_sentence(i: int, text: str, limits: Limits) -> None:
-    """Refuse a sentence that is too long or holds control characters (a tab is allowed)."""
+    """Refuse a sentence that is too long or holds control characters."""
     if len(text) > limits.max_chars:
         raise _refuse(413, f"text[{i}] has {len(text):,} characters; the limit is {limits.max_chars:,}")
-    for j, ch in enumerate(text):
-        if ch != "\t" and unicodedata.category(ch) == "Cc":
-            raise _refuse(422, f"text[{i}] holds the control character U+{ord(ch):04X} at position {j}")
+    if found := _control_character(text):
+        raise _refuse(422, f"text[{i}] holds the control character U+{ord(found[1]):04X} at position {found[0]}")
 
 
 class BodyLimit:
@@ -204,8 +198,7 @@ def create_app(translator: Translator, limits: Limits | None = None, batching: B
     limits, batching = limits or Limits(), batching or Batching()
     cfg = translator.cfg
     default_beam = beam or cfg.decode.beam_size
-    batcher = DynamicBatcher(translator.translate_full, batching.max_batch, batching.max_wait_ms,
-                             batching.max_queue, batching.enabled)
+    batcher = DynamicBatcher(translator.translate_full, batching)
     lab = Neighbours(translator.run.path)
     info = {
         "languages": {"src": cfg.data.src_lang, "tgt": cfg.data.tgt_lang},
@@ -309,7 +302,7 @@ def create_app(translator: Translator, limits: Limits | None = None, batching: B
         if not 1 <= k <= limits.max_k:
             raise _refuse(422, f"parameter 'k' is {k}; it must be between 1 and {limits.max_k}")
         for name, text in (("word", word), ("piece", piece)):
-            if text is not None and (len(text) > limits.max_chars or any(unicodedata.category(c) == "Cc" for c in text)):
+            if text is not None and (len(text) > limits.max_chars or _control_character(text)):
                 raise _refuse(422, f"parameter '{name}' is over {limits.max_chars} characters or holds control characters")
         return lab.query(word, piece, side, k, checkpoint)
 

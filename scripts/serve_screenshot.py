@@ -16,6 +16,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_bench import start_server, stop_server  # noqa: E402
 
 
+def headless_chromium():
+    """Debian's chromium and chromium-driver under selenium, headless, 1100×1250 (the README's size).
+    Exits with a one-line hint where one of them is missing; the browser test skips before calling it."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        sys.exit("needs selenium: pip install selenium")
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not browser or not driver:
+        sys.exit("needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1250"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", nargs="?", default="runs/toy")
@@ -23,22 +41,15 @@ def main() -> int:
     ap.add_argument("--sentence", default="the old king eats a red apple .")
     ap.add_argument("--piece", default="\u2581king", help="the source piece to click (default ▁king)")
     args = ap.parse_args()
+    page = headless_chromium()
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
     try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.support.ui import WebDriverWait
-    except ImportError:
-        sys.exit("serve_screenshot.py needs selenium: pip install selenium")
-    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not browser or not driver:
-        sys.exit("serve_screenshot.py needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1250"):
-        options.add_argument(arg)
-    proc, url = start_server(args.run, [])
-    page = webdriver.Chrome(service=Service(driver), options=options)
+        proc, url = start_server(args.run, [])
+    except BaseException:
+        page.quit()
+        raise
     try:
         page.get(url + "/")
         page.find_element(By.ID, "text").send_keys(args.sentence)

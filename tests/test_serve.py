@@ -17,10 +17,10 @@ httpx = pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from helpers import ROOT, assert_error, load_script, nmt  # noqa: E402
-from nmt.batcher import DynamicBatcher  # noqa: E402
+from nmt.batcher import Batching, DynamicBatcher  # noqa: E402
 from nmt.lab.stats import neighbors, word_vector  # noqa: E402
 from nmt.lab.tables import load_tables  # noqa: E402
-from nmt.serve import Batching, Limits, create_app  # noqa: E402
+from nmt.serve import Limits, create_app  # noqa: E402
 from nmt.translate import Translator  # noqa: E402
 
 SENTENCES = ["the king eats .", "the queen sings a song .", "", "a dog sees the cat ."]
@@ -216,7 +216,7 @@ def test_concurrent_requests_are_decoded_together_each_getting_its_own_in_order(
         calls.append(len(sentences))
         return translator.translate_full(sentences, **kw)
 
-    batcher = DynamicBatcher(recording, max_batch=64, max_wait_ms=20)
+    batcher = DynamicBatcher(recording, Batching(max_batch=64, max_wait_ms=20))
     requests = [[f"the king eats {i} ."] if i % 3 else SENTENCES for i in range(12)]
     futures = [batcher.submit(r, 2, 1, False) for r in requests]  # all waiting when the worker starts
     batcher.start()
@@ -233,7 +233,7 @@ def test_without_batching_each_request_is_decoded_alone(translator):
         calls.append(len(sentences))
         return translator.translate_full(sentences, **kw)
 
-    batcher = DynamicBatcher(recording, enabled=False)
+    batcher = DynamicBatcher(recording, Batching(enabled=False))
     batcher.start()
     futures = [batcher.submit(SENTENCES, 2, 1, False) for _ in range(4)]
     [f.result(timeout=60) for f in futures]
@@ -249,7 +249,7 @@ def test_requests_with_other_decode_settings_are_not_merged_and_keep_their_order
         time.sleep(0.02)
         return translator.translate_full(sentences, beam=beam, n_best=n_best, attention=attention)
 
-    batcher = DynamicBatcher(recording, max_wait_ms=50)
+    batcher = DynamicBatcher(recording, Batching(max_wait_ms=50))
     futures = [batcher.submit(["the king eats ."], beam, 1, False) for beam in (2, 2, 3, 2)]
     batcher.start()
     [f.result(timeout=60) for f in futures]
@@ -301,18 +301,12 @@ def test_sigterm_during_a_request_finishes_it_and_exits_0(trained_run):
 
 def chrome():
     """Headless Chromium from Debian's packages, driven by selenium; skipped where it is missing."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (the test extra)")
+    pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (the test extra)")
     browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not browser or not driver:
         pytest.skip("the browser test needs Debian's chromium and chromium-driver (apt-get install chromium "
                     "chromium-driver; .ci/run installs them)")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1250"):
-        options.add_argument(arg)
-    return webdriver.Chrome(service=Service(driver), options=options)
+    return load_script("serve_screenshot.py").headless_chromium()
 
 
 @pytest.mark.slow
