@@ -130,7 +130,7 @@ class TrainConfig:
     # a few while it finds its scale)
     max_skipped_steps: int = field(default=20, metadata=_range(1, resume_safe=True))
     label_smoothing: float = field(default=0.1, metadata=_range(0.0, 0.99))
-    schedule: Literal["constant", "plateau", "inverse_sqrt"] = "plateau"
+    schedule: Literal["constant", "plateau", "inverse_sqrt", "linear"] = "plateau"
     warmup_steps: int = field(default=0, metadata=_range(0))
     plateau_factor: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
     plateau_patience: int = field(default=2, metadata=_range(0))  # validations
@@ -322,6 +322,11 @@ def _validate(cfg: Config, where: str) -> None:
             f"{where}: key 'train.schedule' is 'inverse_sqrt' but 'train.warmup_steps' is 0; the rate "
             "decays as lr × sqrt(warmup_steps / step), so without warm-up steps it never changes: set "
             "'train.warmup_steps' (e.g. 4000), or use 'constant'"
+        )
+    if t.schedule == "linear" and not (t.max_steps or t.max_minutes):
+        raise NmtError(
+            f"{where}: key 'train.schedule' is 'linear' but neither 'train.max_steps' nor 'train.max_minutes' "
+            "is set; the rate falls to 'train.min_lr' as that budget runs out: set one of them"
         )
     if cfg.tokenizer.sampling_alpha > 0 and cfg.tokenizer.type != "unigram":
         raise NmtError(f"{where}: key 'tokenizer.sampling_alpha' samples unigram splits, but 'tokenizer.type' "

@@ -96,11 +96,15 @@ class Dist:
 
     def any(self, *flags: bool) -> list[bool]:
         """Each flag, true on any rank: decisions every rank must take together (stop, skip)."""
+        return [bool(x) for x in self.max(*(float(f) for f in flags))]
+
+    def max(self, *values: float) -> list[float]:
+        """Each value's maximum over the ranks (in float64)."""
         if not self.active:
-            return list(flags)
-        t = torch.tensor([float(f) for f in flags], device=self.device)
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return [bool(x) for x in t.tolist()]
+        return t.tolist()
 
     def sum(self, *values: float) -> list[float]:
         """Each value summed over the ranks (in float64)."""

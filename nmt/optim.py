@@ -43,6 +43,10 @@ class LRSchedule:
 
     - warmup: linear from lr/warmup_steps to lr over `warmup_steps` steps (any schedule);
     - inverse_sqrt: after warmup, lr × sqrt(warmup / step);
+    - linear: lr × (1 - the fraction of the budget used), down to `min_lr`, the budget being
+      `max_steps` or `max_minutes`, whichever runs out first. A run that knows its budget ends at
+      a low rate instead of stopping at full speed (Li et al. 2020, "Budgeted training"); with
+      `max_minutes` the rate follows the clock, so two runs of one config differ;
     - plateau: after `plateau_patience` validations without a better dev score, multiply by
       `plateau_factor`, never below `min_lr`.
     Early stopping is separate (the trainer's), so it works whatever the schedule.
@@ -53,14 +57,26 @@ class LRSchedule:
         self.scale = 1.0
         self.plateau = Plateau()  # validations since the best, or since the last reduction
 
-    def lr(self, step: int) -> float:  # step: 1-based number of the update about to happen
+    def lr(self, step: int, elapsed_s: float = 0.0) -> float:
+        """The rate of update `step` (1-based), `elapsed_s` seconds of training into the run."""
         cfg = self.cfg
         lr = cfg.lr
-        if cfg.warmup_steps and step < cfg.warmup_steps:
-            lr *= step / cfg.warmup_steps
+        ramp = step / cfg.warmup_steps if cfg.warmup_steps and step < cfg.warmup_steps else 1.0
+        if cfg.schedule == "linear":  # the lower of the ramp and the decay: no jump where they meet
+            return lr * min(ramp, max(1.0 - self.budget_used(step, elapsed_s), cfg.min_lr / cfg.lr))
+        if ramp < 1.0:
+            lr *= ramp
         elif cfg.schedule == "inverse_sqrt" and cfg.warmup_steps:
             lr *= math.sqrt(cfg.warmup_steps / step)
         return max(lr * self.scale, cfg.min_lr) if self.scale < 1.0 else lr
+
+    def budget_used(self, step: int, elapsed_s: float) -> float:
+        """The fraction (0..1) of train.max_steps or train.max_minutes used, whichever is more."""
+        cfg = self.cfg
+        used = [step / cfg.max_steps] if cfg.max_steps else []
+        if cfg.max_minutes:
+            used.append(elapsed_s / (cfg.max_minutes * 60))
+        return min(max(used, default=0.0), 1.0)
 
     def on_validation(self, score: float) -> bool:
         """Record a dev score (higher is better); True when the rate was just reduced."""

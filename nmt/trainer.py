@@ -324,7 +324,7 @@ class Trainer:
     def train_step(self, batch: Batch) -> tuple[float, int]:
         """One update on this rank's shard; returns its summed loss and target tokens."""
         batch = batch.to(self.device)
-        result = update(self.train_model, self.optimizer, batch, self.schedule.lr(self.step + 1), self.tc,
+        result = update(self.train_model, self.optimizer, batch, self.schedule.lr(self.step + 1, self.elapsed_s), self.tc,
                         self.autocast_dtype, self.scaler)
         value = result.loss.item()
         (bad,) = self.dist.any(not math.isfinite(value))  # stop together, whichever rank saw it
@@ -389,7 +389,7 @@ class Trainer:
             "dev_bleu": round(result.scores.bleu, 2),
             "dev_chrf": round(result.scores.chrf, 2),
             "best": improved,
-            "lr": self.schedule.lr(self.step + 1),
+            "lr": self.schedule.lr(self.step + 1, self.elapsed_s),
             "seconds": round(result.seconds, 1),
             "embedding_drift": drift,
         }
@@ -452,7 +452,7 @@ class Trainer:
             "step": self.step,
             "epoch": self.stream.epoch,
             "loss": round(loss / tokens, 4),
-            "lr": self.schedule.lr(self.step),
+            "lr": self.schedule.lr(self.step, self.elapsed_s),
             "tgt_tokens_per_s": round(tokens / window.seconds, 1),
             "skipped_steps": self.skipped_steps,
         }
@@ -492,8 +492,10 @@ class Trainer:
                             stop_reason = f"early stopping: no better dev score in {tc.patience} validations"
                     elif self.step % tc.save_every == 0:
                         self.save_last()
-                    time_up, stop_now = self.dist.any(
-                        bool(tc.max_minutes and self.elapsed_s >= tc.max_minutes * 60), bool(caught))
+                    # the ranks agree on the clock (the slowest rank's), so that they stop together
+                    # and the linear schedule gives each the same rate
+                    self.elapsed_s, signalled = self.dist.max(self.elapsed_s, float(bool(caught)))
+                    time_up, stop_now = bool(tc.max_minutes and self.elapsed_s >= tc.max_minutes * 60), bool(signalled)
                     if stop_now:
                         self.save_last()
                         name = signal.Signals(caught[0]).name if caught else "a signal to another rank"

@@ -389,6 +389,13 @@ def test_inverse_sqrt_without_warmup_is_refused_with_the_reason():
     assert config_from_dict(minimal(train={"schedule": "inverse_sqrt", "warmup_steps": 100})).train.warmup_steps == 100
 
 
+def test_linear_without_a_step_or_time_budget_is_refused_with_the_reason():
+    with pytest.raises(NmtError, match="'train.schedule' is 'linear' but neither 'train.max_steps' nor "
+                                       "'train.max_minutes' is set"):
+        config_from_dict(minimal(train={"schedule": "linear", "max_epochs": 5}))
+    assert config_from_dict(minimal(train={"schedule": "linear", "max_minutes": 60})).train.schedule == "linear"
+
+
 def test_the_readme_marks_exactly_the_resume_safe_keys():
     """The config fields say which keys may change on resume; the README's reference says the same."""
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")

@@ -85,6 +85,44 @@ def test_validations_do_not_change_non_plateau_schedules():
     assert s.lr(1000) == 0.01
 
 
+def test_linear_falls_with_the_steps_to_min_lr_at_max_steps():
+    s = LRSchedule(TrainConfig(lr=0.01, min_lr=1e-4, schedule="linear", max_steps=1000))
+    assert [s.lr(step) for step in (1, 250, 500, 990)] == pytest.approx([0.00999, 0.0075, 0.005, 1e-4])
+    assert s.lr(1000) == pytest.approx(1e-4) and s.lr(2000) == pytest.approx(1e-4)
+
+
+def test_linear_follows_the_clock_with_max_minutes_and_the_budget_used_more_with_both():
+    s = LRSchedule(TrainConfig(lr=0.01, schedule="linear", max_minutes=10))
+    assert s.lr(1, elapsed_s=0.0) == pytest.approx(0.01)
+    assert s.lr(1, elapsed_s=150.0) == pytest.approx(0.0075)
+    assert s.lr(5000, elapsed_s=450.0) == pytest.approx(0.0025)  # the steps do not count
+    both = LRSchedule(TrainConfig(lr=0.01, schedule="linear", max_minutes=10, max_steps=100))
+    assert both.lr(50, elapsed_s=60.0) == pytest.approx(0.005)  # half the steps, a tenth of the time
+    assert both.lr(10, elapsed_s=300.0) == pytest.approx(0.005)
+
+
+def test_linear_takes_the_lower_of_the_warmup_ramp_and_the_decay():
+    s = LRSchedule(TrainConfig(lr=0.01, schedule="linear", warmup_steps=100, max_steps=200))
+    assert s.lr(10) == pytest.approx(0.001)  # the ramp
+    assert s.lr(90) == pytest.approx(0.0055)  # the decay (1 - 90/200) is lower than the ramp (0.9)
+    rates = [s.lr(step) for step in range(1, 201)]
+    assert max(abs(a - b) for a, b in zip(rates, rates[1:])) <= 0.01 / 100 + 1e-12  # no jump
+
+
+def test_validations_do_not_change_the_linear_schedule():
+    s = LRSchedule(TrainConfig(lr=0.01, schedule="linear", max_steps=100, plateau_patience=0))
+    for score in (1.0, 0.0, 0.0, 0.0):
+        assert s.on_validation(score) is False
+    assert s.lr(50) == pytest.approx(0.005)
+
+
+def test_a_linear_run_logs_the_decaying_rate_and_ends_at_min_lr(make_config):
+    run = train(make_config(train={"max_steps": 40, "validate_every": 20, "log_every": 10, "schedule": "linear",
+                                   "warmup_steps": 0, "lr": 0.002, "min_lr": 1e-5}))
+    logged = [(e["step"], e["lr"]) for e in metrics(run, "train")]
+    assert logged == [(s, pytest.approx(max(0.002 * (1 - s / 40), 1e-5))) for s in (10, 20, 30, 40)]
+
+
 def test_schedule_state_dict_round_trip():
     cfg = TrainConfig(lr=0.01, schedule="plateau", plateau_patience=0)
     s = LRSchedule(cfg)
