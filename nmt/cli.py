@@ -7,6 +7,7 @@ Mistakes in the user's input raise NmtError: one line on stderr, exit code 2, no
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -182,7 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
     p.add_argument("--out", default=None,
                    help="where to write the hypotheses (default RUN/hyps/SRC.beamK.hyp, SRC.beamK.int8.hyp with "
-                        "--quantize int8)")
+                        "--quantize int8, SRC.beamK.lpALPHA.hyp with --length-penalty)")
+    p.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA",
+                   help="GNMT's length penalty: beam scores are divided by ((5 + length) / 6)**ALPHA (default: "
+                        "the run's decode.length_penalty; 0 = none, larger favours longer translations)")
     p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none", help=QUANTIZE_HELP)
     _add_debug(p)
 
@@ -194,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, help="write translations to this file instead of stdout")
     p.add_argument("--beam", type=int, default=None, help="beam size (default: the run's decode.beam_size; 1 = greedy)")
     p.add_argument("--nbest", type=int, default=1, help="print the N best translations with scores")
+    p.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA",
+                   help="GNMT's length penalty: beam scores are divided by ((5 + length) / 6)**ALPHA (default: "
+                        "the run's decode.length_penalty; 0 = none, larger favours longer translations)")
     p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
     p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none", help=QUANTIZE_HELP)
     p.add_argument("--interactive", action="store_true", help="force the prompt even when stdin is not a terminal")
@@ -374,6 +381,11 @@ def _positive(value: int | None, flag: str) -> None:
         raise NmtError(f"{flag} must be at least 1, got {value}")
 
 
+def _length_penalty(value: float | None) -> None:
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise NmtError(f"--length-penalty must be a number of at least 0, got {value:g}")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from nmt import train
 
@@ -402,8 +414,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from nmt.evaluate import evaluate
 
     _positive(args.beam, "--beam")
+    _length_penalty(args.length_penalty)
     scores, out = evaluate(args.run, args.src, args.ref, beam=args.beam, checkpoint=args.checkpoint, out=args.out,
-                           quantize=args.quantize)
+                           quantize=args.quantize, length_penalty=args.length_penalty)
     print(f"{scores.bleu_text}")
     print(f"  signature: {scores.bleu_signature}")
     print(f"{scores.chrf_text}")
@@ -411,7 +424,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
     print(f"sentences: {scores.n_sentences}  run: {args.run}  checkpoint: {args.checkpoint}  "
-          f"beam: {args.beam or 'config'}  quantize: {args.quantize}  hypotheses: {out}")
+          f"beam: {args.beam or 'config'}  length penalty: "
+          f"{'config' if args.length_penalty is None else f'{args.length_penalty:g}'}  quantize: {args.quantize}  "
+          f"hypotheses: {out}")
     print(f"decoding: {scores.decode_s:.2f} s, {scores.n_sentences / scores.decode_s:,.1f} sentences/s "
           f"({torch.get_num_threads()} threads; model loading not counted)")
     return 0
@@ -430,6 +445,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
     _positive(args.beam, "--beam")
     _positive(args.nbest, "--nbest")
+    _length_penalty(args.length_penalty)
     translator = Translator.load(args.run, args.checkpoint, quantize=args.quantize)
     beam = args.beam or translator.cfg.decode.beam_size
     if args.nbest > beam:
@@ -446,12 +462,13 @@ def cmd_translate(args: argparse.Namespace) -> int:
             raise NmtError(f"{plots}: cannot create the folder ({e.strerror})") from None
     interactive = args.interactive or (args.input is None and sys.stdin.isatty())
     if interactive:
-        return _prompt(translator, beam, args.nbest, plots)
+        return _prompt(translator, beam, args.nbest, plots, args.length_penalty)
     if args.input:
         lines = read_lines(args.input)
     else:
         lines = split_lines(decode_utf8(sys.stdin.buffer.read(), "<stdin>"))
-    results = translator.translate_full(lines, beam=beam, n_best=args.nbest, attention=plots is not None)
+    results = translator.translate_full(lines, beam=beam, n_best=args.nbest, attention=plots is not None,
+                                        length_penalty=args.length_penalty)
     if plots is not None:
         for i, (line, nbest) in enumerate(zip(lines, results), start=1):
             _plot(nbest[0], line, plots / f"{i:04d}.png")
@@ -474,7 +491,7 @@ def _plot(best, source: str, path: Path) -> None:
         plot_attention(best.src_pieces, best.tgt_pieces, best.attention, path, f"{source}\n→ {best.text}")
 
 
-def _prompt(translator, beam: int, nbest: int, plots: Path | None = None) -> int:
+def _prompt(translator, beam: int, nbest: int, plots: Path | None = None, length_penalty: float | None = None) -> int:
     """The interactive prompt. Ctrl-D leaves with exit 0, Ctrl-C (at the prompt or while
     translating) with 130, the shell's code for an interrupt; neither shows a traceback."""
     try:
@@ -497,7 +514,8 @@ def _prompt(translator, beam: int, nbest: int, plots: Path | None = None) -> int
             if not line.strip():
                 continue
             t0 = time.time()
-            results = translator.translate_full([line], beam=beam, n_best=nbest, attention=plots is not None)[0]
+            results = translator.translate_full([line], beam=beam, n_best=nbest, attention=plots is not None,
+                                                length_penalty=length_penalty)[0]
             for h in results:
                 prefix = f"{tgt}: " if nbest == 1 else f"{tgt} ({h.score:.3f}): "
                 print(prefix + h.text, flush=True)

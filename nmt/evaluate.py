@@ -46,12 +46,14 @@ def evaluate(
     checkpoint: str = "best",
     out: str | Path | None = None,
     quantize: str = "none",
+    length_penalty: float | None = None,
 ) -> tuple[Scores, Path]:
     """Translate `src_file` with a run's model, score against `ref_file`, write the hypotheses.
 
     Without files, use the test set of the run's config (`data.test`, parallel or tsv).
     `quantize="int8"` decodes with dynamic int8 weights (`nmt.translate.quantize_int8`); the default
-    hypotheses file then ends in .int8.hyp, so it does not replace the float model's.
+    hypotheses file then ends in .int8.hyp, so it does not replace the float model's. A
+    `length_penalty` other than the run's decode.length_penalty puts .lpA in the name likewise.
     """
     translator = Translator.load(run_dir, checkpoint, quantize=quantize)
     if src_file is None and ref_file is None:
@@ -69,10 +71,11 @@ def evaluate(
         if not src:
             raise NmtError(f"{src_file}: empty file")
     t0 = time.perf_counter()
-    hyps = translator.translate(src, beam=beam)
+    hyps = translator.translate(src, beam=beam, length_penalty=length_penalty)
     decode_s = time.perf_counter() - t0
     beam_used = beam or translator.cfg.decode.beam_size
-    suffix = "" if quantize == "none" else f".{quantize}"
+    suffix = "" if length_penalty is None else f".lp{length_penalty:g}"
+    suffix += "" if quantize == "none" else f".{quantize}"
     out_path = Path(out) if out else translator.run.path / "hyps" / f"{name}.beam{beam_used}{suffix}.hyp"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text("".join(h + "\n" for h in hyps), encoding="utf-8")

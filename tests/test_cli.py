@@ -310,6 +310,26 @@ def test_evaluate_beam_0_exits_2(trained_run, scored_set):
     assert_error(proc, "--beam must be at least 1")
 
 
+def test_evaluate_and_translate_decode_with_the_length_penalty_given(evaluated, scored_set):
+    from nmt import Translator
+
+    _, run = evaluated
+    _, src, ref = scored_set
+    lines = src.read_text(encoding="utf-8").splitlines()
+    expected = Translator.load(run).translate(lines, beam=2, length_penalty=3.0)
+    proc = nmt("evaluate", str(run), "--src", str(src), "--ref", str(ref), "--beam", "2", "--length-penalty", "3")
+    assert "length penalty: 3 " in ok(proc)
+    assert (run / "hyps" / "test.en.beam2.lp3.hyp").read_text(encoding="utf-8").splitlines() == expected
+    proc = nmt("translate", str(run), "--beam", "2", "--length-penalty", "3", input="\n".join(lines) + "\n")
+    assert ok(proc).splitlines() == expected
+
+
+@pytest.mark.parametrize("command", ["evaluate", "translate"])
+def test_a_negative_length_penalty_exits_2(trained_run, command):
+    proc = nmt(command, str(trained_run), "--length-penalty", "-0.5", input="a\n")
+    assert_error(proc, "--length-penalty must be a number of at least 0, got -0.5")
+
+
 def test_translate_directory_that_is_not_a_run_exits_2(tmp_path):
     proc = nmt("translate", str(tmp_path), input="a\n")
     assert_error(proc, "not a run directory")

@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-import pytest
 import torch
 
-from helpers import DDP_ENV, ROOT, run_ok, torchrun_cmd, weights, write_yaml
+from helpers import DDP_ENV, ROOT, metrics, run_ok, torchrun_cmd, weights, write_yaml
 from nmt.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -109,3 +108,14 @@ def test_a_two_rank_checkpoint_evaluates_and_translates_in_one_cpu_process(make_
     proc = subprocess.run(nmt + ["translate", str(tmp_path / "r")], input="the king eats the bread .\n",
                           capture_output=True, text=True, cwd=ROOT, env=DDP_ENV, timeout=120)
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 1, proc.stderr
+
+
+def test_two_ranks_on_the_linear_schedule_by_the_clock_stop_together_with_a_falling_rate(make_config, tmp_path):
+    # the rate follows the slowest rank's clock, which the ranks agree on every step: the run stops
+    # once, for the time, with one log; a rank that disagreed would wait in a collective forever
+    cfg = ddp_config(make_config, "clock", max_steps=0, max_epochs=0, max_minutes=0.15, schedule="linear",
+                     warmup_steps=0, validate_every=10_000, save_every=10_000, log_every=5)
+    out = run_ok(torchrun_cmd(2, "train", str(write_yaml(tmp_path / "clock.yaml", cfg))))
+    assert out.stderr.count("reached train.max_minutes=0.15") == 1
+    rates = [e["lr"] for e in metrics(tmp_path / "clock", "train")]
+    assert len(rates) >= 3 and rates == sorted(rates, reverse=True) and rates[-1] < 0.5 * rates[0]

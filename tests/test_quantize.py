@@ -176,7 +176,7 @@ def test_cli_evaluate_int8_prints_the_setting(trained_run: Path, tmp_path: Path)
     stdout = ok(nmt("evaluate", trained_run, "--src", prefix + ".en", "--ref", prefix + ".fr", "--beam", "2",
                     "--quantize", "int8", "--out", hyp))
     settings, timing = stdout.strip().splitlines()[-2:]
-    assert "beam: 2  quantize: int8  hypotheses: " in settings, stdout
+    assert "beam: 2  length penalty: config  quantize: int8  hypotheses: " in settings, stdout
     assert timing.startswith("decoding: ") and " sentences/s (" in timing, stdout
     assert stdout.startswith("BLEU") and len(hyp.read_text(encoding="utf-8").splitlines()) == len(DEV_PAIRS)
 
