@@ -52,8 +52,8 @@ def evaluate(
 
     Without files, use the test set of the run's config (`data.test`, parallel or tsv).
     `quantize="int8"` decodes with dynamic int8 weights (`nmt.translate.quantize_int8`); the default
-    hypotheses file then ends in .int8.hyp, so it does not replace the float model's. A
-    `length_penalty` other than the run's decode.length_penalty puts .lpA in the name likewise.
+    hypotheses file then ends in .int8.hyp, so it does not replace the float model's. A given
+    `length_penalty` (else the run's decode.length_penalty) puts .lpA in the name likewise.
     """
     translator = Translator.load(run_dir, checkpoint, quantize=quantize)
     if src_file is None and ref_file is None:
