@@ -61,7 +61,8 @@ class DynamicBatcher:
     def __init__(self, translate_full: Callable[..., list], settings: Batching | None = None) -> None:
         self.translate_full = translate_full
         settings = settings or Batching()
-        self.max_batch, self.max_wait_s, self.enabled = settings.max_batch, settings.max_wait_ms / 1000, settings.enabled
+        self.max_batch, self.enabled = settings.max_batch, settings.enabled
+        self.max_wait_s = settings.max_wait_ms / 1000
         self.queue: queue.Queue = queue.Queue(maxsize=settings.max_queue)
         self.held: deque[Job] = deque()  # taken from the queue but left for the next batch
         self.stats = BatcherStats()

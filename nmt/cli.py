@@ -97,6 +97,9 @@ examples:
 QUANTIZE_HELP = ("none (default) or int8: dynamic int8 weights for Linear and GRU layers on CPU; "
                  "faster, BLEU may drop slightly")
 
+LENGTH_PENALTY_HELP = ("GNMT's length penalty: beam scores are divided by ((5 + length) / 6)**ALPHA (default: "
+                       "the run's decode.length_penalty; 0 = none, larger favours longer translations)")
+
 CHECKPOINT_HELP = ("'best' (default), 'last', 'averaged' (made by nmt average), 'step_N' (kept by "
                    "train.keep_checkpoints) or a checkpoint path")
 
@@ -184,9 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None,
                    help="where to write the hypotheses (default RUN/hyps/SRC.beamK.hyp, SRC.beamK.int8.hyp with "
                         "--quantize int8, SRC.beamK.lpALPHA.hyp with --length-penalty)")
-    p.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA",
-                   help="GNMT's length penalty: beam scores are divided by ((5 + length) / 6)**ALPHA (default: "
-                        "the run's decode.length_penalty; 0 = none, larger favours longer translations)")
+    p.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA", help=LENGTH_PENALTY_HELP)
     p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none", help=QUANTIZE_HELP)
     _add_debug(p)
 
@@ -198,9 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, help="write translations to this file instead of stdout")
     p.add_argument("--beam", type=int, default=None, help="beam size (default: the run's decode.beam_size; 1 = greedy)")
     p.add_argument("--nbest", type=int, default=1, help="print the N best translations with scores")
-    p.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA",
-                   help="GNMT's length penalty: beam scores are divided by ((5 + length) / 6)**ALPHA (default: "
-                        "the run's decode.length_penalty; 0 = none, larger favours longer translations)")
+    p.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA", help=LENGTH_PENALTY_HELP)
     p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
     p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none", help=QUANTIZE_HELP)
     p.add_argument("--interactive", action="store_true", help="force the prompt even when stdin is not a terminal")
@@ -224,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-batch", type=int, default=Batching.max_batch,
                    help=f"sentences decoded together at most (default {Batching.max_batch})")
     g.add_argument("--max-wait-ms", type=float, default=Batching.max_wait_ms,
-                   help=f"how long the decoder waits for more requests once one is in (default {Batching.max_wait_ms:g})")
+                   help=f"how long the decoder waits for more requests once one is in "
+                        f"(default {Batching.max_wait_ms:g})")
     g.add_argument("--max-queue", type=int, default=Batching.max_queue,
                    help=f"requests waiting at most; more get 503 (default {Batching.max_queue})")
     g.add_argument("--no-batching", action="store_true", help="decode each request alone, one after the other")

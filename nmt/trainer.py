@@ -324,8 +324,8 @@ class Trainer:
     def train_step(self, batch: Batch) -> tuple[float, int]:
         """One update on this rank's shard; returns its summed loss and target tokens."""
         batch = batch.to(self.device)
-        result = update(self.train_model, self.optimizer, batch, self.schedule.lr(self.step + 1, self.elapsed_s), self.tc,
-                        self.autocast_dtype, self.scaler)
+        lr = self.schedule.lr(self.step + 1, self.elapsed_s)
+        result = update(self.train_model, self.optimizer, batch, lr, self.tc, self.autocast_dtype, self.scaler)
         value = result.loss.item()
         (bad,) = self.dist.any(not math.isfinite(value))  # stop together, whichever rank saw it
         if bad:

@@ -19,6 +19,7 @@ import tempfile
 import time
 import types
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 import yaml
@@ -154,6 +155,14 @@ def metrics(run: Path, event: str | None = None, live: bool = False) -> list[dic
 def train_events(run: Path) -> list[dict]:
     """The training steps logged so far by a run that may still be training."""
     return metrics(run, "train", live=True)
+
+
+def until(condition: Callable[[], Any], timeout: float = 10, what: str = "the condition") -> None:
+    """Poll `condition` until it is true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
+        time.sleep(0.01)
 
 
 def wait_for_step(run: Path, step: int, proc: subprocess.Popen, since: int = 0, timeout: float = 60) -> None:

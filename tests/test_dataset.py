@@ -9,14 +9,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import DEV_PAIRS, PAIRS, write_lines, write_parallel
-from helpers import ENV, ROOT, assert_error, err, nmt, ok, snapshot, write_yaml
+from helpers import ENV, assert_error, err, nmt, ok, snapshot, until, write_yaml
 from nmt.batching import BatchStream, ExamplePairs
 from nmt.config import load_config
 from nmt.corpus import load_corpus
@@ -169,9 +168,7 @@ def test_a_prepare_killed_mid_write_leaves_no_dataset_and_the_next_one_rebuilds(
     log = (tmp_path / "prepare.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "nmt", "prepare", "c.yaml", "--workers", "2"], cwd=tmp_path,
                             env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not any((tmp_path / "p").glob("*.tmp-*/train.src.ids.npy")):
-        time.sleep(0.02)
+    until(lambda: any((tmp_path / "p").glob("*.tmp-*/train.src.ids.npy")), 60, "prepare's first array")
     os.killpg(proc.pid, signal.SIGKILL)  # the parent and its workers
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
@@ -205,9 +202,7 @@ def test_ctrl_c_during_prepare_is_one_line_exit_130_and_nothing_torn(tmp_path, m
     write_yaml(tmp_path / "c.yaml", cfg)
     proc = subprocess.Popen([sys.executable, "-m", "nmt", "prepare", "c.yaml", "--workers", "2"], cwd=tmp_path,
                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not any((tmp_path / "p").glob("*.tmp-*/train.src.ids.npy")):
-        time.sleep(0.02)
+    until(lambda: any((tmp_path / "p").glob("*.tmp-*/train.src.ids.npy")), 60, "prepare's first array")
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to the whole foreground group
     _, stderr = proc.communicate(timeout=60)
     lines = stderr.decode().strip().splitlines()

@@ -7,7 +7,6 @@ import shutil
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +15,7 @@ httpx = pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from helpers import ROOT, assert_error, load_script, nmt  # noqa: E402
+from helpers import ROOT, assert_error, load_script, nmt, until  # noqa: E402
 from nmt.batcher import Batching, DynamicBatcher  # noqa: E402
 from nmt.lab.stats import neighbors, word_vector  # noqa: E402
 from nmt.lab.tables import load_tables  # noqa: E402
@@ -173,13 +172,6 @@ def blocking_translator(translator, monkeypatch) -> tuple[threading.Event, threa
 
     monkeypatch.setattr(translator, "translate_full", slow)
     return started, release
-
-
-def until(condition, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.01)
 
 
 def test_a_full_queue_is_503_with_retry_after(translator, monkeypatch):
