@@ -132,6 +132,9 @@ class TrainConfig:
     label_smoothing: float = field(default=0.1, metadata=_range(0.0, 0.99))
     schedule: Literal["constant", "plateau", "inverse_sqrt", "linear"] = "plateau"
     warmup_steps: int = field(default=0, metadata=_range(0))
+    # linear: decay over the last fraction of the budget only, at the full rate until then
+    # (warmup-stable-decay); 1: decay from the start
+    decay_fraction: float = field(default=1.0, metadata=_range(0.0, 1.0, lo_open=True))
     plateau_factor: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
     plateau_patience: int = field(default=2, metadata=_range(0))  # validations
     validate_every: int = field(default=500, metadata=_range(1, resume_safe=True))

@@ -43,10 +43,12 @@ class LRSchedule:
 
     - warmup: linear from lr/warmup_steps to lr over `warmup_steps` steps (any schedule);
     - inverse_sqrt: after warmup, lr × sqrt(warmup / step);
-    - linear: lr × (1 - the fraction of the budget used), down to `min_lr`, the budget being
-      `max_steps` or `max_minutes`, whichever runs out first. A run that knows its budget ends at
-      a low rate instead of stopping at full speed (Li et al. 2020, "Budgeted training"); with
-      `max_minutes` the rate follows the clock, so two runs of one config differ;
+    - linear: lr × (1 - the fraction of the budget used) / decay_fraction, at most lr, down to
+      `min_lr`, the budget being `max_steps` or `max_minutes`, whichever runs out first. A run that
+      knows its budget ends at a low rate instead of stopping at full speed (Li et al. 2020,
+      "Budgeted training"); with `decay_fraction` < 1 it keeps the full rate until the last part of
+      the budget (warmup-stable-decay, Hägele et al. 2024). With `max_minutes` the rate follows the
+      clock, so two runs of one config differ;
     - plateau: after `plateau_patience` validations without a better dev score, multiply by
       `plateau_factor`, never below `min_lr`.
     Early stopping is separate (the trainer's), so it works whatever the schedule.
@@ -63,7 +65,8 @@ class LRSchedule:
         lr = cfg.lr
         ramp = step / cfg.warmup_steps if cfg.warmup_steps and step < cfg.warmup_steps else 1.0
         if cfg.schedule == "linear":  # the lower of the ramp and the decay: no jump where they meet
-            return lr * min(ramp, max(1.0 - self.budget_used(step, elapsed_s), cfg.min_lr / cfg.lr))
+            decay = (1.0 - self.budget_used(step, elapsed_s)) / cfg.decay_fraction
+            return lr * min(ramp, 1.0, max(decay, cfg.min_lr / cfg.lr))
         if ramp < 1.0:
             lr *= ramp
         elif cfg.schedule == "inverse_sqrt" and cfg.warmup_steps:

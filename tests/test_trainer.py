@@ -109,6 +109,16 @@ def test_linear_takes_the_lower_of_the_warmup_ramp_and_the_decay():
     assert max(abs(a - b) for a, b in zip(rates, rates[1:])) <= 0.01 / 100 + 1e-12  # no jump
 
 
+def test_linear_with_a_decay_fraction_holds_the_rate_then_decays_over_the_last_part_of_the_budget():
+    s = LRSchedule(TrainConfig(lr=0.01, min_lr=1e-4, schedule="linear", max_steps=1000, decay_fraction=0.2,
+                               warmup_steps=100))
+    assert [s.lr(step) for step in (50, 100, 500, 800)] == pytest.approx([0.005, 0.01, 0.01, 0.01])
+    assert [s.lr(step) for step in (850, 900, 950, 999)] == pytest.approx([0.0075, 0.005, 0.0025, 1e-4])
+    clock = LRSchedule(TrainConfig(lr=0.01, schedule="linear", max_minutes=10, decay_fraction=0.5))
+    assert clock.lr(1, elapsed_s=240.0) == pytest.approx(0.01)
+    assert clock.lr(1, elapsed_s=450.0) == pytest.approx(0.005)
+
+
 def test_validations_do_not_change_the_linear_schedule():
     s = LRSchedule(TrainConfig(lr=0.01, schedule="linear", max_steps=100, plateau_patience=0))
     for score in (1.0, 0.0, 0.0, 0.0):
