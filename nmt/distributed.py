@@ -72,6 +72,11 @@ class Dist:
         # validations run on rank 0 while the others wait in a collective: allow long ones
         dist.init_process_group(backend, timeout=timedelta(hours=2))
 
+    def barrier(self) -> None:
+        """Wait until every rank gets here."""
+        if self.active:
+            dist.barrier()
+
     def close(self) -> None:
         if self.active and dist.is_initialized():
             dist.destroy_process_group()

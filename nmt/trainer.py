@@ -566,7 +566,11 @@ def train(
     device = resolve_device(cfg.train.device, dist.local_rank, where)
     dist.init(device)
     try:
-        return _train(cfg, where, dist, device, resume, overwrite)
+        path = _train(cfg, where, dist, device, resume, overwrite)
+        # a rank that tears the group down while another still talks to it can abort at exit
+        # ("terminate called without an active exception"): leave together
+        dist.barrier()
+        return path
     finally:
         dist.close()
 
