@@ -97,6 +97,7 @@ def average_run(
     payload: dict[str, Any] = {
         "model": weights,
         "vocab": checkpoints[-1]["vocab"],
+        **({"architecture": checkpoints[-1]["architecture"]} if "architecture" in checkpoints[-1] else {}),
         "step": checkpoints[-1].get("step"),
         "score": None,
         "averaged_from": [p.name for p in sources],

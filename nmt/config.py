@@ -101,13 +101,20 @@ class ModelConfig:
     decoder_layers: int = field(default=1, metadata=_range(1))
     attention_size: int = field(default=512, metadata=_range(1))
     dropout: float = field(default=0.3, metadata=_range(0.0, 0.9))
+    # the recurrent cell of the encoder and the decoder (nmt/model/cells.py)
+    rnn_type: Literal["gru", "lstm"] = "gru"
+    # bahdanau: additive, reads s_{t-1}; luong_general / luong_dot: multiplicative, read s_t
+    # (nmt/model/attention.py, whose ATTENTIONS these names must match); luong_dot needs
+    # decoder_hidden_size = 2 × encoder_hidden_size
+    attention: Literal["bahdanau", "luong_general", "luong_dot"] = "bahdanau"
     tie_embeddings: bool = False  # target input embedding = output projection
     # feed the previous output o_{t-1} into the decoder GRU's input (Joey NMT, OpenNMT-py); costs
     # speed: the readout moves inside the recurrence (see nmt/model/decoder.py)
     input_feeding: bool = False
-    # a one-layer decoder's teacher-forced unroll (training, validation loss) takes the fast path of
-    # nmt/model/fused.py; false: the step-by-step reference everywhere. Same function up to rounding,
-    # same weights, so it may change on resume
+    # the decoder's teacher-forced unroll (training, validation loss) takes the fastest path the
+    # architecture has (nmt/model/decoder.py: fused.py for one GRU layer with Bahdanau, one RNN call
+    # for Luong without input feeding); false: the step-by-step reference everywhere. Same function
+    # up to rounding, same weights, so it may change on resume
     fused_decoder: bool = field(default=True, metadata=RESUME_SAFE)
     embeddings: EmbeddingConfig = field(default_factory=EmbeddingConfig)
 
@@ -339,7 +346,14 @@ def _validate(cfg: Config, where: str) -> None:
             f"{where}: set at least one of 'train.max_steps', 'train.max_epochs', "
             "'train.max_minutes' (all are 0: training would never stop)"
         )
-    e = cfg.model.embeddings
+    m = cfg.model
+    if m.attention == "luong_dot" and m.decoder_hidden_size != 2 * m.encoder_hidden_size:
+        raise NmtError(
+            f"{where}: key 'model.attention' is 'luong_dot', which compares decoder states "
+            f"('model.decoder_hidden_size' {m.decoder_hidden_size}) with encoder states (2 × "
+            f"'model.encoder_hidden_size' = {2 * m.encoder_hidden_size}); make them equal, or use luong_general"
+        )
+    e = m.embeddings
     if e.share_src_tgt:
         if not cfg.tokenizer.joint:
             raise NmtError(

@@ -71,7 +71,7 @@ QUANTIZE_CHOICES = ("none", "int8")
 
 
 def quantize_int8(model: Seq2Seq) -> Seq2Seq:
-    """Dynamic int8 quantization of the model's nn.Linear and nn.GRU layers, for faster CPU decoding.
+    """Dynamic int8 quantization of the model's nn.Linear, nn.GRU and nn.LSTM layers, for faster CPU decoding.
 
     Decoding on the CPU is bound by the matmuls of these layers. Dynamic quantization stores their
     weights as int8 (once, here) and quantizes the activations on the fly, per batch, from their
@@ -80,7 +80,7 @@ def quantize_int8(model: Seq2Seq) -> Seq2Seq:
     model on another device is refused. nn.Embedding is not quantized: a lookup, no matmul, so the
     tables stay float. With `model.tie_embeddings` the generator shares the target table's
     Parameter; the quantized generator packs its own int8 copy of it, and the embedding keeps the
-    float Parameter, so lookups are unchanged. In place (the Linear and GRU modules are replaced);
+    float Parameter, so lookups are unchanged. In place (the Linear and RNN modules are replaced);
     returns the model, in eval mode.
     """
     devices = sorted({str(p.device) for p in model.parameters()} - {"cpu"})
@@ -95,7 +95,7 @@ def quantize_int8(model: Seq2Seq) -> Seq2Seq:
                                 category=DeprecationWarning)
         warnings.filterwarnings("ignore", message="torch.quantize_per_tensor, torch.quantize_per_channel",
                                 category=UserWarning)
-        model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear, nn.GRU}, dtype=torch.qint8, inplace=True)
+        model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear, nn.GRU, nn.LSTM}, dtype=torch.qint8, inplace=True)
     return model.eval()  # the swapped-in Linear modules start in training mode
 
 

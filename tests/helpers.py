@@ -218,6 +218,29 @@ def assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> 
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
 
 
+# ----------------------------------------------------------------------------- two unrolls, one function
+
+
+def outputs_and_grads(model: torch.nn.Module, batch: Any) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+    """The teacher-forced outputs (logits, attention) of `model` on `batch` (in train mode, with
+    the dropout masks of seed 1) and every parameter's gradient of the sum of their squares."""
+    torch.manual_seed(1)
+    outputs = model(batch.src, batch.src_lengths, batch.tgt_in)
+    sum(o.pow(2).sum() for o in outputs).backward()
+    return outputs, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def assert_same_function(ref: torch.nn.Module, fast: torch.nn.Module, batch: Any) -> None:
+    """Two models with the same weights and other unrolls compute the same outputs and gradients
+    up to fp32 rounding."""
+    (ref_out, ref_grads), (out, grads) = outputs_and_grads(ref, batch), outputs_and_grads(fast, batch)
+    for a, b in zip(ref_out, out):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert ref_grads.keys() == grads.keys()
+    for name in ref_grads:
+        torch.testing.assert_close(ref_grads[name], grads[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
 # ----------------------------------------------------------------------------- the embedding lab
 # A stand-in tokenizer and a table whose neighbours and analogies are known exactly.
 

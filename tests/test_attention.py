@@ -1,85 +1,106 @@
-"""Tests for nmt/model/attention.py: Bahdanau additive attention, masked over padding."""
+"""Tests for nmt/model/attention.py: every attention behind the one interface (precompute once,
+score a query against the cache), masked over padding."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from nmt.model.attention import BahdanauAttention
+from nmt.model.attention import ATTENTIONS, make_attention
 
 BATCH, SRC_LEN, KEY, QUERY, ATTN = 3, 6, 10, 8, 7
 LENGTHS = torch.tensor([6, 4, 1])
 
 
-def inputs(seed: int = 0):
+@pytest.fixture(params=list(ATTENTIONS))
+def name(request) -> str:
+    """Each test runs for every attention (luong_dot with a query of the key's size)."""
+    return request.param
+
+
+def inputs(name: str, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    attention = BahdanauAttention(KEY, QUERY, ATTN)
+    query_size = KEY if name == "luong_dot" else QUERY
+    attention = make_attention(name, KEY, query_size, ATTN)
     memory = torch.randn(BATCH, SRC_LEN, KEY, generator=g)
-    query = torch.randn(BATCH, QUERY, generator=g)
+    query = torch.randn(BATCH, query_size, generator=g)
     mask = torch.arange(SRC_LEN).unsqueeze(0) < LENGTHS.unsqueeze(1)  # (batch, src_len)
     return attention, query, memory, mask
 
 
-def run(seed: int = 0):
-    attention, query, memory, mask = inputs(seed)
-    context, weights = attention(query, attention.project_keys(memory), memory, mask)
+def run(name: str, seed: int = 0):
+    attention, query, memory, mask = inputs(name, seed)
+    context, weights = attention(query, attention.precompute(memory), memory, mask)
     return context, weights, memory, mask
 
 
-def test_shapes():
-    context, weights, _, _ = run()
+def test_a_query_of_several_steps_gives_each_step_s_result(name):
+    attention, query, memory, mask = inputs(name)
+    queries = torch.stack([query, query * 2, -query], 1)  # (batch, steps, query)
+    cache = attention.precompute(memory)
+    contexts, weights = attention(queries, cache, memory, mask)
+    assert contexts.shape == (BATCH, 3, KEY) and weights.shape == (BATCH, 3, SRC_LEN)
+    for t in range(3):
+        c, w = attention(queries[:, t], cache, memory, mask)
+        torch.testing.assert_close(contexts[:, t], c)
+        torch.testing.assert_close(weights[:, t], w)
+
+
+def test_shapes(name):
+    context, weights, _, _ = run(name)
     assert context.shape == (BATCH, KEY)
     assert weights.shape == (BATCH, SRC_LEN)
 
 
-def test_weights_sum_to_one_over_real_positions():
-    _, weights, _, mask = run()
+def test_weights_sum_to_one_over_real_positions(name):
+    _, weights, _, mask = run(name)
     torch.testing.assert_close((weights * mask).sum(1), torch.ones(BATCH))
 
 
-def test_weights_are_exactly_zero_on_padding():
-    _, weights, _, mask = run()
+def test_weights_are_exactly_zero_on_padding(name):
+    _, weights, _, mask = run(name)
     assert torch.all(weights[~mask] == 0.0)
 
 
-def test_weights_are_positive_on_real_positions():
-    _, weights, _, mask = run()
+def test_weights_are_positive_on_real_positions(name):
+    _, weights, _, mask = run(name)
     assert torch.all(weights[mask] > 0.0)
 
 
-def test_single_real_position_gets_all_the_weight():
-    _, weights, _, _ = run()
+def test_single_real_position_gets_all_the_weight(name):
+    _, weights, _, _ = run(name)
     assert weights[2].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
 
 
-def test_context_is_the_weighted_sum_of_the_memory():
-    context, weights, memory, _ = run()
+def test_context_is_the_weighted_sum_of_the_memory(name):
+    context, weights, memory, _ = run(name)
     expected = torch.einsum("bs,bsk->bk", weights, memory)
     torch.testing.assert_close(context, expected)
 
 
-def test_padding_content_does_not_change_the_result():
-    attention, query, memory, mask = inputs()
+def test_padding_content_does_not_change_the_result(name):
+    attention, query, memory, mask = inputs(name)
     noisy = memory.clone()
     noisy[~mask] = 1e3
-    c1, w1 = attention(query, attention.project_keys(memory), memory, mask)
-    c2, w2 = attention(query, attention.project_keys(noisy), noisy, mask)
+    c1, w1 = attention(query, attention.precompute(memory), memory, mask)
+    c2, w2 = attention(query, attention.precompute(noisy), noisy, mask)
     torch.testing.assert_close(w1, w2)
     torch.testing.assert_close(c1, c2)
 
 
-def test_weights_depend_on_the_query():
-    attention, query, memory, mask = inputs()
-    keys = attention.project_keys(memory)
+def test_weights_depend_on_the_query(name):
+    attention, query, memory, mask = inputs(name)
+    keys = attention.precompute(memory)
     _, w1 = attention(query, keys, memory, mask)
     _, w2 = attention(query + 1.0, keys, memory, mask)
     assert not torch.allclose(w1[0], w2[0])
 
 
-def test_gradients_are_finite_with_padding():
-    attention, query, memory, mask = inputs()
+def test_gradients_are_finite_with_padding(name):
+    attention, query, memory, mask = inputs(name)
     memory.requires_grad_(True)
-    context, _ = attention(query, attention.project_keys(memory), memory, mask)
+    context, _ = attention(query, attention.precompute(memory), memory, mask)
     context.sum().backward()
     assert torch.isfinite(memory.grad).all()
     assert torch.all(memory.grad[~mask] == 0.0)

@@ -40,10 +40,12 @@ def ddp_config(make_config, name: str, **train) -> dict:
     return make_config(name, train={"max_steps": 12, "validate_every": 6, "save_every": 3, **train})
 
 
-@pytest.mark.parametrize("feeding", [False, True])  # model.input_feeding: the readout inside the recurrence
-def test_two_ranks_with_half_the_batch_take_the_steps_of_one_process_with_the_whole_batch(make_config, tmp_path, feeding):
+@pytest.mark.parametrize("feeding, arch", [  # model.input_feeding: the readout inside the recurrence
+    (False, ("gru", "bahdanau")), (True, ("gru", "bahdanau")), (False, ("lstm", "luong_general"))])
+def test_two_ranks_with_half_the_batch_take_the_steps_of_one_process_with_the_whole_batch(make_config, tmp_path, feeding,
+                                                                                          arch):
     # no dropout: the ranks draw other masks than one process would
-    model = {"dropout": 0.0, "input_feeding": feeding}
+    model = {"dropout": 0.0, "input_feeding": feeding, "rnn_type": arch[0], "attention": arch[1]}
     one = make_config("one", model=model, train={"max_steps": 6, "batch_size": 16, "batch_tokens": 200})
     two = make_config("two", model=model, train={"max_steps": 6, "batch_size": 8, "batch_tokens": 100})
     run_ok([sys.executable, "-m", "nmt", "train", str(write_yaml(tmp_path / "one.yaml", one))])

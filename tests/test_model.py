@@ -1,5 +1,6 @@
-"""Tests for nmt/model/seq2seq.py and decoder.py: shapes, and step-by-step = teacher forcing
-(the fused training unroll against the step-by-step one: tests/test_fused.py)."""
+"""Tests for nmt/model/seq2seq.py and decoder.py: shapes, input feeding, the state (step by step =
+teacher forcing for every cell and attention: tests/test_architectures.py; the fused training
+unroll against the step-by-step one: tests/test_fused.py)."""
 
 from __future__ import annotations
 
@@ -62,19 +63,6 @@ def test_decode_step_returns_log_probabilities(batch):
     torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(3))
 
 
-@pytest.mark.parametrize("layers,tie,feeding", [(1, False, False), (2, False, False), (1, True, False),
-                                                (1, False, True), (2, False, True)])
-def test_decode_step_with_teacher_forcing_reproduces_forward(batch, layers, tie, feeding):
-    model = tiny_model(layers=layers, tie=tie, dropout=0.3, feeding=feeding).eval()  # eval: dropout off
-    with torch.no_grad():
-        logits, attention = model(batch.src, batch.src_lengths, batch.tgt_in)
-        state = model.encode(batch.src, batch.src_lengths)
-        for t in range(batch.tgt_in.size(1)):
-            log_probs, state, weights = model.decode_step(batch.tgt_in[:, t], state)
-            torch.testing.assert_close(log_probs, torch.log_softmax(logits[:, t], -1), atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(weights, attention[:, t], atol=1e-6, rtol=1e-5)
-
-
 @pytest.mark.parametrize("layers", [1, 2])
 def test_input_feeding_feeds_the_previous_output_into_the_next_step(batch, layers):
     model = tiny_model(layers=layers, feeding=True).eval()
@@ -87,7 +75,7 @@ def test_input_feeding_feeds_the_previous_output_into_the_next_step(batch, layer
         assert o_1.abs().sum() > 0
         log_probs, _, _ = model.decode_step(batch.tgt_in[:, 1], state)
         # the same step with another o_{t-1}: another distribution
-        changed, _, _ = model.decode_step(batch.tgt_in[:, 1], state.after_step(state.hidden, torch.zeros_like(o_1)))
+        changed, _, _ = model.decode_step(batch.tgt_in[:, 1], state.after_step(state.rnn_state, torch.zeros_like(o_1)))
     assert not torch.allclose(log_probs, changed)
     assert tiny_model(layers=layers).decoder.rnn.input_size == 16 + 2 * 12  # off: [emb ; c_t]
 
@@ -99,10 +87,10 @@ def test_decoder_state_select_reorders_rows(batch):
     assert torch.equal(picked.hidden[:, 1], state.hidden[:, 0])
     assert torch.equal(picked.memory[0], state.memory[2])
     assert torch.equal(picked.mask[2], state.mask[0])
-    assert torch.equal(picked.proj_keys[0], state.proj_keys[2])
+    assert torch.equal(picked.attention_cache[0][0], state.attention_cache[0][2])
     assert picked.feed is None
     fed = tiny_model(feeding=True).eval().encode(batch.src, batch.src_lengths)
-    fed = fed.after_step(fed.hidden, torch.arange(3.0).unsqueeze(1).expand(3, 16))
+    fed = fed.after_step(fed.rnn_state, torch.arange(3.0).unsqueeze(1).expand(3, 16))
     assert torch.equal(fed.select(torch.tensor([2, 0, 0])).feed[:, 0], torch.tensor([2.0, 0.0, 0.0]))
 
 

@@ -4,6 +4,7 @@ owns its construction, so that the trainer, the translator and the scripts build
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -28,6 +29,7 @@ def load_model(run: RunDir, cfg: Config, ckpt_path: Path, src_vocab: int, tgt_vo
             f"match the run's tokenizers {src_vocab}/{tgt_vocab}"
         )
     model = build_model(cfg, src_vocab, tgt_vocab)
+    check_architecture(ckpt, model, ckpt_path, run.config)
     try:
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, KeyError) as e:
@@ -35,6 +37,18 @@ def load_model(run: RunDir, cfg: Config, ckpt_path: Path, src_vocab: int, tgt_vo
         raise NmtError(f"{ckpt_path}: checkpoint does not fit the model in {run.config} ({first})") from None
     model.eval()
     return model
+
+
+def check_architecture(ckpt: dict[str, Any], model: Seq2Seq, ckpt_path: Path, config_path: Path | str) -> None:
+    """Refuse a checkpoint of another architecture in one line that names the key. A checkpoint made
+    before checkpoints named their architecture is GRU with Bahdanau (the defaults)."""
+    saved = {**Seq2Seq.ARCHITECTURE, **ckpt.get("architecture", {})}
+    for key, value in model.architecture().items():
+        if saved.get(key) != value:
+            raise NmtError(
+                f"{ckpt_path}: the checkpoint is a model with 'model.{key}: {saved.get(key)}', but "
+                f"{config_path} says {value!r}; a checkpoint loads only into its own architecture"
+            )
 
 
 def snapshot_embeddings(model: Seq2Seq) -> dict[str, torch.Tensor]:

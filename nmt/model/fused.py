@@ -1,4 +1,5 @@
-"""The fast path of the decoder's teacher-forced unroll, for a one-layer GRU (`model.fused_decoder`).
+"""The fast path of the decoder's teacher-forced unroll, for one GRU layer with Bahdanau attention
+(`model.fused_decoder`; `fused_supports` says which decoders take it, the others run the reference).
 
 decoder.py's `Decoder._unroll` is the reference: at each step t it runs the attention on s_{t-1}
 and one `nn.GRU` step on [emb(y_{t-1}) ; c_t]. That is many small kernels per step, each with
@@ -20,9 +21,9 @@ rounding (tests/test_fused.py holds them equal, outputs and gradients). Both pat
 modules (the decoder's `nn.GRU` and attention), so the parameters and the state-dict keys are the
 same: a checkpoint loads either way.
 
-A multi-layer decoder always takes the reference: layer 2's inputs are layer 1's outputs of the
-same step, so step 1 above only holds for the first layer, and nn.GRU applies the dropout between
-layers.
+A multi-layer decoder takes the reference: layer 2's inputs are layer 1's outputs of the same step,
+so step 1 above only holds for the first layer, and nn.GRU applies the dropout between layers. An
+LSTM (other gates) and Luong attention (it reads s_t, after the step) are not written here either.
 """
 
 from __future__ import annotations
@@ -33,8 +34,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nmt.model.attention import BahdanauAttention
+from nmt.model.attention import Attention, BahdanauAttention
 from nmt.model.state import DecoderState
+
+FUSED_SUPPORTS = "one GRU layer with Bahdanau attention"  # what `fused_unroll` implements and tests
+
+
+def fused_supports(rnn: nn.Module, attention: Attention) -> bool:
+    """Whether `fused_unroll` computes this decoder's unroll: exactly the `FUSED_SUPPORTS` case."""
+    return type(rnn) is nn.GRU and rnn.num_layers == 1 and type(attention) is BahdanauAttention
 
 
 class _WeightGradOnce(torch.autograd.Function):
@@ -104,7 +112,9 @@ def fused_unroll(
         h_inputs.append(h.detach())
         hw = F.linear(h, w_h_fixed, b_h) + zero_h  # (batch, attn + 3*hidden)
         query, gh = hw.split([w_h.size(0) - 3 * d, 3 * d], dim=-1)  # (batch, attn), (batch, 3*hidden)
-        context, weights = att.attend(query, state.proj_keys, state.memory, state.mask)
+        context, weights = att.weigh(att.score_projected(query.unsqueeze(1), state.attention_cache), state.memory,
+                                     state.mask)
+        context, weights = context.squeeze(1), weights.squeeze(1)  # (batch, mem), (batch, src_len)
         rnn_in = context if readout is None else torch.cat([context, feed], dim=-1)  # (batch, mem[+emb])
         ctx_inputs.append(rnn_in.detach())
         gi = gates_emb_t + F.linear(rnn_in, w_ctx_fixed) + zero_ctx  # (batch, 3*hidden)

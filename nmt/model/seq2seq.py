@@ -18,6 +18,9 @@ class Seq2Seq(nn.Module):
     # the embedding module of each side: the one place that names them, for `embedding_tables`
     # and for readers of checkpoints (`table_key`)
     EMBEDDINGS = {"src": "src_embed", "tgt": "tgt_embed"}
+    # the model.* keys a checkpoint records (`architecture`), with what a checkpoint made before
+    # they existed holds: GRU with Bahdanau
+    ARCHITECTURE = {"rnn_type": "gru", "attention": "bahdanau"}
 
     def __init__(self, cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> None:
         super().__init__()
@@ -34,7 +37,9 @@ class Seq2Seq(nn.Module):
             self.tgt_embed = self.src_embed
         else:
             self.tgt_embed = Embeddings(tgt_vocab_size, cfg.embedding_size, e.scale, e.freeze_tgt)
-        self.encoder = Encoder(cfg.embedding_size, cfg.encoder_hidden_size, cfg.encoder_layers, cfg.dropout)
+        self.encoder = Encoder(
+            cfg.embedding_size, cfg.encoder_hidden_size, cfg.encoder_layers, cfg.dropout, cfg.rnn_type
+        )
         self.decoder = Decoder(
             cfg.embedding_size,
             self.encoder.output_size,
@@ -44,6 +49,8 @@ class Seq2Seq(nn.Module):
             cfg.dropout,
             fused=cfg.fused_decoder,
             input_feeding=cfg.input_feeding,
+            rnn_type=cfg.rnn_type,
+            attention=cfg.attention,
         )
         self.generator = nn.Linear(cfg.embedding_size, tgt_vocab_size, bias=False)
         if cfg.tie_embeddings:
@@ -78,6 +85,10 @@ class Seq2Seq(nn.Module):
         """prev_tokens (batch,) → log-probabilities (batch, tgt_vocab), next state, attention (batch, src_len)."""
         o, state, weights = self.decoder.step(self.tgt_embed(prev_tokens), state)
         return torch.log_softmax(self.generator(o), dim=-1), state, weights
+
+    def architecture(self) -> dict[str, str]:
+        """What a checkpoint of this model records, so that it loads only into the same (build.py)."""
+        return {key: getattr(self.cfg, key) for key in self.ARCHITECTURE}
 
     def embedding_tables(self) -> dict[str, torch.Tensor]:
         """The source and target embedding matrices, by side (one tensor twice when shared)."""
