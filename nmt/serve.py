@@ -206,6 +206,7 @@ def create_app(translator: Translator, limits: Limits | None = None, batching: B
         "run": str(translator.run.path),
         "checkpoint": checkpoint_info(translator),
         "parameters": sum(p.numel() for p in translator.model.parameters()),
+        "architecture": translator.model.architecture(),  # model.rnn_type, model.attention
         "quantize": translator.quantize,
         "decode": {"beam": default_beam, "length_penalty": cfg.decode.length_penalty,
                    "max_len_ratio": cfg.decode.max_len_ratio, "max_src_pieces": cfg.data.max_src_len},

@@ -274,7 +274,7 @@ def test_lstm_luong_is_served_with_nbest_and_attention(lstm_luong_run):
         assert r.status_code == 200, r.text
         (got,) = r.json()["translations"]
         assert len(got["n_best"]) == 2 and all(abs(sum(row) - 1) < 1e-2 for row in got["n_best"][0]["attention"])
-        assert client.get("/v1/info").status_code == 200
+        assert client.get("/v1/info").json()["architecture"] == {"rnn_type": "lstm", "attention": "luong_general"}
 
 
 def test_lstm_luong_average_and_the_embedding_lab(lstm_luong_run, tmp_path):

@@ -25,10 +25,11 @@ TGT = [[10, 11], [12, 13, 14]]
 
 
 def tiny_model(seed: int = 0, tie: bool = False, src_vocab: int = SRC_VOCAB, tgt_vocab: int = TGT_VOCAB,
-               **embeddings) -> Seq2Seq:
+               rnn_type: str = "gru", attention: str = "bahdanau", **embeddings) -> Seq2Seq:
     torch.manual_seed(seed)
-    cfg = ModelConfig(embedding_size=DIM, encoder_hidden_size=16, decoder_hidden_size=24, attention_size=16,
-                      dropout=0.0, tie_embeddings=tie, embeddings=EmbeddingConfig(**embeddings))
+    cfg = ModelConfig(embedding_size=DIM, encoder_hidden_size=16, decoder_hidden_size=32, attention_size=16,
+                      dropout=0.0, tie_embeddings=tie, embeddings=EmbeddingConfig(**embeddings),
+                      rnn_type=rnn_type, attention=attention)
     return Seq2Seq(cfg, src_vocab, tgt_vocab)
 
 
@@ -91,9 +92,10 @@ def test_a_frozen_tied_target_table_freezes_the_output_projection_too():
     assert not torch.equal(model.src_embed.weight, before["src"])
 
 
-def test_a_frozen_shared_table_stays_bit_identical():
+@pytest.mark.parametrize("rnn_type, attention", [("gru", "bahdanau"), ("lstm", "luong_dot")])
+def test_a_frozen_shared_table_stays_bit_identical(rnn_type, attention):
     model = tiny_model(src_vocab=SRC_VOCAB, tgt_vocab=SRC_VOCAB, share_src_tgt=True, freeze_src=True,
-                       freeze_tgt=True)
+                       freeze_tgt=True, rnn_type=rnn_type, attention=attention)
     before = tables(model)
     encoder_before = model.encoder.rnn.weight_ih_l0.detach().clone()
     train_steps(model, n=3)
@@ -111,6 +113,7 @@ PAD_CASES = [
     {"share_src_tgt": True},
     {"share_src_tgt": True, "tie": True, "scale": True},
     {"freeze_src": True, "tie": True},
+    {"share_src_tgt": True, "tie": True, "rnn_type": "lstm", "attention": "luong_general"},
 ]
 
 

@@ -70,6 +70,7 @@ def test_info_names_the_model_and_its_settings(client, trained_run):
     assert info["checkpoint"]["path"].endswith("best.pt") and info["checkpoint"]["step"] > 0
     assert info["checkpoint"]["dev_metric"] == "bleu" and info["checkpoint"]["dev_score"] is not None
     assert info["decode"]["beam"] == 2 and info["vocab"]["src"] > 4
+    assert info["architecture"] == {"rnn_type": "gru", "attention": "bahdanau"}
 
 
 def test_neighbours_are_the_labs_for_words_and_pieces(client, trained_run):
