@@ -31,7 +31,7 @@ from nmt.cpu import flush_denormals, resolve_precision
 from nmt.data import FINGERPRINT_PREFIX, DevSet, training_data
 from nmt.dataset import Dataset, file_sha256, prepare
 from nmt.distributed import Dist, resolve_device
-from nmt.lab.stats import drift_summary
+from nmt.drift import drift_summary
 from nmt.errors import NmtError
 from nmt.model import Seq2Seq, build_model, snapshot_embeddings
 from nmt.optim import LRSchedule, Plateau, make_optimizer, update
