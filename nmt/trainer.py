@@ -29,12 +29,13 @@ from nmt.config import Config, load_config, resume_changes, resume_safe_keys, sa
 from nmt.corpus import corpus_paths
 from nmt.cpu import flush_denormals, resolve_precision
 from nmt.data import FINGERPRINT_PREFIX, DevSet, training_data
-from nmt.dataset import Dataset, file_sha256, prepare
+from nmt.dataset import Dataset, file_sha256
 from nmt.distributed import Dist, resolve_device
 from nmt.drift import drift_summary
 from nmt.errors import NmtError
 from nmt.model import Seq2Seq, build_model, snapshot_embeddings
 from nmt.optim import LRSchedule, Plateau, make_optimizer, update
+from nmt.prepare import prepare
 from nmt.pretrained import apply_pretrained
 from nmt.rundir import NewRun, RunDir, start_run_dir
 from nmt.runlog import RunLog
