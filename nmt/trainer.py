@@ -38,7 +38,7 @@ from nmt.model import Seq2Seq, build_model, snapshot_embeddings
 from nmt.optim import LRSchedule, Plateau, make_optimizer, update
 from nmt.prepare import prepare
 from nmt.pretrained import apply_pretrained
-from nmt.rundir import NewRun, RunDir, start_run_dir
+from nmt.rundir import NewRun, RunDir, RunLock, start_run_dir
 from nmt.runlog import RunLog
 from nmt.tensorboard import TensorBoardLog, require_tensorboard
 from nmt.validation import greedy_decode, validate
@@ -566,21 +566,32 @@ class Trainer:
         self.log.record(end)
 
 
+def _check_resume(cfg: Config, run: RunDir) -> None:
+    """A run to resume has last.pt, and `cfg` changes none of the keys that must stay."""
+    if not run.last.is_file():
+        raise NmtError(f"{run.path}: no checkpoints/last.pt to resume from")
+    changed = resume_changes(run.load_config(), cfg)
+    if changed:
+        diff = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed)
+        raise NmtError(
+            f"{run.config}: the config differs from the run's on keys that cannot change on resume: "
+            f"{diff} (safe to change: {', '.join(sorted(resume_safe_keys()))})"
+        )
+
+
 def _prepare_run_dir(cfg: Config, run: RunDir, resume: bool, overwrite: bool,
-                     config_path: Path | None) -> NewRun | None:
-    """Check a run to resume, or start a new run directory (None when resuming)."""
+                     config_path: Path | None) -> tuple[RunLock, NewRun | None]:
+    """Lock the run directory (one trainer at a time, refused before anything is touched), then
+    check a run to resume, or start a new run directory (None when resuming)."""
     if resume:
         run.require()
-        if not run.last.is_file():
-            raise NmtError(f"{run.path}: no checkpoints/last.pt to resume from")
-        changed = resume_changes(run.load_config(), cfg)
-        if changed:
-            diff = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed)
-            raise NmtError(
-                f"{run.config}: the config differs from the run's on keys that cannot change on resume: "
-                f"{diff} (safe to change: {', '.join(sorted(resume_safe_keys()))})"
-            )
-        return None  # config.yaml gets the new safe values once the trainer is built (see train())
+        lock = RunLock(run.path).take()
+        try:
+            _check_resume(cfg, run)
+        except BaseException:
+            lock.release()
+            raise
+        return lock, None  # config.yaml gets the new safe values once the trainer is built (see _train_in())
     d, e = cfg.data, cfg.model.embeddings
     reads = [p for spec in (d.train, d.dev, d.test) if spec for p in corpus_paths(spec, d)]
     reads += [Path(f) for f in (e.pretrained_src, e.pretrained_tgt, config_path) if f]
@@ -591,7 +602,7 @@ def _prepare_run_dir(cfg: Config, run: RunDir, resume: bool, overwrite: bool,
     except BaseException:
         new_run.failed()
         raise
-    return new_run
+    return new_run.lock, new_run
 
 
 def train(
@@ -623,7 +634,18 @@ def train(
 def _train(cfg: Config, where: str, dist: Dist, device: torch.device, resume: bool, overwrite: bool) -> Path:
     run = RunDir(cfg.run.dir)
     config_path = None if where == "config" else Path(where)
-    new_run = dist.on_main(lambda: _prepare_run_dir(cfg, run, resume, overwrite, config_path))
+    # rank 0 alone holds the run directory's lock (the other ranks' copy holds nothing), to the end
+    lock, new_run = dist.on_main(lambda: _prepare_run_dir(cfg, run, resume, overwrite, config_path))
+    try:
+        _train_in(cfg, run, where, dist, device, resume, new_run)
+    finally:
+        lock.release()
+    return run.path
+
+
+def _train_in(cfg: Config, run: RunDir, where: str, dist: Dist, device: torch.device, resume: bool,
+              new_run: NewRun | None) -> None:
+    """Build the trainer in the prepared run directory and train."""
     with flush_denormals():
         try:
             trainer = Trainer(cfg, run, resume, where, dist, device)
@@ -647,7 +669,6 @@ def _train(cfg: Config, where: str, dist: Dist, device: torch.device, resume: bo
             trainer.train()
         finally:
             trainer.close()
-    return run.path
 
 
 __all__ = ["train", "Trainer"]
