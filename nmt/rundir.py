@@ -15,6 +15,10 @@
       train.log              what the console showed, without progress bars
       tensorboard/           TensorBoard events (with train.tensorboard: true)
       curves.png             training curves (`nmt plot RUN`)
+
+While `nmt train` runs, it holds an OS lock on the run directory (`RunLock`): a second trainer
+there is refused, naming the first; nothing is written for the lock, and a killed trainer's goes
+with it.
 """
 
 from __future__ import annotations
