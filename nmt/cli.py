@@ -396,7 +396,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from nmt.config import load_config
-    from nmt.dataset import prepare
+    from nmt.prepare import prepare
 
     _positive(args.workers, "--workers")
     cfg = load_config(args.config, args.overrides)

@@ -18,6 +18,7 @@ from typing import Any, Literal, Optional
 
 import yaml
 
+from nmt.corpus_formats import FORMAT_NAMES, FORMATS
 from nmt.errors import NmtError
 from nmt.files import read_text
 
@@ -48,7 +49,8 @@ class DataConfig:
     tgt_lang: str = "fr"
     # parallel: <prefix>.<src_lang> and <prefix>.<tgt_lang>, one sentence a line
     # tsv: one file, one pair a line, columns named by `tsv_columns`
-    format: Literal["parallel", "tsv"] = "parallel"
+    # (each format is one entry of FORMATS in nmt/corpus_formats.py: these values and their checks)
+    format: Literal[FORMAT_NAMES] = "parallel"  # type: ignore[valid-type]
     tsv_columns: list[str] = field(default_factory=lambda: ["en", "fr"])
     train: str = ""
     dev: str = ""
@@ -318,13 +320,7 @@ def _validate(cfg: Config, where: str) -> None:
         raise NmtError(f"{where}: key 'data.dev' is required (a file prefix or a .tsv file)")
     if d.src_lang == d.tgt_lang:
         raise NmtError(f"{where}: keys 'data.src_lang' and 'data.tgt_lang' are both {d.src_lang!r}")
-    if d.format == "tsv":
-        for lang, key in ((d.src_lang, "src_lang"), (d.tgt_lang, "tgt_lang")):
-            if lang not in d.tsv_columns:
-                raise NmtError(
-                    f"{where}: key 'data.{key}' is {lang!r} but 'data.tsv_columns' is "
-                    f"{d.tsv_columns}; name the columns of the .tsv file"
-                )
+    FORMATS[d.format].check(d, where)
     if len(t.adam_betas) != 2 or not all(0.0 <= b < 1.0 for b in t.adam_betas):
         raise NmtError(f"{where}: key 'train.adam_betas' must be two numbers in [0, 1)")
     if t.schedule == "inverse_sqrt" and t.warmup_steps == 0:

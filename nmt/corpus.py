@@ -1,5 +1,8 @@
 """Text → validated sentence pairs, from two aligned files or one tab-separated file.
 
+What differs between the corpus formats (which files, how a line splits into a pair) is looked up
+in nmt/corpus_formats.py; this module does what is the same for all of them.
+
 Small files (dev, test, a user's input) are read whole with `load_corpus`. A training corpus of
 millions of pairs is never read whole: `scan_file` hashes a file and finds where its chunks of
 lines start, and `parse_lines` / `parse_pairs` turn one chunk's bytes into pairs, with the same
@@ -16,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from nmt.config import DataConfig
+from nmt.corpus_formats import corpus_format
 from nmt.errors import NmtError
-from nmt.files import decode_utf8, open_binary, read_text, split_lines
+from nmt.files import open_binary, read_text, split_lines
 
 
 @dataclass
@@ -41,9 +45,7 @@ def read_lines(path: str | Path, strip: bool = True) -> list[str]:
 
 def corpus_paths(spec: str, cfg: DataConfig) -> list[Path]:
     """The files of a split: <prefix>.<src_lang> and <prefix>.<tgt_lang>, or the one .tsv file."""
-    if cfg.format == "tsv":
-        return [Path(spec)]
-    return [Path(f"{spec}.{cfg.src_lang}"), Path(f"{spec}.{cfg.tgt_lang}")]
+    return corpus_format(cfg).paths(spec, cfg)
 
 
 @dataclass
@@ -88,39 +90,11 @@ def read_range(path: Path, start: int, end: int) -> bytes:
         return f.read(end - start)
 
 
-def _decode_lines(data: bytes, path: Path, first_line: int, strip: bool) -> list[str]:
-    try:
-        text = decode_utf8(data, str(path)) if first_line == 1 else data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = first_line + data.count(b"\n", 0, e.start)
-        raise NmtError(f"{path}: line {line}: not valid UTF-8 (byte 0x{data[e.start]:02x})") from None
-    return split_lines(text, strip)
-
-
 def parse_lines(cfg: DataConfig, paths: list[Path], chunks: list[bytes], first_line: int
                 ) -> tuple[list[str], list[str]]:
     """One chunk of a split (the bytes of its lines in each file) → the source and target of
     every line, stripped ("" for an empty side). Lines are numbered from `first_line` in errors."""
-    if cfg.format == "tsv":
-        src_col, tgt_col = cfg.tsv_columns.index(cfg.src_lang), cfg.tsv_columns.index(cfg.tgt_lang)
-        src, tgt = [], []
-        for i, line in enumerate(_decode_lines(chunks[0], paths[0], first_line, strip=False), start=first_line):
-            if not line.strip():
-                src.append("")
-                tgt.append("")
-                continue
-            cols = line.split("\t")
-            if len(cols) < len(cfg.tsv_columns):
-                raise NmtError(
-                    f"{paths[0]}: line {i}: expected {len(cfg.tsv_columns)} tab-separated columns "
-                    f"({', '.join(cfg.tsv_columns)}), found {len(cols)}"
-                )
-            src.append(cols[src_col].strip())
-            tgt.append(cols[tgt_col].strip())
-    else:
-        src = _decode_lines(chunks[0], paths[0], first_line, strip=True)
-        tgt = _decode_lines(chunks[1], paths[1], first_line, strip=True)
-    return src, tgt
+    return corpus_format(cfg).parse(cfg, paths, chunks, first_line)
 
 
 def parse_pairs(cfg: DataConfig, paths: list[Path], chunks: list[bytes], first_line: int

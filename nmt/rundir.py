@@ -15,6 +15,10 @@
       train.log              what the console showed, without progress bars
       tensorboard/           TensorBoard events (with train.tensorboard: true)
       curves.png             training curves (`nmt plot RUN`)
+
+While `nmt train` runs, it holds an OS lock on the run directory (`RunLock`): a second trainer
+there is refused, naming the first; nothing is written for the lock, and a killed trainer's goes
+with it.
 """
 
 from __future__ import annotations
@@ -23,10 +27,16 @@ import fnmatch
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; a run directory is not locked there
+    fcntl = None  # type: ignore[assignment]
 
 from nmt.config import Config, load_config
 from nmt.errors import NmtError
@@ -139,13 +149,95 @@ class RunDir:
             f.write(json.dumps(record) + "\n")
 
 
+class RunLock:
+    """One trainer per run directory: an OS lock (flock) on the directory itself, which rank 0 of
+    a training takes before it touches the run directory and holds until training ends.
+
+    Nothing is written for it, and the OS drops it when the process ends, however it ends: a
+    SIGKILLed trainer leaves no stale lock, and `nmt train --resume` after it needs no clean-up.
+    `take()` raises NmtError naming the process that holds it. A copy made by pickling (DDP ranks
+    get rank 0's objects so) holds nothing; `release()` is safe to call twice."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def take(self) -> "RunLock":
+        if fcntl is None:
+            return self
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:  # unreadable: whatever reads it next says so, as before
+            return self
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _flock_holder(fd)
+            os.close(fd)
+            who = _describe_process(pid) if pid else "a process whose id this system does not show"
+            raise NmtError(
+                f"{self.path}: another trainer is using this run directory: {who}; wait for it to end, or "
+                f"stop it ({f'kill -INT {pid}' if pid else 'SIGINT'} makes it save and exit) and try again, "
+                "or set run.dir elsewhere"
+            ) from None
+        except OSError:  # a file system without locks (some network ones): train unlocked, as before
+            os.close(fd)
+            return self
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the last descriptor drops the lock
+            self._fd = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "_fd": None}
+
+
+def _flock_holder(fd: int) -> int | None:
+    """The pid of the process holding a flock on the file `fd` is open on, from /proc/locks
+    (Linux); None where that is not readable or the pid is not visible (another pid namespace)."""
+    st = os.fstat(fd)
+    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        lines = Path("/proc/locks").read_text(encoding="ascii", errors="replace").splitlines()
+    except OSError:
+        return None
+    # "1: FLOCK  ADVISORY  WRITE 3774 fe:00:260072 0 EOF" (a waiter's line has "->" after the number)
+    pids = [int(f[4]) for f in map(str.split, lines) if len(f) > 5 and f[1] == "FLOCK" and f[5] == key]
+    return pids[0] if pids and pids[0] > 0 else None
+
+
+def _describe_process(pid: int) -> str:
+    """"pid N (its command line, started at T)", with what /proc tells of it."""
+    details = []
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        command = " ".join(raw.decode("utf-8", "replace").split("\0")).strip()
+        command = "".join(c if c.isprintable() else "?" for c in command)
+        if command:
+            details.append(command if len(command) <= 160 else command[:157] + "...")
+        # field 22 of /proc/PID/stat: the start, in clock ticks after boot (fields counted after the ")")
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        started = boot + ticks / os.sysconf("SC_CLK_TCK")
+        details.append(f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started))}")
+    except (OSError, ValueError, IndexError, StopIteration):
+        pass
+    return f"pid {pid}" + (f" ({', '.join(details)})" if details else "")
+
+
 @dataclass
 class NewRun:
     """A run directory being started, and how to undo the start: `failed()` removes what the
-    start wrote and puts a replaced run back; `started()` deletes the replaced run for good."""
+    start wrote, puts a replaced run back and lets go of the lock; `started()` deletes the
+    replaced run for good. `lock` is the run directory's, held until training ends."""
 
     path: Path
     created: bool  # nmt made the folder (else it was there, empty)
+    lock: RunLock
     aside: Path | None = None  # the run that --overwrite replaces, kept until the new one has started
 
     def started(self) -> None:
@@ -162,6 +254,7 @@ class NewRun:
         if self.aside is not None:
             os.replace(self.aside, self.path)
             self.aside = None
+        self.lock.release()
 
 
 def start_run_dir(run: RunDir, overwrite: bool, keep: Iterable[Path] = ()) -> NewRun:
@@ -169,15 +262,34 @@ def start_run_dir(run: RunDir, overwrite: bool, keep: Iterable[Path] = ()) -> Ne
     `overwrite`) replace a run directory that nmt made. Never replaced: a folder holding a file nmt
     does not write, the working directory or a folder above it, the home directory, or a folder
     holding one of the files in `keep` (the config, the corpora). The old run is moved aside and
-    deleted only by `started()`, so a start that fails leaves it as it was."""
+    deleted only by `started()`, so a start that fails leaves it as it was.
+
+    The run directory's lock (`RunLock`) is taken before anything is looked at or changed, so a
+    run directory that another trainer uses is refused as it is; --overwrite locks the new folder
+    before it lets go of the old one."""
     path = run.path
     if path.exists() and not path.is_dir():
         raise NmtError(f"{path}: run.dir exists and is not a directory")
     if not path.exists():
-        path.mkdir(parents=True)
-        return NewRun(path, created=True)
+        try:
+            path.mkdir(parents=True)
+        except FileExistsError:  # another start made it a moment ago: the lock decides below
+            pass
+        else:
+            return NewRun(path, created=True, lock=RunLock(path).take())
+    lock = RunLock(path).take()
+    try:
+        return _start_in(run, overwrite, keep, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _start_in(run: RunDir, overwrite: bool, keep: Iterable[Path], lock: RunLock) -> NewRun:
+    """`start_run_dir` in a folder that exists, its lock held."""
+    path = run.path
     if not any(path.iterdir()):
-        return NewRun(path, created=False)
+        return NewRun(path, created=False, lock=lock)
     if not overwrite:
         raise NmtError(f"{path}: run directory exists; use --resume to continue it, --overwrite to "
                        "replace it, or set run.dir elsewhere")
@@ -205,4 +317,8 @@ def start_run_dir(run: RunDir, overwrite: bool, keep: Iterable[Path] = ()) -> Ne
                        "move it back or delete it, then try again")
     os.replace(real, aside)
     path.mkdir(parents=True)
-    return NewRun(path, created=True, aside=aside)
+    # the new folder is locked before the old one (now aside) is let go; only a start that made
+    # the new folder its own in the moment between finds it locked, and the old run waits aside
+    new_lock = RunLock(path).take()
+    lock.release()
+    return NewRun(path, created=True, lock=new_lock, aside=aside)

@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,14 +30,15 @@ from nmt.config import Config, load_config, resume_changes, resume_safe_keys, sa
 from nmt.corpus import corpus_paths
 from nmt.cpu import flush_denormals, resolve_precision
 from nmt.data import FINGERPRINT_PREFIX, DevSet, training_data
-from nmt.dataset import Dataset, file_sha256, prepare
+from nmt.dataset import Dataset, file_sha256
 from nmt.distributed import Dist, resolve_device
-from nmt.lab.stats import drift_summary
+from nmt.drift import drift_summary
 from nmt.errors import NmtError
 from nmt.model import Seq2Seq, build_model, snapshot_embeddings
 from nmt.optim import LRSchedule, Plateau, make_optimizer, update
+from nmt.prepare import prepare
 from nmt.pretrained import apply_pretrained
-from nmt.rundir import NewRun, RunDir, start_run_dir
+from nmt.rundir import NewRun, RunDir, RunLock, start_run_dir
 from nmt.runlog import RunLog
 from nmt.tensorboard import TensorBoardLog, require_tensorboard
 from nmt.validation import greedy_decode, validate
@@ -90,7 +92,46 @@ class _Window:
         self.seconds += seconds
 
 
+@dataclass
+class Progress:
+    """Where the run stands: the counters that last.pt keeps for a resumed run, saved and restored
+    through this class alone, so a new counter is one field here (a checkpoint from before it
+    restores the field's default). The keys in the checkpoint are those older nmt wrote.
+
+    Scores are "higher is better" (BLEU, or −loss). `stopping` drives early stopping and sees only
+    the validations every validate_every steps, so a run stopped and resumed off that grid takes
+    the same decisions as an uninterrupted one; `best_checkpoint` is the score of
+    checkpoints/best.pt, which any validation may replace."""
+
+    step: int = 0
+    last_validated_step: int = -1
+    elapsed_s: float = 0.0  # training wall-clock time over all sessions of this run
+    skipped_steps: int = 0  # updates skipped for a non-finite gradient (their steps still count)
+    skips_in_a_row: int = 0
+    stopping: Plateau = field(default_factory=Plateau)
+    best_checkpoint: Plateau = field(default_factory=Plateau)
+
+    def _counters(self) -> list[str]:
+        return [f.name for f in fields(self) if not isinstance(getattr(self, f.name), Plateau)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**{name: getattr(self, name) for name in self._counters()},
+                "best_score": self.stopping.best, "bad_validations": self.stopping.bad,
+                "best_saved_score": self.best_checkpoint.best}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """From last.pt's "trainer" section (which holds more than these counters)."""
+        defaults = Progress()
+        for name in self._counters():
+            setattr(self, name, saved.get(name, getattr(defaults, name)))
+        self.stopping.load_state_dict({"best": saved["best_score"], "bad_validations": saved["bad_validations"]})
+        self.best_checkpoint.best = saved["best_saved_score"]
+
+
 class Trainer:
+    """One process's part of a training: built in named steps (data, model, optimiser, restore,
+    DDP, outputs), then `train()` runs the loop until a limit, early stopping or a signal."""
+
     def __init__(
         self, cfg: Config, run: RunDir, resume: bool, where: str = "config", dist: Dist | None = None,
         device: torch.device | None = None,
@@ -101,74 +142,81 @@ class Trainer:
         self.log = RunLog(run, self.dist.is_main)  # train.log opens once the trainer is built
         self.precision, self.precision_why = resolve_precision(self.tc.precision, self.device)
         self.autocast_dtype = AUTOCAST_DTYPES[self.precision]
-        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
+        self.progress = Progress()
+        self._setup_data(resume)
+        self._setup_model(resume)
+        self._setup_optimiser()
+        self._restore(resume)
+        self._distribute(resume)
+        self._open_outputs(resume)
 
-        # data: rank 0 prepares the corpus (or finds it prepared) and puts its tokenizers into the
-        # run directory; every rank maps the same prepared files, so the OS shares their pages
+    # ------------------------------------------------------------------ set-up
+
+    def _setup_data(self, resume: bool) -> None:
+        """The prepared dataset, the run's tokenizers, the training stream and the dev set. Rank 0
+        prepares the corpus (or finds it prepared) and puts its tokenizers into the run directory;
+        every rank maps the same prepared files, so the OS shares their pages."""
         folder = self.dist.on_main(lambda: self._prepare())
         if not (folder / "manifest.json").is_file():
             raise NmtError(f"{folder}: rank 0 prepared the data there, but this machine does not see it; set "
-                           f"'data.prepared_dir' to a folder all machines share, or run nmt prepare {where} "
+                           f"'data.prepared_dir' to a folder all machines share, or run nmt prepare {self.where} "
                            "on each machine first")
         self.dataset = Dataset(folder)
         self.dist.on_main(lambda: self._tokenizers(resume) and None)
         self.src_tok, self.tgt_tok = self.run.load_tokenizers()
-        self.data = training_data(cfg, self.dataset, where)
+        cfg = self.cfg
+        self.data = training_data(cfg, self.dataset, self.where)
         self.info(self.data.describe())
         if cfg.tokenizer.sampling_alpha:
             self.info(f"subword sampling: each training sentence split anew, from its {cfg.tokenizer.nbest_size} best "
                       f"splits with probability ∝ P^{cfg.tokenizer.sampling_alpha} (dev and test: the best split)")
         self.dev = DevSet.load(cfg, self.dataset)
+        self.stream = self.data.stream(cfg, self.dist.rank, self.dist.world_size)
+        self.token_counts = self.data.token_counts()  # for the embedding drift logged at every validation
 
-        # the model and its optimisation, seeded
+    def _setup_model(self, resume: bool) -> None:
+        """The model, built from the seed (so every rank and every rerun builds the same), with
+        pretrained embedding tables in a new run (a resumed run gets its tables from last.pt)."""
         torch.manual_seed(self.tc.seed)
         random.seed(self.tc.seed)
-        self.model: Seq2Seq = build_model(cfg, len(self.src_tok), len(self.tgt_tok))
-        if not resume:  # a resumed run gets its tables from the checkpoint
-            for report in apply_pretrained(self.model, cfg.model, self.src_tok, self.tgt_tok):
+        self.model: Seq2Seq = build_model(self.cfg, len(self.src_tok), len(self.tgt_tok))
+        if not resume:
+            for report in apply_pretrained(self.model, self.cfg.model, self.src_tok, self.tgt_tok):
                 self.info(str(report))
         self.model.to(self.device)
-        self.optimizer = make_optimizer(self.model, self.tc)
-        self.schedule = LRSchedule(self.tc)
-        self.stream = self.data.stream(cfg, self.dist.rank, self.dist.world_size)
-
-        # counters. Scores are "higher is better" (BLEU, or −loss). `stopping` drives early stopping
-        # and sees only the validations every validate_every steps, so a run stopped and resumed
-        # off that grid takes the same decisions as an uninterrupted one; `best_checkpoint` is the
-        # score of checkpoints/best.pt, which any validation may replace.
-        self.step = 0
-        self.stopping = Plateau()
-        self.best_checkpoint = Plateau()
-        self.last_validated_step = -1
-        self.skipped_steps = 0  # updates skipped for a non-finite gradient (their steps still count)
-        self.skips_in_a_row = 0
-        self.elapsed_s = 0.0  # training wall-clock time over all sessions of this run
         n_params = sum(p.numel() for p in self.model.parameters())
         n_trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         self.info(f"model: {n_params:,} parameters ({n_trainable:,} trainable); vocab src {len(self.src_tok)} "
                   f"tgt {len(self.tgt_tok)}")
         self.info(f"precision: {self.precision} ({self.precision_why})")
 
-        # for the embedding drift logged at every validation: the tables before the first step
-        # and how often each id occurs in training
-        self.token_counts = self.data.token_counts()
+    def _setup_optimiser(self) -> None:
+        """The optimiser over the model on its device, the learning-rate schedule, and fp16's
+        loss scaler: what `update` needs, all of it in last.pt."""
+        self.optimizer = make_optimizer(self.model, self.tc)
+        self.schedule = LRSchedule(self.tc)
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
+
+    def _restore(self, resume: bool) -> None:
+        """A resumed run continues from last.pt exactly (weights, optimiser, counters, data
+        position, random states); either way the embedding tables from before the first step are
+        kept, to log their drift."""
         if resume:
-            self.load_state_dict(load_checkpoint(run.checkpoint_path("last")))
-            self.info(f"resumed from {run.last} at step {self.step}, epoch {self.stream.epoch}")
-            self.initial_tables = torch.load(run.embeddings_init, weights_only=True)
+            self.load_state_dict(load_checkpoint(self.run.checkpoint_path("last")))
+            self.info(f"resumed from {self.run.last} at step {self.progress.step}, epoch {self.stream.epoch}")
+            self.initial_tables = torch.load(self.run.embeddings_init, weights_only=True)
         else:
             self.initial_tables = {side: t.cpu() for side, t in snapshot_embeddings(self.model).items()}
 
-        # DDP makes rank 0's weights everyone's and averages the gradients in backward
+    def _distribute(self, resume: bool) -> None:
+        """Under DDP the model trains wrapped: DDP makes rank 0's weights everyone's (so it comes
+        after `_restore`) and averages the gradients in backward."""
         self.train_model: torch.nn.Module = self.model
         if self.dist.active:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
             if not resume:  # each rank its own dropout masks
                 torch.manual_seed(self.tc.seed + self.dist.rank)
-        self._open_outputs(resume)
-
-    # ------------------------------------------------------------------ set-up
 
     def info(self, msg: str, console: bool = True) -> None:
         self.log.info(msg, console)
@@ -206,14 +254,14 @@ class Trainer:
             return
         self._record_dataset()
         if resume:
-            self.log.drop_after(self.step)
+            self.log.drop_after(self.progress.step)
         else:
             torch.save(self.initial_tables, self.run.embeddings_init)
             torch.save(self.token_counts, self.run.token_counts)
         self.log.open()
         if self.tc.tensorboard:
             self.tensorboard = TensorBoardLog(self.run.tensorboard, self.src_tok, self.tgt_tok, self.dev.src_ids,
-                                              self.step if resume else None)
+                                              self.progress.step if resume else None)
 
     def close(self) -> None:
         self.log.close()
@@ -230,14 +278,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "vocab": {"src": len(self.src_tok), "tgt": len(self.tgt_tok)},
             "trainer": {
-                "step": self.step,
-                "best_score": self.stopping.best,
-                "bad_validations": self.stopping.bad,
-                "best_saved_score": self.best_checkpoint.best,
-                "last_validated_step": self.last_validated_step,
-                "elapsed_s": self.elapsed_s,
-                "skipped_steps": self.skipped_steps,
-                "skips_in_a_row": self.skips_in_a_row,
+                **self.progress.state_dict(),
                 "data_fingerprint": self.data.fingerprint,
                 "schedule": self.schedule.state_dict(),
                 "stream": self.stream.state_dict(),
@@ -264,6 +305,7 @@ class Trainer:
                 )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a `state_dict()` (last.pt), after checking that it continues this run."""
         t = state["trainer"]
         saved = t.get("data_fingerprint")  # absent in checkpoints of older nmt
         if saved is not None and not saved.startswith(FINGERPRINT_PREFIX):
@@ -290,10 +332,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler is not None and t.get("scaler"):
             self.scaler.load_state_dict(t["scaler"])
-        self.step, self.last_validated_step, self.elapsed_s = t["step"], t["last_validated_step"], t["elapsed_s"]
-        self.stopping.load_state_dict({"best": t["best_score"], "bad_validations": t["bad_validations"]})
-        self.best_checkpoint.best = t["best_saved_score"]
-        self.skipped_steps, self.skips_in_a_row = t.get("skipped_steps", 0), t.get("skips_in_a_row", 0)
+        self.progress.load_state_dict(t)
         self.schedule.load_state_dict(t["schedule"])
         self.stream.load_state_dict(t["stream"])
         ranks = t.get("rng_ranks")
@@ -307,15 +346,16 @@ class Trainer:
             save_checkpoint(self.run.last, self.state_dict(rng_states))
 
     def _weights(self, score: float | None) -> dict[str, Any]:
+        """What best.pt and step_<N>.pt hold: the weights, without what only a resume needs."""
         return {"model": self.model.state_dict(), "vocab": {"src": len(self.src_tok), "tgt": len(self.tgt_tok)},
-                "step": self.step, "score": score}
+                "step": self.progress.step, "score": score}
 
     def save_step(self, score: float) -> None:
         """Keep this validation's weights as checkpoints/step_<N>.pt and only the newest K of them."""
         keep = self.tc.keep_checkpoints
         if not keep:
             return
-        save_checkpoint(self.run.step_checkpoint(self.step), self._weights(score))
+        save_checkpoint(self.run.step_checkpoint(self.progress.step), self._weights(score))
         for old in self.run.step_checkpoints()[:-keep]:
             old.unlink()
 
@@ -324,14 +364,14 @@ class Trainer:
     def train_step(self, batch: Batch) -> tuple[float, int]:
         """One update on this rank's shard; returns its summed loss and target tokens."""
         batch = batch.to(self.device)
-        lr = self.schedule.lr(self.step + 1, self.elapsed_s)
+        lr = self.schedule.lr(self.progress.step + 1, self.progress.elapsed_s)
         result = update(self.train_model, self.optimizer, batch, lr, self.tc, self.autocast_dtype, self.scaler)
         value = result.loss.item()
         (bad,) = self.dist.any(not math.isfinite(value))  # stop together, whichever rank saw it
         if bad:
             raise NmtError(
                 f"training loss became {value if not math.isfinite(value) else 'not finite on another rank'} "
-                f"at step {self.step + 1}; {self._kept()}. Lower 'train.lr' or set 'train.clip_grad_norm'"
+                f"at step {self.progress.step + 1}; {self._kept()}. Lower 'train.lr' or set 'train.clip_grad_norm'"
             )
         self._count_skip(not result.applied)  # the same on every rank: the gradients are all-reduced
         if batch.is_filler:
@@ -345,19 +385,20 @@ class Trainer:
     def _count_skip(self, skipped: bool) -> None:
         """A finite loss with a non-finite gradient leaves the weights as they were: count it, say
         it, and stop after `train.max_skipped_steps` such updates in a row."""
+        p = self.progress
         if not skipped:
-            self.skips_in_a_row = 0
+            p.skips_in_a_row = 0
             return
-        self.skipped_steps += 1
-        self.skips_in_a_row += 1
+        p.skipped_steps += 1
+        p.skips_in_a_row += 1
         scale = f"; fp16 loss scale now {self.scaler.get_scale():g}" if self.scaler is not None else ""
-        self.info(f"step {self.step + 1}: update skipped, the gradient is not finite ({self.skipped_steps} "
+        self.info(f"step {p.step + 1}: update skipped, the gradient is not finite ({p.skipped_steps} "
                   f"skipped so far{scale})")
-        if self.skips_in_a_row >= self.tc.max_skipped_steps:
-            first = self.step + 2 - self.skips_in_a_row
+        if p.skips_in_a_row >= self.tc.max_skipped_steps:
+            first = p.step + 2 - p.skips_in_a_row
             raise NmtError(
-                f"the gradient was not finite in {self.skips_in_a_row} updates in a row (steps {first}-"
-                f"{self.step + 1}; 'train.max_skipped_steps' is {self.tc.max_skipped_steps}), so the "
+                f"the gradient was not finite in {p.skips_in_a_row} updates in a row (steps {first}-"
+                f"{p.step + 1}; 'train.max_skipped_steps' is {self.tc.max_skipped_steps}), so the "
                 f"weights stopped changing; {self._kept()}. Lower 'train.lr', set 'train.clip_grad_norm', "
                 "or use 'train.precision: fp32'"
             )
@@ -367,29 +408,29 @@ class Trainer:
     def validate(self, final: bool = False) -> dict[str, Any]:
         """Validate, keep best.pt and step checkpoints, log. A `final` validation (at a stop off
         the validate_every grid) may update best.pt but not early stopping or the schedule."""
-        dec = self.cfg.decode
+        dec, p = self.cfg.decode, self.progress
         result = validate(self.model, self.dev, self.tgt_tok, dec, self.device)
         metric = result.scores.bleu if self.tc.early_stopping_metric == "bleu" else -result.loss
-        improved = self.best_checkpoint.observe(metric)
+        improved = p.best_checkpoint.observe(metric)
         reduced = False
         if not final:
-            self.stopping.observe(metric)
+            p.stopping.observe(metric)
             reduced = self.schedule.on_validation(metric)
-        self.last_validated_step = self.step
+        p.last_validated_step = p.step
         drift = {
             side: drift_summary(self.initial_tables[side], table.detach().float().cpu(), self.token_counts[side])
             for side, table in self.model.embedding_tables().items()
         }
         record = {
             "event": "validation",
-            "step": self.step,
+            "step": p.step,
             "epoch": self.stream.epoch,
             "dev_loss": round(result.loss, 4),
             "dev_ppl": round(result.perplexity, 3),
             "dev_bleu": round(result.scores.bleu, 2),
             "dev_chrf": round(result.scores.chrf, 2),
             "best": improved,
-            "lr": self.schedule.lr(self.step + 1, self.elapsed_s),
+            "lr": self.schedule.lr(p.step + 1, p.elapsed_s),
             "seconds": round(result.seconds, 1),
             "embedding_drift": drift,
         }
@@ -398,7 +439,7 @@ class Trainer:
             sources = self.tensorboard.dev_src_ids
             self.tensorboard.log(record, greedy_decode(self.model, sources, dec, self.device, attention=True))
         self.info(
-            f"validation at step {self.step}: dev loss {result.loss:.3f} ppl {record['dev_ppl']:.2f} "
+            f"validation at step {p.step}: dev loss {result.loss:.3f} ppl {record['dev_ppl']:.2f} "
             f"BLEU {result.scores.bleu:.2f} (greedy){' *best*' if improved else ''}"
             f"{'; learning rate reduced to ' + format(record['lr'], '.2e') if reduced else ''}"
         )
@@ -410,21 +451,23 @@ class Trainer:
                 f"rank corr. with frequency {_fmt(d['spearman_l2_freq'])}"
             )
         if improved:
-            save_checkpoint(self.run.best, self._weights(self.best_checkpoint.best))
+            save_checkpoint(self.run.best, self._weights(p.best_checkpoint.best))
         self.save_step(metric)
         return record
 
     def validate_on_main(self, final: bool = False) -> None:
         """Rank 0 validates (and may write best.pt) while the others wait; then every rank takes
         the decisions that follow from it (early stopping, learning rate) from rank 0."""
+        p = self.progress
+
         def run() -> dict[str, Any]:
             self.validate(final)
-            return {"stopping": self.stopping.state_dict(), "best_saved_score": self.best_checkpoint.best,
-                    "last_validated_step": self.last_validated_step, "schedule": self.schedule.state_dict()}
+            return {"stopping": p.stopping.state_dict(), "best_saved_score": p.best_checkpoint.best,
+                    "last_validated_step": p.last_validated_step, "schedule": self.schedule.state_dict()}
 
         decided = self.dist.on_main(run)
-        self.stopping.load_state_dict(decided["stopping"])
-        self.best_checkpoint.best, self.last_validated_step = decided["best_saved_score"], decided["last_validated_step"]
+        p.stopping.load_state_dict(decided["stopping"])
+        p.best_checkpoint.best, p.last_validated_step = decided["best_saved_score"], decided["last_validated_step"]
         self.schedule.load_state_dict(decided["schedule"])
 
     # ------------------------------------------------------------------ loop
@@ -437,7 +480,7 @@ class Trainer:
 
     def _limit_reached(self) -> str | None:
         tc = self.tc
-        if tc.max_steps and self.step >= tc.max_steps:
+        if tc.max_steps and self.progress.step >= tc.max_steps:
             return f"reached train.max_steps={tc.max_steps}"
         if tc.max_epochs and self.stream.epoch >= tc.max_epochs:
             return f"reached train.max_epochs={tc.max_epochs}"
@@ -447,59 +490,60 @@ class Trainer:
         """The log line of the last `log_every` steps: the loss and tokens of all ranks, the time of
         this one (they run in step)."""
         loss, tokens = self.dist.sum(window.loss, window.tokens)
+        p = self.progress
         record = {
             "event": "train",
-            "step": self.step,
+            "step": p.step,
             "epoch": self.stream.epoch,
             "loss": round(loss / tokens, 4),
-            "lr": self.schedule.lr(self.step, self.elapsed_s),
+            "lr": self.schedule.lr(p.step, p.elapsed_s),
             "tgt_tokens_per_s": round(tokens / window.seconds, 1),
-            "skipped_steps": self.skipped_steps,
+            "skipped_steps": p.skipped_steps,
         }
         self.log.record(record)
         if self.tensorboard is not None:
             self.tensorboard.log(record)
         bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tgt_tokens_per_s']:.0f}",
                         lr=f"{record['lr']:.1e}", ep=self.stream.epoch)
-        self.info(f"step {self.step} epoch {self.stream.epoch} loss {record['loss']:.3f} "
+        self.info(f"step {p.step} epoch {self.stream.epoch} loss {record['loss']:.3f} "
                   f"lr {record['lr']:.2e} tok/s {record['tgt_tokens_per_s']:.0f}", console=bar.disable)
 
     def train(self) -> None:
-        tc = self.tc
+        tc, p = self.tc, self.progress
         stop_reason = None
         # the bar only on a terminal; in a log file (CI, nohup) the log lines say the same
         show_bar = tc.progress and sys.stderr.isatty() and self.dist.is_main
-        bar = tqdm(total=self._total_steps(), initial=self.step, disable=not show_bar, unit="step",
+        bar = tqdm(total=self._total_steps(), initial=p.step, disable=not show_bar, unit="step",
                    dynamic_ncols=True, mininterval=0.5)
         window = _Window()
-        session_t0, elapsed_before = time.time(), self.elapsed_s
+        session_t0, elapsed_before = time.time(), p.elapsed_s
         with _catch_signals() as caught:
             try:
                 while (stop_reason := self._limit_reached()) is None:
                     t0 = time.time()
                     batch, _ = self.stream.next_batch()
                     window.add(*self.train_step(batch), time.time() - t0)  # validations do not count
-                    self.step += 1
-                    self.elapsed_s = elapsed_before + time.time() - session_t0
+                    p.step += 1
+                    p.elapsed_s = elapsed_before + time.time() - session_t0
                     bar.update(1)
-                    if self.step % tc.log_every == 0:
+                    if p.step % tc.log_every == 0:
                         self._log_train(window, bar)
                         window = _Window()
-                    if self.step % tc.validate_every == 0:
+                    if p.step % tc.validate_every == 0:
                         self.validate_on_main()
                         self.save_last()
-                        if tc.patience and self.stopping.bad >= tc.patience:
+                        if tc.patience and p.stopping.bad >= tc.patience:
                             stop_reason = f"early stopping: no better dev score in {tc.patience} validations"
-                    elif self.step % tc.save_every == 0:
+                    elif p.step % tc.save_every == 0:
                         self.save_last()
                     # the ranks agree on the clock (the slowest rank's), so that they stop together
                     # and the linear schedule gives each the same rate
-                    self.elapsed_s, signalled = self.dist.max(self.elapsed_s, float(bool(caught)))
-                    time_up, stop_now = bool(tc.max_minutes and self.elapsed_s >= tc.max_minutes * 60), bool(signalled)
+                    p.elapsed_s, signalled = self.dist.max(p.elapsed_s, float(bool(caught)))
+                    time_up, stop_now = bool(tc.max_minutes and p.elapsed_s >= tc.max_minutes * 60), bool(signalled)
                     if stop_now:
                         self.save_last()
                         name = signal.Signals(caught[0]).name if caught else "a signal to another rank"
-                        raise NmtError(f"interrupted by {name} at step {self.step}; saved {self.run.last}. "
+                        raise NmtError(f"interrupted by {name} at step {p.step}; saved {self.run.last}. "
                                        f"Continue with: nmt train {self.run.config} --resume")
                     if stop_reason or time_up:
                         stop_reason = stop_reason or f"reached train.max_minutes={tc.max_minutes:g}"
@@ -509,33 +553,45 @@ class Trainer:
         self._finish(stop_reason)
 
     def _finish(self, stop_reason: str) -> None:
-        if self.last_validated_step != self.step:
+        p = self.progress
+        if p.last_validated_step != p.step:
             self.validate_on_main(final=True)
         self.save_last()
-        self.info(f"stopped at step {self.step}: {stop_reason}; best dev score {self.best_checkpoint.best:.2f} "
+        self.info(f"stopped at step {p.step}: {stop_reason}; best dev score {p.best_checkpoint.best:.2f} "
                   f"in {self.run.best}")
-        end: dict[str, Any] = {"event": "end", "step": self.step, "reason": stop_reason}
+        end: dict[str, Any] = {"event": "end", "step": p.step, "reason": stop_reason}
         if self.device.type == "cuda":
             end["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20)
             self.info(f"peak GPU memory (rank 0): {end['peak_gpu_mib']:,} MiB allocated by torch")
         self.log.record(end)
 
 
+def _check_resume(cfg: Config, run: RunDir) -> None:
+    """A run to resume has last.pt, and `cfg` changes none of the keys that must stay."""
+    if not run.last.is_file():
+        raise NmtError(f"{run.path}: no checkpoints/last.pt to resume from")
+    changed = resume_changes(run.load_config(), cfg)
+    if changed:
+        diff = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed)
+        raise NmtError(
+            f"{run.config}: the config differs from the run's on keys that cannot change on resume: "
+            f"{diff} (safe to change: {', '.join(sorted(resume_safe_keys()))})"
+        )
+
+
 def _prepare_run_dir(cfg: Config, run: RunDir, resume: bool, overwrite: bool,
-                     config_path: Path | None) -> NewRun | None:
-    """Check a run to resume, or start a new run directory (None when resuming)."""
+                     config_path: Path | None) -> tuple[RunLock, NewRun | None]:
+    """Lock the run directory (one trainer at a time, refused before anything is touched), then
+    check a run to resume, or start a new run directory (None when resuming)."""
     if resume:
         run.require()
-        if not run.last.is_file():
-            raise NmtError(f"{run.path}: no checkpoints/last.pt to resume from")
-        changed = resume_changes(run.load_config(), cfg)
-        if changed:
-            diff = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed)
-            raise NmtError(
-                f"{run.config}: the config differs from the run's on keys that cannot change on resume: "
-                f"{diff} (safe to change: {', '.join(sorted(resume_safe_keys()))})"
-            )
-        return None  # config.yaml gets the new safe values once the trainer is built (see train())
+        lock = RunLock(run.path).take()
+        try:
+            _check_resume(cfg, run)
+        except BaseException:
+            lock.release()
+            raise
+        return lock, None  # config.yaml gets the new safe values once the trainer is built (see _train_in())
     d, e = cfg.data, cfg.model.embeddings
     reads = [p for spec in (d.train, d.dev, d.test) if spec for p in corpus_paths(spec, d)]
     reads += [Path(f) for f in (e.pretrained_src, e.pretrained_tgt, config_path) if f]
@@ -546,7 +602,7 @@ def _prepare_run_dir(cfg: Config, run: RunDir, resume: bool, overwrite: bool,
     except BaseException:
         new_run.failed()
         raise
-    return new_run
+    return new_run.lock, new_run
 
 
 def train(
@@ -578,7 +634,18 @@ def train(
 def _train(cfg: Config, where: str, dist: Dist, device: torch.device, resume: bool, overwrite: bool) -> Path:
     run = RunDir(cfg.run.dir)
     config_path = None if where == "config" else Path(where)
-    new_run = dist.on_main(lambda: _prepare_run_dir(cfg, run, resume, overwrite, config_path))
+    # rank 0 alone holds the run directory's lock (the other ranks' copy holds nothing), to the end
+    lock, new_run = dist.on_main(lambda: _prepare_run_dir(cfg, run, resume, overwrite, config_path))
+    try:
+        _train_in(cfg, run, where, dist, device, resume, new_run)
+    finally:
+        lock.release()
+    return run.path
+
+
+def _train_in(cfg: Config, run: RunDir, where: str, dist: Dist, device: torch.device, resume: bool,
+              new_run: NewRun | None) -> None:
+    """Build the trainer in the prepared run directory and train."""
     with flush_denormals():
         try:
             trainer = Trainer(cfg, run, resume, where, dist, device)
@@ -602,7 +669,6 @@ def _train(cfg: Config, where: str, dist: Dist, device: torch.device, resume: bo
             trainer.train()
         finally:
             trainer.close()
-    return run.path
 
 
 __all__ = ["train", "Trainer"]

@@ -81,7 +81,7 @@ from nmt.errors import NmtError
 from nmt.model import Seq2Seq, build_model
 from nmt.search import beam_search, greedy_search
 from nmt.data import training_data
-from nmt.dataset import prepare
+from nmt.prepare import prepare
 from nmt.optim import LRSchedule, make_optimizer, update
 from nmt.translate import quantize_int8
 

@@ -71,7 +71,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing: make `nmt` importable
-from nmt.dataset import pid_alive  # noqa: E402
+from nmt.prepare import pid_alive  # noqa: E402
 TOY_SCRIPT = ROOT / "scripts" / "make_toy_data.py"
 TOY_CONFIG = ROOT / "configs" / "toy.yaml"
 DEFAULT_SIZES = "100k,1M,10M"

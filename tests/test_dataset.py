@@ -1,5 +1,6 @@
-"""Tests for nmt/dataset.py and `nmt prepare`: the corpus tokenized once into memory-mapped arrays,
-written atomically, checked when opened, and read by training exactly as the in-memory pairs."""
+"""Tests for nmt/dataset.py, nmt/prepare.py and `nmt prepare`: the corpus tokenized once into
+memory-mapped arrays, written atomically, checked when opened, and read by training exactly as
+the in-memory pairs."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from nmt.batching import BatchStream, ExamplePairs
 from nmt.config import load_config
 from nmt.corpus import load_corpus
 from nmt.data import DevSet, training_data
-from nmt.dataset import Dataset, find, prepare
+from nmt.dataset import Dataset
 from nmt.errors import NmtError
+from nmt.prepare import find, prepare
 
 
 def quiet(_line: str) -> None:
@@ -182,15 +184,15 @@ def test_a_prepare_killed_mid_write_leaves_no_dataset_and_the_next_one_rebuilds(
 def test_a_prepare_that_finishes_second_keeps_the_first_copy(cfg, monkeypatch):
     """Two runs on the same corpus start at once: the one that renames second finds the folder
     there (the same arrays) and drops its own copy instead of failing."""
-    import nmt.dataset as dataset
+    import nmt.prepare
 
-    real_write = dataset._write
+    real_write = nmt.prepare._write
 
     def write_while_another_finishes(cfg_, out, key_prefix, *args):
         real_write(cfg_, out, key_prefix, *args)
         shutil.copytree(out, out.parent / key_prefix)  # the other prepare's rename, just before ours
 
-    monkeypatch.setattr(dataset, "_write", write_while_another_finishes)
+    monkeypatch.setattr(nmt.prepare, "_write", write_while_another_finishes)
     result = prepare(load_config(cfg), say=quiet)
     assert result.prepared and result.dataset.problem() is None
     assert [p.name for p in result.dataset.path.parent.iterdir()] == [result.dataset.path.name]

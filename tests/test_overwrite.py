@@ -4,6 +4,7 @@ until the new one has started."""
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -24,7 +25,8 @@ def old_run(trained_run: Path, tmp_path: Path) -> Path:
 
 
 def quick(cfg: dict, run: Path) -> dict:
-    """The trained run's config, into `run`, for 2 steps."""
+    """The trained run's config (a copy: the fixture's is shared), into `run`, for 2 steps."""
+    cfg = copy.deepcopy(cfg)
     return {**cfg, "run": {"dir": str(run)}, "train": {**cfg["train"], "max_steps": 2, "validate_every": 2}}
 
 

@@ -7,6 +7,7 @@ CLI cannot cause (a full disk) patch the OS calls in-process.
 
 from __future__ import annotations
 
+import copy
 import errno
 import os
 import random
@@ -41,12 +42,15 @@ def test_run_killed_at_three_steps_and_resumed_ends_bit_identical_to_an_uninterr
     whole_run, run = tmp_path / "whole", tmp_path / "killed"
     whole = start("train", str(whole_cfg), log=tmp_path / "whole.log")  # in parallel with the chain
 
-    # 1) killed during its first session, 2) killed after a resume
+    # 1) killed during its first session, 2) killed after a resume that needed no clean-up: the
+    # run directory's lock went with the killed process
     steps: list[int] = []
     for i, (extra, at) in enumerate([((), 4), (("--resume",), 11)]):
         since = len(train_events(run))
         proc = start("train", str(killed_cfg), *extra, log=tmp_path / f"killed{i}.log")
         wait_for_step(run, max([at] + [s + 3 for s in steps]), proc, since)
+        if i == 0:
+            _second_trainers_are_refused(proc, killed_cfg, run)
         kill(proc)
         steps.append(last_step(run))
 
@@ -100,6 +104,18 @@ def test_run_killed_at_three_steps_and_resumed_ends_bit_identical_to_an_uninterr
     assert a["trainer"]["rng_python"] == b["trainer"]["rng_python"]
     for key in ("best_score", "bad_validations", "best_saved_score", "last_validated_step", "schedule"):
         assert a["trainer"][key] == b["trainer"][key], key
+
+
+def _second_trainers_are_refused(proc, config: Path, run: Path) -> None:
+    """While `proc` trains in `run` (held still, so that its files stay put), `--resume` and
+    `--overwrite` are refused in one line naming it, and change nothing beside it."""
+    os.kill(proc.pid, signal.SIGSTOP)
+    before, beside = snapshot(run), sorted(os.listdir(run.parent))
+    for flag in ("--resume", "--overwrite"):
+        assert_error(nmt("train", str(config), flag),
+                     f"{run}: another trainer is using this run directory: pid {proc.pid} (", str(config), "started ")
+    assert snapshot(run) == before and sorted(os.listdir(run.parent)) == beside  # and no run set aside
+    os.kill(proc.pid, signal.SIGCONT)
 
 
 # ----------------------------------------------------------------------------- SIGINT / SIGTERM
@@ -230,7 +246,7 @@ def test_training_into_an_existing_run_dir_without_resume_or_overwrite_exits_2_a
 
 def test_resume_with_a_changed_model_key_exits_2_with_the_diff_and_leaves_the_run(trained_run,
                                                                                   trained_run_config, tmp_path):
-    cfg = trained_run_config
+    cfg = copy.deepcopy(trained_run_config)  # the fixture is shared by the session
     cfg["model"]["dropout"] = 0.2
     write_yaml(tmp_path / "c.yaml", cfg)
     before = snapshot(trained_run)

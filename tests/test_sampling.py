@@ -8,7 +8,7 @@ import torch
 from helpers import assert_identical, weights
 from nmt.config import load_config
 from nmt.data import training_data
-from nmt.dataset import find, prepare
+from nmt.prepare import find, prepare
 from nmt.errors import NmtError
 from nmt.sampling import SubwordSampler
 from nmt.tokenizer import UNK_ID
