@@ -34,7 +34,7 @@ from nmt.dataset import Dataset, file_sha256
 from nmt.distributed import Dist, resolve_device
 from nmt.drift import drift_summary
 from nmt.errors import NmtError
-from nmt.model import Seq2Seq, build_model, snapshot_embeddings
+from nmt.model import Seq2Seq, build_model, check_architecture, snapshot_embeddings
 from nmt.optim import LRSchedule, Plateau, make_optimizer, update
 from nmt.prepare import prepare
 from nmt.pretrained import apply_pretrained
@@ -189,6 +189,7 @@ class Trainer:
         self.info(f"model: {n_params:,} parameters ({n_trainable:,} trainable); vocab src {len(self.src_tok)} "
                   f"tgt {len(self.tgt_tok)}")
         self.info(f"precision: {self.precision} ({self.precision_why})")
+        self.info(self.model.decoder.describe_unroll())
 
     def _setup_optimiser(self) -> None:
         """The optimiser over the model on its device, the learning-rate schedule, and fp16's
@@ -276,7 +277,7 @@ class Trainer:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "vocab": {"src": len(self.src_tok), "tgt": len(self.tgt_tok)},
+            **self._describe_weights(),
             "trainer": {
                 **self.progress.state_dict(),
                 "data_fingerprint": self.data.fingerprint,
@@ -328,6 +329,7 @@ class Trainer:
                 f"{self.run.last}: the run was trained by {world_size} process(es) and this is "
                 f"{self.dist.world_size}; the batches and random streams depend on it: resume with {how}"
             )
+        check_architecture(state, self.model, self.run.last, self.run.config)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler is not None and t.get("scaler"):
@@ -345,10 +347,16 @@ class Trainer:
         if self.dist.is_main:
             save_checkpoint(self.run.last, self.state_dict(rng_states))
 
+    def _describe_weights(self) -> dict[str, Any]:
+        """What every checkpoint says of its weights: the vocabulary sizes and the architecture, which
+        loading checks (nmt/model/build.py)."""
+        return {"vocab": {"src": len(self.src_tok), "tgt": len(self.tgt_tok)},
+                "architecture": self.model.architecture()}
+
     def _weights(self, score: float | None) -> dict[str, Any]:
         """What best.pt and step_<N>.pt hold: the weights, without what only a resume needs."""
-        return {"model": self.model.state_dict(), "vocab": {"src": len(self.src_tok), "tgt": len(self.tgt_tok)},
-                "step": self.progress.step, "score": score}
+        return {"model": self.model.state_dict(), **self._describe_weights(), "step": self.progress.step,
+                "score": score}
 
     def save_step(self, score: float) -> None:
         """Keep this validation's weights as checkpoints/step_<N>.pt and only the newest K of them."""

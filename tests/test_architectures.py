@@ -11,7 +11,7 @@ import typing
 import pytest
 import torch
 
-from helpers import assert_error, assert_identical, assert_same_function, kill, last_step, nmt, ok, wait_for_step, write_yaml
+from helpers import assert_error, assert_identical, assert_same_function, err, kill, last_step, nmt, ok, wait_for_step, write_yaml
 from nmt.batching import collate
 from nmt.checkpoint import load_checkpoint, save_checkpoint
 from nmt.config import ModelConfig, TrainConfig
@@ -219,6 +219,12 @@ def test_checkpoints_name_their_architecture(lstm_luong_run):
         assert ckpt["architecture"] == {"rnn_type": "lstm", "attention": "luong_general"}, name
 
 
+def test_the_training_log_names_the_unroll_it_took(lstm_luong_run, trained_run):
+    assert "decoder unroll: stepwise (the reference;" in (lstm_luong_run / "train.log").read_text()  # input feeding
+    assert "decoder unroll: fused (nmt/model/fused.py: one GRU layer with Bahdanau attention)" in (
+        trained_run / "train.log").read_text()
+
+
 def test_a_checkpoint_of_another_architecture_is_refused_in_one_line_naming_the_key(lstm_luong_run, trained_run,
                                                                                       tmp_path):
     foreign = tmp_path / "lstm.pt"
@@ -254,11 +260,12 @@ def test_lstm_luong_translates_evaluates_with_nbest_and_int8_and_plots_attention
     sentences = ["the cat eats an apple .", "my sister sees the book ."]
     assert len(int8_t.translate(sentences, beam=3)) == 2
     assert float_t.translate(sentences, beam=1) == float_t.translate(sentences, beam=1)
-    ok(nmt("translate", str(lstm_luong_run), "--beam", "3", "--nbest", "2", input="the cat eats an apple .\n"))
+    ok(nmt("translate", str(lstm_luong_run), "--beam", "3", "--nbest", "2", "--attention-plots", str(tmp_path / "plots"),
+           input="the cat eats an apple .\nthe dog sees a fish .\n"))
+    assert sorted(p.name for p in (tmp_path / "plots").glob("*.png")) == ["0001.png", "0002.png"]
     data = lstm_luong_run.parent / "data"
     ok(nmt("evaluate", str(lstm_luong_run), "--src", str(data / "dev.en"), "--ref", str(data / "dev.fr"),
-           "--quantize", "int8", "--attention-plots", str(tmp_path / "plots")))
-    assert len(list((tmp_path / "plots").glob("*.png"))) > 0
+           "--quantize", "int8"))
 
 
 def test_lstm_luong_is_served_with_nbest_and_attention(lstm_luong_run):
@@ -297,8 +304,9 @@ def test_lstm_luong_killed_and_resumed_ends_bit_identical(make_config, tmp_path,
     kill(proc)
     killed_at = last_step(tmp_path / "cut")
     assert 5 <= killed_at < train["max_steps"], killed_at
-    resumed = ok(nmt("train", str(cut_cfg), "--resume"))
-    assert f"at step {killed_at}," in resumed
+    resumed = nmt("train", str(cut_cfg), "--resume")
+    ok(resumed)
+    assert f"at step {killed_at}," in err(resumed)
     assert whole.wait(timeout=120) == 0, (tmp_path / "whole.log").read_text()
     a = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.pt")
     b = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")

@@ -10,7 +10,7 @@
     build.py       a model from a config, or from a checkpoint
 """
 
-from nmt.model.build import build_model, load_model, snapshot_embeddings
+from nmt.model.build import build_model, check_architecture, load_model, snapshot_embeddings
 from nmt.model.seq2seq import Seq2Seq
 
-__all__ = ["Seq2Seq", "build_model", "load_model", "snapshot_embeddings"]
+__all__ = ["Seq2Seq", "build_model", "check_architecture", "load_model", "snapshot_embeddings"]
