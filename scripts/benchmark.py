@@ -31,22 +31,28 @@ What it does, with the config's settings throughout:
 
 FLOPs (`flops_per_tgt_token`) are an analytical, approximate count. With E the embedding size,
 H the encoder's hidden size per direction, M = 2H the encoder memory size, D the decoder's hidden
-size, A the attention size, V the target vocabulary, the multiply-adds of every matmul in the
-forward pass are
+size, A the attention size, V the target vocabulary and G the gates of the cell (3 for a GRU, 4
+for an LSTM), the multiply-adds of every matmul in the forward pass are
 
-    encoder, per source token:   2 directions × 3 gates × H × (input + H) per layer
+    encoder, per source token:   2 directions × G × H × (input + H) per layer
                                  (input = E for the first layer, 2H above)
-    attention keys, per source token:  M × A            (W_k h_j, projected once per sentence)
-    decoder, per target token:   D × A                  query projection W_q s
-                                 S × A                  energy vᵀ tanh(·) over S source positions
+    attention keys, per source token:  M × A   Bahdanau's W_k h_j, projected once per sentence
+                                       M × D   luong_general's W_a h_j; luong_dot: none
+    decoder, per target token:   D × A                  Bahdanau's query projection W_q s
+                                 S × A                  Bahdanau's energy vᵀ tanh(·) over S source positions
+                                 S × D                  Luong's score sᵀ(W_a h_j) over S source positions
                                  S × M                  context bmm over S source positions
-                                 3 × D × (E + M + D)    GRU, first layer (input [emb; context])
-                                 3 × D × E              more with model.input_feeding (o_{t-1} in the input)
-                                 3 × D × 2D             each further decoder layer
-                                 (D + M + E) × E        readout (deep output)
+                                 G × D × (I + D)        the RNN's first layer, I = E + M with Bahdanau
+                                                        (input [emb; context]), E with Luong; E more
+                                                        with model.input_feeding (o_{t-1} in the input)
+                                 G × D × 2D             each further decoder layer
+                                 (D + M + E) × E        readout (Bahdanau's deep output; Luong's
+                                                        tanh(W [c; s]): (M + D) × E)
                                  E × V                  output projection to the vocabulary
-    bridge, per sentence:        M × layers × D         (amortised over the mean target length)
+    bridge, per sentence:        M × states × layers × D   (states: 2 for an LSTM's h and c; amortised
+                                                        over the mean target length)
 
+tests/test_benchmark.py holds each term equal to the weights of its matmul in the built model.
 Per target token: decoder + r × (encoder + keys) + bridge / T̄, where r = source tokens / target
 tokens and S (mean source length) and T̄ (mean target length) are measured on the timed training
 batches (real lengths with EOS, not padded ones). Training ≈ 3 × forward (the backward pass costs
@@ -192,17 +198,25 @@ def time_decoding(model: Seq2Seq, src_ids: list[list[int]], cfg: Config, beam: i
     return time.perf_counter() - t0
 
 
+CELL_GATES = {"gru": 3, "lstm": 4}  # G: the gates of model.rnn_type, each a matmul of the RNN's
+
+
 def forward_macs_per_tgt_token(cfg: Config, tgt_vocab: int, timing: TrainTiming) -> float:
     """Multiply-adds of the forward pass per target token (see the module docstring)."""
     m = cfg.model
     E, H, D, A, V = m.embedding_size, m.encoder_hidden_size, m.decoder_hidden_size, m.attention_size, tgt_vocab
-    M = 2 * H
+    M, G = 2 * H, CELL_GATES[m.rnn_type]
+    states = 2 if m.rnn_type == "lstm" else 1
     S = timing.mean_src_len
-    encoder = sum(2 * 3 * H * ((E if layer == 0 else 2 * H) + H) for layer in range(m.encoder_layers))
-    keys = M * A
-    gru = 3 * D * (E + M + D + (E if m.input_feeding else 0)) + (m.decoder_layers - 1) * 3 * D * (2 * D)
-    decoder = D * A + S * A + S * M + gru + (D + M + E) * E + E * V
-    bridge = M * m.decoder_layers * D
+    encoder = sum(2 * G * H * ((E if layer == 0 else 2 * H) + H) for layer in range(m.encoder_layers))
+    feed = E if m.input_feeding else 0
+    if m.attention == "bahdanau":
+        keys, attend, rnn_input, readout = M * A, D * A + S * A, E + M + feed, (D + M + E) * E
+    else:  # Luong's: the score is a dot product with s_t, the RNN's input has no context
+        keys, attend, rnn_input, readout = (M * D if m.attention == "luong_general" else 0), S * D, E + feed, (M + D) * E
+    rnn = G * D * (rnn_input + D) + (m.decoder_layers - 1) * G * D * (2 * D)
+    decoder = attend + S * M + rnn + readout + E * V
+    bridge = M * states * m.decoder_layers * D
     return decoder + timing.src_per_tgt * (encoder + keys) + bridge / timing.mean_tgt_len
 
 

@@ -67,6 +67,7 @@ def load_script(name: str) -> types.ModuleType:
     spec = importlib.util.spec_from_file_location(f"{Path(name).stem}_under_test", ROOT / "scripts" / name)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # what dataclasses (and pickling) look a class's module up in
     spec.loader.exec_module(module)
     return module
 

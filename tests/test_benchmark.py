@@ -6,8 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
-from helpers import assert_error, ok, out, run_script, write_yaml
+from conftest import tiny_config_dict
+from helpers import assert_error, load_script, ok, out, run_script, write_yaml
+from nmt.config import config_from_dict
+from nmt.model import Seq2Seq
 
 FIXED_KEYS = {
     "train_tgt_tokens_per_s",
@@ -78,3 +82,31 @@ def test_benchmark_missing_config(tmp_path: Path) -> None:
     proc = run_script("benchmark.py", tmp_path / "missing.yaml", "--steps", "1")
     assert_error(proc, "missing.yaml", prefix="error: ")
     assert out(proc) == ""
+
+
+@pytest.mark.parametrize("rnn_type, attention", [(r, a) for r in ("gru", "lstm")
+                                                 for a in ("bahdanau", "luong_general", "luong_dot")])
+def test_the_flop_count_matches_the_weights_of_every_matmul_of_each_architecture(rnn_type, attention):
+    """forward_macs_per_tgt_token against the built model: with no source tokens and one target
+    token a sentence, the decoder's matmuls and the bridge; one source token more adds the
+    encoder, the attention keys and one position's score and context."""
+    bench = load_script("benchmark.py")
+    model = {"embedding_size": 8, "encoder_hidden_size": 6, "decoder_hidden_size": 12, "attention_size": 5,
+             "encoder_layers": 2, "decoder_layers": 2, "input_feeding": True, "rnn_type": rnn_type,
+             "attention": attention}
+    cfg = config_from_dict(tiny_config_dict("run", "train", "dev", model=model))
+    net = Seq2Seq(cfg.model, 20, 17)
+    dec = net.decoder
+
+    def weights(module: torch.nn.Module) -> int:
+        return sum(p.numel() for name, p in module.named_parameters() if "weight" in name)
+
+    def macs(src_tokens: int) -> float:
+        return bench.forward_macs_per_tgt_token(cfg, 17, bench.TrainTiming(1, 1.0, src_tokens, 1, 1))
+
+    query = dec.attention.query_proj.weight.numel() if attention == "bahdanau" else 0
+    assert macs(0) == weights(dec.rnn) + dec.readout.weight.numel() + net.generator.weight.numel() + query + \
+        dec.bridge.weight.numel()
+    keys = dec.attention.key_proj.weight.numel() if attention != "luong_dot" else 0
+    position = (dec.attention.energy.weight.numel() if attention == "bahdanau" else 12) + 12  # score + context (M = 12)
+    assert macs(1) - macs(0) == weights(net.encoder.rnn) + keys + position
