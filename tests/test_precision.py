@@ -254,11 +254,13 @@ def test_fused_unroll_gives_the_step_by_step_outputs_and_gradients_under_autocas
 # ----------------------------------------------------------------------------- training
 
 
-def test_bf16_and_fp16_training_follow_the_fp32_loss_curve(make_config):
+@pytest.mark.parametrize("arch", [GRU_BAHDANAU, LSTM_LUONG])
+def test_bf16_and_fp16_training_follow_the_fp32_loss_curve(make_config, arch):
     losses, final = {}, {}
     for precision in ("fp32", "bf16", "fp16"):
-        cfg = make_config(precision, train={"device": "cpu", "precision": precision, "max_steps": 12,
-                                            "log_every": 4, "validate_every": 12, "dev_max_sentences": 2})
+        cfg = make_config(precision, model={"rnn_type": arch[0], "attention": arch[1]},
+                          train={"device": "cpu", "precision": precision, "max_steps": 12,
+                                 "log_every": 4, "validate_every": 12, "dev_max_sentences": 2})
         run = train(cfg)
         losses[precision] = [e["loss"] for e in train_events(run)]
         final[precision] = weights(run)
