@@ -94,7 +94,7 @@ examples:
   nmt evaluate runs/toy --checkpoint averaged
 """
 
-QUANTIZE_HELP = ("none (default) or int8: dynamic int8 weights for Linear and GRU layers on CPU; "
+QUANTIZE_HELP = ("none (default) or int8: dynamic int8 weights for Linear, GRU and LSTM layers on CPU; "
                  "faster, BLEU may drop slightly")
 
 LENGTH_PENALTY_HELP = ("GNMT's length penalty: beam scores are divided by ((5 + length) / 6)**ALPHA (default: "
@@ -140,7 +140,7 @@ def _add_debug(p: argparse.ArgumentParser, top: bool = False) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nmt",
-        description="Train GRU + Bahdanau-attention translation models, score them with BLEU, translate.",
+        description="Train GRU/LSTM attention translation models, score them with BLEU, translate.",
         epilog="Run 'nmt SUBCOMMAND --help' for the options of each subcommand.",
     )
     _add_debug(parser, top=True)

@@ -110,7 +110,7 @@ class ModelConfig:
     # decoder_hidden_size = 2 × encoder_hidden_size
     attention: Literal["bahdanau", "luong_general", "luong_dot"] = "bahdanau"
     tie_embeddings: bool = False  # target input embedding = output projection
-    # feed the previous output o_{t-1} into the decoder GRU's input (Joey NMT, OpenNMT-py); costs
+    # feed the previous output o_{t-1} into the decoder RNN's input (Joey NMT, OpenNMT-py); costs
     # speed: the readout moves inside the recurrence (see nmt/model/decoder.py)
     input_feeding: bool = False
     # the decoder's teacher-forced unroll (training, validation loss) takes the fastest path the

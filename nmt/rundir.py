@@ -149,12 +149,31 @@ class RunDir:
             f.write(json.dumps(record) + "\n")
 
 
+_HELD: set[int] = set()  # the descriptors of the run locks this process holds
+
+
+def _close_held_in_child() -> None:
+    """In a forked child (nmt prepare's workers): close the inherited lock descriptors, so that a
+    killed trainer's lock goes with it and not with its children. The parent keeps its lock."""
+    for fd in _HELD:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held_in_child)
+
+
 class RunLock:
     """One trainer per run directory: an OS lock (flock) on the directory itself, which rank 0 of
     a training takes before it touches the run directory and holds until training ends.
 
     Nothing is written for it, and the OS drops it when the process ends, however it ends: a
-    SIGKILLed trainer leaves no stale lock, and `nmt train --resume` after it needs no clean-up.
+    SIGKILLed trainer leaves no stale lock, and `nmt train --resume` after it needs no clean-up
+    (forked children, nmt prepare's workers, do not inherit it: `_close_held_in_child`).
     `take()` raises NmtError naming the process that holds it. A copy made by pickling (DDP ranks
     get rank 0's objects so) holds nothing; `release()` is safe to call twice."""
 
@@ -184,10 +203,12 @@ class RunLock:
             os.close(fd)
             return self
         self._fd = fd
+        _HELD.add(fd)
         return self
 
     def release(self) -> None:
         if self._fd is not None:
+            _HELD.discard(self._fd)
             os.close(self._fd)  # closing the last descriptor drops the lock
             self._fd = None
 
@@ -316,9 +337,13 @@ def _start_in(run: RunDir, overwrite: bool, keep: Iterable[Path], lock: RunLock)
         raise NmtError(f"{aside}: holds the run that an interrupted --overwrite of {path} was replacing; "
                        "move it back or delete it, then try again")
     os.replace(real, aside)
-    path.mkdir(parents=True)
-    # the new folder is locked before the old one (now aside) is let go; only a start that made
-    # the new folder its own in the moment between finds it locked, and the old run waits aside
-    new_lock = RunLock(path).take()
+    # the new folder is locked before the old one (now aside) is let go; a start that took the
+    # folder in the moment between leaves the old run aside, and the error says where
+    try:
+        path.mkdir(parents=True)
+        new_lock = RunLock(path).take()
+    except (OSError, NmtError):
+        raise NmtError(f"{path}: another nmt train took this run directory while --overwrite was replacing it; "
+                       f"the run it replaced is in {aside}: move it back or delete it") from None
     lock.release()
     return NewRun(path, created=True, lock=new_lock, aside=aside)

@@ -7,7 +7,7 @@ One code path serves a file, a pipe, the interactive prompt and Python:
     t.translate(["the king eats ."], beam=5)
 
 `Translator.load(run, quantize="int8")` (CLI: `--quantize int8`) decodes on the CPU with int8
-weights in the Linear and GRU layers: faster, at a small cost in BLEU (see `quantize_int8`).
+weights in the Linear and RNN (GRU or LSTM) layers: faster, at a small cost in BLEU (see `quantize_int8`).
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class Translator:
     def load(cls, run_dir: str | Path, checkpoint: str = "best", quantize: str = "none") -> "Translator":
         """Load a run directory's config, tokenizers and a checkpoint ('best', 'last' or a path).
 
-        quantize: "none" (default) or "int8", dynamic int8 weights for the Linear and GRU layers
+        quantize: "none" (default) or "int8", dynamic int8 weights for the Linear and RNN layers
         on the CPU (`quantize_int8`): faster decoding, BLEU may drop slightly.
         """
         if quantize not in QUANTIZE_CHOICES:

@@ -29,6 +29,7 @@ import pytest
 import torch
 
 import nmt.cpu as nmt_cpu
+import nmt.model.cells as cells
 import nmt.model.decoder as decoder_module  # (`nmt` is helpers' CLI runner here)
 from conftest import tiny_config_dict
 from helpers import ENV, ROOT, kill, last_step, nmt, run_ok, torchrun_cmd, train_events, wait_for_step, weights, write_yaml
@@ -170,6 +171,21 @@ def test_lstm_luong_update_under_autocast_gives_the_fp32_gradients(layers, feedi
     print(f"lstm+luong_general {precision}, {layers} layer(s), feeding {feeding}: max ||g - g_fp32|| / ||g_fp32|| = "
           f"{diff:.4f} ({name})")
     assert diff < GRAD_BOUND[precision], name
+
+
+@pytest.mark.parametrize("precision, units, runs_in", [("bf16", True, "bf16"), ("bf16", False, "fp32"),
+                                                     ("fp16", True, "fp32"), ("fp16", False, "fp32")])
+def test_an_lstm_runs_in_fp32_under_autocast_where_the_cpu_has_no_kernel_for_the_dtype(monkeypatch, precision,
+                                                                                    units, runs_in):
+    """oneDNN has no fp16 LSTM on CPUs without fp16 units (this one), nor, to be expected, a bf16 one
+    without bf16 units: there nmt/model/cells.py runs the LSTM in fp32."""
+    monkeypatch.setattr(cells, "has_bf16_units", lambda: units)
+    lstm = torch.nn.LSTM(8, 16, batch_first=True)
+    state = (torch.zeros(1, 2, 16, dtype=DTYPES[precision]), torch.zeros(1, 2, 16, dtype=DTYPES[precision]))
+    with torch.autocast("cpu", dtype=DTYPES[precision]):
+        out, (h, c) = cells.run_rnn(lstm, torch.randn(2, 3, 8), state)
+    want = torch.float32 if runs_in == "fp32" else DTYPES[precision]
+    assert out.dtype == h.dtype == c.dtype == want
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

@@ -124,3 +124,22 @@ def test_a_killed_holder_leaves_no_lock(run):
         holder.kill()  # SIGKILL: no chance to let go of anything
         holder.wait()
     RunLock(run).take().release()
+
+
+def test_a_forked_child_does_not_keep_the_lock(tmp_path):
+    """nmt prepare's workers are forked while the trainer holds the lock: a SIGKILLed trainer's
+    lock must go with it, not live on in them."""
+    lock = RunLock(tmp_path).take()
+    pid = os.fork()
+    if pid == 0:  # the child: its copy of the descriptor is closed, so it holds nothing
+        try:
+            os.fstat(lock._fd)
+            os._exit(1)
+        except OSError:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with pytest.raises(NmtError, match="another trainer is using this run directory"):
+        RunLock(tmp_path).take()  # the parent still holds it
+    lock.release()
+    RunLock(tmp_path).take().release()

@@ -1,11 +1,12 @@
 """The network, one concept a module, read in this order:
 
     embeddings.py  token ids → vectors
-    encoder.py     bidirectional GRU over the source
-    attention.py   Bahdanau additive attention
+    cells.py       the recurrent cell, GRU or LSTM (`model.rnn_type`)
+    encoder.py     bidirectional RNN over the source
+    attention.py   Bahdanau's and Luong's attentions behind one interface (`model.attention`)
     state.py       what the decoder carries between steps
-    decoder.py     the attention GRU decoder, step by step (the reference)
-    fused.py       the decoder's fast one-layer training unroll (`model.fused_decoder`)
+    decoder.py     the attention decoder, step by step (the reference), and its unroll paths
+    fused.py       the fast training unroll of one GRU layer with Bahdanau (`model.fused_decoder`)
     seq2seq.py     the whole network: encode, decode, logits
     build.py       a model from a config, or from a checkpoint
 """

@@ -5,13 +5,13 @@ An attention module
 - computes what it needs from the encoder memory once per batch, `precompute(memory) → cache`:
   a tuple of (batch, ...) tensors (projected keys, or nothing). The decoder state holds the cache
   without knowing its contents; beam search reorders it row by row (`DecoderState.select`).
-- scores a query against that cache, `score(query, cache, memory) → (batch, src_len)`; `forward`
+- scores a query against that cache, `score(query, cache, memory) → (batch, steps, src_len)`; `forward`
   masks the padding, takes the softmax and the weighted sum of the memory (the same for all).
 - says which decoder state it reads, `reads_previous_state`: Bahdanau's query is s_{t-1}, before
   the RNN step; Luong's is s_t, after it (the decoder runs the matching recurrence, decoder.py).
 
 A new attention is one class here and one entry in `ATTENTIONS` (and its name in the config's
-`model.attention` choices, which tests/test_model.py holds equal to `ATTENTIONS`).
+`model.attention` choices, which tests/test_architectures.py holds equal to `ATTENTIONS`).
 
     bahdanau       score(s, h_j) = vᵀ tanh(W_q s + W_k h_j)     (Bahdanau et al., 2015), query s_{t-1}
     luong_general  score(s, h_j) = sᵀ W_a h_j                   (Luong et al., 2015), query s_t

@@ -42,7 +42,11 @@ def load_model(run: RunDir, cfg: Config, ckpt_path: Path, src_vocab: int, tgt_vo
 def check_architecture(ckpt: dict[str, Any], model: Seq2Seq, ckpt_path: Path, config_path: Path | str) -> None:
     """Refuse a checkpoint of another architecture in one line that names the key. A checkpoint made
     before checkpoints named their architecture is GRU with Bahdanau (the defaults)."""
-    saved = {**Seq2Seq.ARCHITECTURE, **ckpt.get("architecture", {})}
+    recorded = ckpt.get("architecture", {})
+    if not isinstance(recorded, dict):
+        raise NmtError(f"{ckpt_path}: not an nmt checkpoint (its 'architecture' is {type(recorded).__name__}, "
+                       "not a mapping)")
+    saved = {**Seq2Seq.ARCHITECTURE, **recorded}
     for key, value in model.architecture().items():
         if saved.get(key) != value:
             raise NmtError(

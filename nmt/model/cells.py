@@ -5,10 +5,12 @@ return their state in these forms, so the encoder and decoder stay cell-agnostic
 cell here and hand its state back to it. The decoder keeps an LSTM's c beside h in its state
 (`DecoderState.cell`), so beam search reorders both.
 
-The encoder and decoder call their RNN through `run_rnn`, for one exception: under CPU fp16
-autocast torch sends nn.LSTM to oneDNN in fp16, which has no such kernel on CPUs without fp16
-units ("could not create a primitive descriptor for the LSTM forward propagation primitive"), so
-there the LSTM runs in fp32, as autocast runs nn.GRU on the CPU anyway.
+The encoder and decoder call their RNN through `run_rnn`, for one exception: under CPU autocast
+torch sends nn.LSTM to oneDNN in the low dtype, and oneDNN has no fp16 LSTM on CPUs without fp16
+units ("could not create a primitive descriptor for the LSTM forward propagation primitive", seen
+on an AMD EPYC with AVX512-BF16), so under fp16, and under bf16 on a CPU without bf16 units (which
+`train.precision: auto` never picks, and where the same is to be expected), the LSTM runs in fp32,
+as autocast runs nn.GRU on the CPU anyway.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nmt.cpu import has_bf16_units
 from nmt.errors import NmtError
 
 CELLS: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM}
@@ -39,18 +42,22 @@ def make_rnn(
     )
 
 
-def states_per_layer(rnn_type: str) -> int:
+def states_per_layer(rnn: nn.Module) -> int:
     """How many (layers, batch, hidden) tensors the cell carries: 1 for a GRU (h), 2 for an LSTM (h, c)."""
-    return 2 if CELLS[rnn_type] is nn.LSTM else 1
+    return 2 if isinstance(rnn, nn.LSTM) else 1
 
 
-def _fp16_on_cpu() -> bool:
-    return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.float16
+def lstm_in_fp32() -> bool:
+    """Whether CPU autocast is on at a dtype whose LSTM kernel this CPU lacks (module docstring)."""
+    if not torch.is_autocast_enabled("cpu"):
+        return False
+    dtype = torch.get_autocast_dtype("cpu")
+    return dtype == torch.float16 or (dtype == torch.bfloat16 and not has_bf16_units())
 
 
 def run_rnn(rnn: nn.Module, inputs: Any, state: Any = None) -> tuple[Any, Any]:
-    """`rnn(inputs, state)`: (outputs, new state), with an LSTM under CPU fp16 autocast in fp32."""
-    if isinstance(rnn, nn.LSTM) and _fp16_on_cpu():
+    """`rnn(inputs, state)`: (outputs, new state), with an LSTM in fp32 where `lstm_in_fp32`."""
+    if isinstance(rnn, nn.LSTM) and lstm_in_fp32():
         if state is not None:
             state = tuple(s.float() for s in state)
         with torch.autocast("cpu", enabled=False):

@@ -65,11 +65,11 @@ class Decoder(nn.Module):
         super().__init__()
         self.num_layers, self.hidden_size, self.emb_size = num_layers, hidden_size, emb_size
         self.input_feeding, self.fast = input_feeding, fused
-        self.states_per_layer = states_per_layer(rnn_type)  # 1: h (GRU); 2: h and c (LSTM)
         self.attention = make_attention(attention, memory_size, hidden_size, attention_size)
         self.attend_first = self.attention.reads_previous_state  # Bahdanau's recurrence, else Luong's
         rnn_input = emb_size + (memory_size if self.attend_first else 0) + (emb_size if input_feeding else 0)
         self.rnn = make_rnn(rnn_type, rnn_input, hidden_size, num_layers, dropout)
+        self.states_per_layer = states_per_layer(self.rnn)  # 1: h (GRU); 2: h and c (LSTM)
         self.bridge = nn.Linear(memory_size, self.states_per_layer * num_layers * hidden_size)
         readout_input = hidden_size + memory_size + (emb_size if self.attend_first else 0)
         self.readout = nn.Linear(readout_input, emb_size)
