@@ -196,7 +196,7 @@ def test_cli_refuses_int4(trained_run: Path, command: str):
 
 def test_cli_help_teaches_the_flag():
     stdout = ok(nmt("translate", "--help"))
-    assert "int8: dynamic int8 weights for Linear and GRU layers on CPU" in " ".join(stdout.split())
+    assert "int8: dynamic int8 weights for Linear, GRU and LSTM layers on CPU" in " ".join(stdout.split())
 
 
 def test_benchmark_times_int8_decoding_next_to_float(tmp_path: Path, make_config, tiny_corpus):
