@@ -199,8 +199,8 @@ def test_a_prepare_that_finishes_second_keeps_the_first_copy(cfg, monkeypatch):
 
 
 def test_ctrl_c_during_prepare_is_one_line_exit_130_and_nothing_torn(tmp_path, make_config):
-    # 105,600 lines: three chunks of CHUNK_LINES, so that the arrays grow for a while after the first appears
-    train = write_parallel(tmp_path / "big", "train", PAIRS * 1100)
+    # 288,000 lines: six chunks of CHUNK_LINES, so that the arrays grow for seconds after the first appears
+    train = write_parallel(tmp_path / "big", "train", PAIRS * 3000)
     for attempt in range(3):  # on a loaded machine a prepare may finish before the signal lands: again
         prepared_dir = tmp_path / f"p{attempt}"
         write_yaml(tmp_path / "c.yaml", make_config(data={"train": train, "prepared_dir": str(prepared_dir)}))
