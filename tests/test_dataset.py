@@ -204,8 +204,11 @@ def test_ctrl_c_during_prepare_is_one_line_exit_130_and_nothing_torn(tmp_path, m
     for attempt in range(3):  # on a loaded machine a prepare may finish before the signal lands: again
         prepared_dir = tmp_path / f"p{attempt}"
         write_yaml(tmp_path / "c.yaml", make_config(data={"train": train, "prepared_dir": str(prepared_dir)}))
+        # as a shell starts a foreground job: Ctrl-C at its default, even when the tests run in the
+        # background of a script (which ignores SIGINT, and exec keeps that: the prepare then ran to the end)
         proc = subprocess.Popen([sys.executable, "-m", "nmt", "prepare", "c.yaml", "--workers", "2"], cwd=tmp_path,
-                                env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         until(lambda: any(prepared_dir.glob("*.tmp-*/train.src.ids.npy")), 60, "prepare's first array")
         os.killpg(proc.pid, signal.SIGSTOP)  # the whole group frozen: is it still preparing?
         if any(prepared_dir.glob("*.tmp-*")):
