@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import contextmanager
 from typing import Iterator
@@ -33,6 +34,7 @@ def flush_denormals() -> Iterator[None]:
         torch.set_flush_denormal(False)
 
 
+@functools.cache  # a fact of the machine; nmt/model/cells.py asks at every LSTM step under bf16
 def has_bf16_units() -> bool:
     """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX tiles). Where it does not,
     bf16 autocast is emulated and slower than fp32 (3.7–6.9× on a 2-core AVX2 EPYC, README)."""

@@ -222,12 +222,15 @@ def assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> 
 # ----------------------------------------------------------------------------- two unrolls, one function
 
 
-def outputs_and_grads(model: torch.nn.Module, batch: Any) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+def outputs_and_grads(model: torch.nn.Module, batch: Any, autocast: torch.dtype | None = None
+                      ) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
     """The teacher-forced outputs (logits, attention) of `model` on `batch` (in train mode, with
-    the dropout masks of seed 1) and every parameter's gradient of the sum of their squares."""
+    the dropout masks of seed 1; under CPU autocast to `autocast` if given) and every parameter's
+    gradient of the sum of their squares."""
     torch.manual_seed(1)
-    outputs = model(batch.src, batch.src_lengths, batch.tgt_in)
-    sum(o.pow(2).sum() for o in outputs).backward()
+    with torch.autocast("cpu", dtype=autocast, enabled=autocast is not None):
+        outputs = model(batch.src, batch.src_lengths, batch.tgt_in)
+    sum(o.float().pow(2).sum() for o in outputs).backward()
     return outputs, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 

@@ -13,17 +13,8 @@ import torch
 
 from helpers import FakeTokenizer, analogy_world
 from nmt.errors import NmtError
-from nmt.lab.stats import (
-    Drift,
-    analogy,
-    drift,
-    drift_summary,
-    most_and_least_moved,
-    neighbors,
-    pca_2d,
-    spearman,
-    word_vector,
-)
+from nmt.drift import Drift, drift, drift_summary, spearman
+from nmt.lab.stats import analogy, most_and_least_moved, neighbors, pca_2d, word_vector
 
 
 # ----------------------------------------------------------------------------- word_vector

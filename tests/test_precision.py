@@ -32,7 +32,7 @@ import nmt.cpu as nmt_cpu
 import nmt.model.cells as cells
 import nmt.model.decoder as decoder_module  # (`nmt` is helpers' CLI runner here)
 from conftest import tiny_config_dict
-from helpers import ENV, ROOT, kill, last_step, nmt, run_ok, torchrun_cmd, train_events, wait_for_step, weights, write_yaml
+from helpers import ENV, ROOT, kill, last_step, nmt, outputs_and_grads, run_ok, torchrun_cmd, train_events, wait_for_step, weights, write_yaml
 from nmt.batching import Batch, collate
 from nmt.checkpoint import load_checkpoint
 from nmt.config import ModelConfig, TrainConfig
@@ -47,7 +47,9 @@ VOCAB = 30  # ids of the synthetic copy task; 0-3 are the specials
 # weights of `trained_model`, batch `copy_batch(0)`). Measured on this code: bf16 at most 0.0058
 # (one layer, the fused unroll) and 0.0079 (two layers), fp16 at most 0.0011 and 0.0009, ~8× less,
 # as their unit roundoffs; with input feeding bf16 0.0135 and 0.0152, fp16 0.0014 and 0.0012 (the
-# readout's rounding joins the recurrence). The worst is mostly the attention projections, whose
+# readout's rounding joins the recurrence); LSTM with Luong bf16 at most 0.0213 (the encoder LSTM's
+# hidden bias), fp16 0.0012 (under CPU fp16 its LSTMs run in fp32, nmt/model/cells.py). The worst is
+# mostly the attention projections, whose
 # gradients are small next to the others. A real bug breaks them: a zeroed gradient is 1.0, and the fp32
 # gradient of another batch is at least 0.21 (one layer) and 0.11 (two) away on every parameter
 # (test_the_gradient_bound_fails_a_wrong_gradient).
@@ -129,14 +131,30 @@ def worst(diffs: dict[str, float]) -> tuple[str, float]:
     return max(diffs.items(), key=lambda kv: kv[1])
 
 
+def unroll_agreement(plain: Seq2Seq, fast: Seq2Seq, precision: str) -> tuple[dict[str, float], str, float]:
+    """Two models with the same weights and other unrolls, under `precision`'s autocast on copy
+    batch 0: the relative differences of their outputs, and their worst gradient's name and difference."""
+    batch, dtype = copy_batch(0), DTYPES[precision]
+    (ref_out, ref_grads), (out, grads) = outputs_and_grads(plain, batch, dtype), outputs_and_grads(fast, batch, dtype)
+    assert [o.dtype for o in out] == [o.dtype for o in ref_out]
+    names = ["logits", "attention"]
+    return (rel_diffs(dict(zip(names, out)), dict(zip(names, ref_out))), *worst(rel_diffs(grads, ref_grads)))
+
+
 # ----------------------------------------------------------------------------- one update
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-# a two-layer decoder takes the reference; input feeding moves the readout into the recurrence
-@pytest.mark.parametrize("layers, fused, feeding", [(1, True, False), (2, False, False), (1, True, True), (2, False, True)])
-def test_one_update_under_autocast_gives_the_fp32_gradients(layers, fused, feeding, precision, monkeypatch):
-    fp32_model, model, batch = trained_model(layers, feeding=feeding), trained_model(layers, feeding=feeding), copy_batch(0)
+# a two-layer decoder takes the reference; input feeding moves the readout into the recurrence;
+# LSTM with Luong takes the sequence unroll (one RNN call), with input feeding the step-by-step one
+@pytest.mark.parametrize("layers, fused, feeding, arch", [
+    (1, True, False, GRU_BAHDANAU), (2, False, False, GRU_BAHDANAU), (1, True, True, GRU_BAHDANAU),
+    (2, False, True, GRU_BAHDANAU), (1, False, False, LSTM_LUONG), (2, False, False, LSTM_LUONG),
+    (1, False, True, LSTM_LUONG),
+])
+def test_one_update_under_autocast_gives_the_fp32_gradients(layers, fused, feeding, arch, precision, monkeypatch):
+    fp32_model, model = (trained_model(layers, feeding=feeding, arch=arch) for _ in range(2))
+    batch = copy_batch(0)
     fused_calls = spy_fused_unroll(monkeypatch)
     ref, ref_grads = one_update(fp32_model, batch, "fp32")
     scaler = torch.amp.GradScaler("cpu") if precision == "fp16" else None
@@ -151,24 +169,7 @@ def test_one_update_under_autocast_gives_the_fp32_gradients(layers, fused, feedi
     assert abs(result.loss.item() - ref.loss.item()) <= 1e-3 * ref.loss.item()
     assert all(g.dtype == torch.float32 for g in grads.values())  # the weights' dtype, as autocast leaves it
     name, diff = worst(rel_diffs(grads, ref_grads))
-    print(f"{precision}, {layers} layer(s), feeding {feeding}: max ||g - g_fp32|| / ||g_fp32|| = {diff:.4f} ({name})")
-    assert diff < GRAD_BOUND[precision], name
-
-
-@pytest.mark.parametrize("precision", ["bf16", "fp16"])
-# LSTM with Luong: the sequence unroll (one RNN call), and with input feeding the step-by-step one
-@pytest.mark.parametrize("layers, feeding", [(1, False), (2, False), (1, True)])
-def test_lstm_luong_update_under_autocast_gives_the_fp32_gradients(layers, feeding, precision):
-    # measured on this code: bf16 at most 0.0213 (the encoder LSTM's hidden bias), fp16 at most 0.0012;
-    # under CPU fp16 the LSTMs run in fp32 (nmt/model/cells.py), the rest in fp16
-    fp32_model = trained_model(layers, feeding=feeding, arch=LSTM_LUONG)
-    model = trained_model(layers, feeding=feeding, arch=LSTM_LUONG)
-    assert model.decoder.unroll_path == ("stepwise" if feeding else "sequence")
-    ref, ref_grads = one_update(fp32_model, copy_batch(0), "fp32")
-    result, grads = one_update(model, copy_batch(0), precision)
-    assert result.applied and abs(result.loss.item() - ref.loss.item()) <= 1e-3 * ref.loss.item()
-    name, diff = worst(rel_diffs(grads, ref_grads))
-    print(f"lstm+luong_general {precision}, {layers} layer(s), feeding {feeding}: max ||g - g_fp32|| / ||g_fp32|| = "
+    print(f"{'+'.join(arch)} {precision}, {layers} layer(s), feeding {feeding}: max ||g - g_fp32|| / ||g_fp32|| = "
           f"{diff:.4f} ({name})")
     assert diff < GRAD_BOUND[precision], name
 
@@ -186,24 +187,6 @@ def test_an_lstm_runs_in_fp32_under_autocast_where_the_cpu_has_no_kernel_for_the
         out, (h, c) = cells.run_rnn(lstm, torch.randn(2, 3, 8), state)
     want = torch.float32 if runs_in == "fp32" else DTYPES[precision]
     assert out.dtype == h.dtype == c.dtype == want
-
-
-@pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_the_sequence_unroll_gives_the_stepwise_outputs_and_gradients_under_autocast(precision):
-    """As tests/test_architectures.py in fp32, for LSTM with Luong under autocast."""
-    batch, dtype, results = copy_batch(0), DTYPES[precision], []
-    for fast in (False, True):
-        model = trained_model(1, fast, arch=LSTM_LUONG)
-        with torch.autocast("cpu", dtype=dtype):
-            outputs = model(batch.src, batch.src_lengths, batch.tgt_in)
-        sum(o.float().pow(2).sum() for o in outputs).backward()
-        results.append((outputs, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
-    (ref_out, ref_grads), (out, grads) = results
-    out_diffs = rel_diffs(dict(zip(["logits", "attention"], out)), dict(zip(["logits", "attention"], ref_out)))
-    name, grad_diff = worst(rel_diffs(grads, ref_grads))
-    print(f"sequence vs stepwise, {precision}: outputs {out_diffs}, gradients at most {grad_diff:.4f} ({name})")
-    assert max(out_diffs.values()) < UNROLL_OUT_BOUND[precision], out_diffs
-    assert grad_diff < GRAD_BOUND[precision], name
 
 
 @pytest.mark.parametrize("layers", [1, 2])
@@ -247,22 +230,24 @@ UNROLL_OUT_BOUND = {"bf16": 0.01, "fp16": 0.002}
 def test_fused_unroll_gives_the_step_by_step_outputs_and_gradients_under_autocast(precision, feeding, monkeypatch):
     """As tests/test_fused.py in fp32: two models with the same weights, through the switch
     `model.fused_decoder`, under autocast."""
-    batch, dtype = copy_batch(0), DTYPES[precision]
     fused_calls = spy_fused_unroll(monkeypatch)
-    results = []
-    for fused in (False, True):
-        model = trained_model(1, fused, feeding)
-        with torch.autocast("cpu", dtype=dtype):
-            outputs = model(batch.src, batch.src_lengths, batch.tgt_in)  # logits (batch, tgt_len, vocab), attention
-        sum(o.float().pow(2).sum() for o in outputs).backward()
-        results.append((outputs, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
-    (ref_out, ref_grads), (out, grads) = results
+    out_diffs, name, grad_diff = unroll_agreement(trained_model(1, False, feeding), trained_model(1, True, feeding),
+                                                  precision)
     # the fused loop ran once, in the low dtype, as the step-by-step one does: no per-step fp32 work
+    dtype = DTYPES[precision]
     assert [[o.dtype for o in call if o is not None] for call in fused_calls] == [[dtype] * (3 + feeding)]  # s, c, a (, o)
-    assert [o.dtype for o in out] == [o.dtype for o in ref_out]
-    out_diffs = rel_diffs(dict(zip(["logits", "attention"], out)), dict(zip(["logits", "attention"], ref_out)))
-    name, grad_diff = worst(rel_diffs(grads, ref_grads))
     print(f"{precision}, feeding {feeding}: outputs {out_diffs}, gradients at most {grad_diff:.4f} ({name})")
+    assert max(out_diffs.values()) < UNROLL_OUT_BOUND[precision], out_diffs
+    assert grad_diff < GRAD_BOUND[precision], name
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_the_sequence_unroll_gives_the_stepwise_outputs_and_gradients_under_autocast(precision):
+    """As tests/test_architectures.py in fp32, for LSTM with Luong under autocast."""
+    plain, fast = (trained_model(1, f, arch=LSTM_LUONG) for f in (False, True))
+    assert (plain.decoder.unroll_path, fast.decoder.unroll_path) == ("stepwise", "sequence")
+    out_diffs, name, grad_diff = unroll_agreement(plain, fast, precision)
+    print(f"sequence vs stepwise, {precision}: outputs {out_diffs}, gradients at most {grad_diff:.4f} ({name})")
     assert max(out_diffs.values()) < UNROLL_OUT_BOUND[precision], out_diffs
     assert grad_diff < GRAD_BOUND[precision], name
 

@@ -33,8 +33,10 @@ from typing import Any, Sequence
 
 import torch
 
+from nmt.drift import spearman
+from nmt.drift import unit as _unit
 from nmt.errors import NmtError
-from nmt.lab.stats import _unit, analogy, spearman
+from nmt.lab.stats import analogy
 from nmt.tokenizer import N_SPECIAL, UNK_ID, Tokenizer
 
 GENSIM_HINT = "compare-word2vec needs gensim: pip install 'nmt[word2vec]'"

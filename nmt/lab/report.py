@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Sequence
 
 import torch
 
+from nmt.drift import drift, drift_summary
 from nmt.errors import NmtError
 from nmt.lab.export import export_projector, export_word2vec, exportable
 from nmt.lab.plot import default_words, plot_projection
-from nmt.lab.stats import analogy, drift, drift_summary, most_and_least_moved, neighbors, word_vector
+from nmt.lab.stats import analogy, most_and_least_moved, neighbors, word_vector
 from nmt.lab.tables import check_side, checkpoint_file, load_counts, load_tables, training_side
 from nmt.rundir import RunDir
 from nmt.tokenizer import WORD_MARK

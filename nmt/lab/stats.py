@@ -23,8 +23,7 @@ from typing import Sequence
 
 import torch
 
-# drift lives below the lab, where the trainer uses it too; the lab names it from here as before
-from nmt.drift import Drift, drift, drift_summary, spearman
+from nmt.drift import Drift
 from nmt.drift import unit as _unit
 from nmt.errors import NmtError
 from nmt.tokenizer import N_SPECIAL, PAD_ID, UNK_ID, WORD_MARK, Tokenizer
