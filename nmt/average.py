@@ -108,6 +108,6 @@ def average_run(
         dev = dev_corpus(run.load_config())  # the sentences validation scored
         src, ref = dev.src, dev.tgt
         report.dev_sentences = len(src)
-        report.best_bleu = score(Translator.load(run.path, "best").translate(src, beam=1), ref).bleu
-        report.averaged_bleu = score(Translator.load(run.path, str(out)).translate(src, beam=1), ref).bleu
+        report.best_bleu = score(Translator.load(run.path, "best").translate(src, strategy="greedy"), ref).bleu
+        report.averaged_bleu = score(Translator.load(run.path, str(out)).translate(src, strategy="greedy"), ref).bleu
     return report

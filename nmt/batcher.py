@@ -29,15 +29,14 @@ class QueueFull(Exception):
 @dataclass
 class Job:
     sentences: list[str]
-    beam: int
-    n_best: int
+    options: Any  # nmt.decode_options.DecodeOptions (frozen, so it can be compared and hashed)
     attention: bool
     future: Future = field(default_factory=Future)
 
     @property
-    def key(self) -> tuple[int, int]:
-        """Jobs decoded together share these (attention is computed when any of them asks)."""
-        return self.beam, self.n_best
+    def key(self) -> Any:
+        """Jobs decoded together share their decode options (attention is computed when any of them asks)."""
+        return self.options
 
 
 @dataclass
@@ -77,9 +76,9 @@ class DynamicBatcher:
             self.queue.put(_STOP)  # blocks while the queue is full: the worker is emptying it
             self.thread.join()
 
-    def submit(self, sentences: list[str], beam: int, n_best: int, attention: bool) -> Future:
+    def submit(self, sentences: list[str], options: Any, attention: bool) -> Future:
         """Queue a request; its future gets the n-best lists in the order of `sentences`."""
-        job = Job(sentences, beam, n_best, attention)
+        job = Job(sentences, options, attention)
         try:
             self.queue.put_nowait(job)
         except queue.Full:
@@ -118,7 +117,7 @@ class DynamicBatcher:
             return
         sentences = [s for job in group for s in job.sentences]
         try:
-            results = self.translate_full(sentences, beam=group[0].beam, n_best=group[0].n_best,
+            results = self.translate_full(sentences, options=group[0].options,
                                           attention=any(job.attention for job in group))
         except Exception as e:  # the callers report it; the worker keeps serving
             for job in group:

@@ -7,13 +7,14 @@ Mistakes in the user's input raise NmtError: one line on stderr, exit code 2, no
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from nmt.batcher import Batching  # the standard library only: the help costs no torch import
+from nmt.decode_options import STRATEGIES  # likewise
 from nmt.errors import NmtError
 
 QUANTIZE_CHOICES = ["none", "int8"]  # nmt.translate.QUANTIZE_CHOICES, not imported here: it loads torch
@@ -182,13 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory (the run.dir of a training config)")
     p.add_argument("--src", default=None, help="source sentences, one a line (default: the run's data.test)")
     p.add_argument("--ref", default=None, help="reference translations, one a line, aligned with --src")
-    p.add_argument("--beam", type=int, default=None, help="beam size (default: the run's decode.beam_size; 1 = greedy)")
     p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
     p.add_argument("--out", default=None,
-                   help="where to write the hypotheses (default RUN/hyps/SRC.beamK.hyp, SRC.beamK.int8.hyp with "
-                        "--quantize int8, SRC.beamK.lpALPHA.hyp with --length-penalty)")
-    p.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA", help=LENGTH_PENALTY_HELP)
+                   help="where to write the hypotheses (default RUN/hyps/SRC.beamK.hyp; the name also says "
+                        "--strategy sample, the decoding flags given (SRC.beamK.lpALPHA.hyp), --ensemble "
+                        "(.ensN) and --quantize int8 (.int8), so another setting does not replace it)")
     p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none", help=QUANTIZE_HELP)
+    _add_decode_options(p, nbest=False)
     _add_debug(p)
 
     p = sub.add_parser("translate", help="translate at a prompt, or filter lines from stdin/--input",
@@ -197,15 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory")
     p.add_argument("--input", default=None, help="read sentences from this file instead of stdin")
     p.add_argument("--output", default=None, help="write translations to this file instead of stdout")
-    p.add_argument("--beam", type=int, default=None, help="beam size (default: the run's decode.beam_size; 1 = greedy)")
-    p.add_argument("--nbest", type=int, default=1, help="print the N best translations with scores")
-    p.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA", help=LENGTH_PENALTY_HELP)
     p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
     p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none", help=QUANTIZE_HELP)
     p.add_argument("--interactive", action="store_true", help="force the prompt even when stdin is not a terminal")
     p.add_argument("--attention-plots", metavar="DIR", default=None,
                    help="write one attention heatmap PNG per sentence into DIR (0001.png, … in input order; "
-                        "needs matplotlib)")
+                        "needs matplotlib; with --ensemble, the mean of the members' weights)")
+    _add_decode_options(p)
     _add_debug(p)
 
     p = sub.add_parser("serve", help="a JSON API and a web page for a trained run (needs the serve extra)",
@@ -216,9 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one, printed)")
     p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
-    p.add_argument("--beam", type=int, default=None, help="default beam size of requests (default: the run's "
-                                                          "decode.beam_size)")
     p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none", help=QUANTIZE_HELP)
+    _add_decode_options(p, what="the defaults of requests, which may choose their own")
     g = p.add_argument_group("dynamic batching")
     g.add_argument("--max-batch", type=int, default=Batching.max_batch,
                    help=f"sentences decoded together at most (default {Batching.max_batch})")
@@ -232,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-sentences", type=int, default=64, help="sentences (default 64)")
     g.add_argument("--max-chars", type=int, default=1000, help="characters per sentence (default 1000)")
     g.add_argument("--max-body-bytes", type=int, default=1 << 20, help="body size (default 1 MiB)")
-    g.add_argument("--max-beam", type=int, default=16, help="beam size (default 16)")
+    g.add_argument("--max-beam", type=int, default=16, help="beam size, and samples with --strategy sample (default 16)")
     g.add_argument("--timeout", type=float, default=30.0, help="seconds queued and decoding; then 503 (default 30)")
     _add_debug(p)
 
@@ -376,14 +374,49 @@ def _add_embeddings_parser(sub: argparse._SubParsersAction) -> None:
     _add_debug(a)
 
 
+def _add_decode_options(p: argparse.ArgumentParser, nbest: bool = True, what: str = "") -> None:
+    """The decoding flags of evaluate, translate and serve: DecodeOptions' names with dashes. Each
+    defaults to the run's decode.* key; the ranges are checked by DecodeOptions, as for the config,
+    the HTTP API and Python."""
+    g = p.add_argument_group("decoding (default: the run's decode.* keys" + (f"; {what}" if what else "") + ")")
+    g.add_argument("--strategy", choices=STRATEGIES, default=None,
+                   help="beam search, greedy (beam 1) or sample (temperature, top-k, top-p; N samples with --nbest)")
+    g.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy)")
+    if nbest:
+        g.add_argument("--nbest", type=int, default=None, metavar="N",
+                       help="the N best translations with their scores (beam: at most the beam; sample: N samples)")
+    g.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA", help=LENGTH_PENALTY_HELP)
+    g.add_argument("--min-length", type=int, default=None, metavar="N", help="at least N tokens before the end")
+    g.add_argument("--no-repeat-ngram", type=int, default=None, metavar="N",
+                   help="no N-gram of tokens twice in a translation (0 = allowed)")
+    g.add_argument("--temperature", type=float, default=None, metavar="T",
+                   help="sample: p^(1/T) (below 1: closer to greedy; above 1: more varied)")
+    g.add_argument("--top-k", type=int, default=None, metavar="K", help="sample from the K most probable tokens (0 = all)")
+    g.add_argument("--top-p", type=float, default=None, metavar="P",
+                   help="sample from the fewest most probable tokens that hold probability P (1 = all)")
+    g.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="sample: the same seed and sentence give the same samples (default: new ones each run)")
+    g.add_argument("--ensemble", nargs="+", default=[], metavar="RUN2",
+                   help="decode with these runs too, combining their next-token distributions (log of the mean "
+                        "probability); RUN:averaged (best, last, step_N) names a checkpoint; the tokenizers must be "
+                        "the same files")
+
+
+# DecodeOptions' name of each decoding flag's dest
+DECODE_FLAGS = {"strategy": "strategy", "beam": "beam", "nbest": "n_best", "length_penalty": "length_penalty",
+                "min_length": "min_length", "no_repeat_ngram": "no_repeat_ngram_size", "temperature": "temperature",
+                "top_k": "top_k", "top_p": "top_p", "seed": "seed"}
+
+
+def _decode_given(args: argparse.Namespace) -> dict[str, Any]:
+    """The decoding flags given on the command line, by DecodeOptions' names."""
+    return {option: getattr(args, dest) for dest, option in DECODE_FLAGS.items()
+            if getattr(args, dest, None) is not None}
+
+
 def _positive(value: int | None, flag: str) -> None:
     if value is not None and value < 1:
         raise NmtError(f"{flag} must be at least 1, got {value}")
-
-
-def _length_penalty(value: float | None) -> None:
-    if value is not None and not (math.isfinite(value) and value >= 0):
-        raise NmtError(f"--length-penalty must be a number of at least 0, got {value:g}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -413,20 +446,18 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from nmt.evaluate import evaluate
 
-    _positive(args.beam, "--beam")
-    _length_penalty(args.length_penalty)
-    scores, out = evaluate(args.run, args.src, args.ref, beam=args.beam, checkpoint=args.checkpoint, out=args.out,
-                           quantize=args.quantize, length_penalty=args.length_penalty)
+    runs = [args.run, *args.ensemble]
+    scores, out, options = evaluate(runs, args.src, args.ref, checkpoint=args.checkpoint, out=args.out,
+                                    quantize=args.quantize, **_decode_given(args))
     print(f"{scores.bleu_text}")
     print(f"  signature: {scores.bleu_signature}")
     print(f"{scores.chrf_text}")
     print(f"  signature: {scores.chrf_signature}")
     import torch
 
-    print(f"sentences: {scores.n_sentences}  run: {args.run}  checkpoint: {args.checkpoint}  "
-          f"beam: {args.beam or 'config'}  length penalty: "
-          f"{'config' if args.length_penalty is None else f'{args.length_penalty:g}'}  quantize: {args.quantize}  "
-          f"hypotheses: {out}")
+    print(f"sentences: {scores.n_sentences}  run: {' + '.join(map(str, runs))}  checkpoint: {args.checkpoint}  "
+          f"quantize: {args.quantize}  hypotheses: {out}")
+    print(f"decode: {options.describe()}")
     print(f"decoding: {scores.decode_s:.2f} s, {scores.n_sentences / scores.decode_s:,.1f} sentences/s "
           f"({torch.get_num_threads()} threads; model loading not counted)")
     return 0
@@ -443,13 +474,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from nmt import Translator
     from nmt.files import decode_utf8, split_lines
 
-    _positive(args.beam, "--beam")
-    _positive(args.nbest, "--nbest")
-    _length_penalty(args.length_penalty)
-    translator = Translator.load(args.run, args.checkpoint, quantize=args.quantize)
-    beam = args.beam or translator.cfg.decode.beam_size
-    if args.nbest > beam:
-        raise NmtError(f"--nbest {args.nbest} cannot exceed the beam size {beam} (set --beam)")
+    translator = Translator.load([args.run, *args.ensemble], args.checkpoint, quantize=args.quantize)
+    options = translator.options(**_decode_given(args))
     plots = None
     if args.attention_plots:
         from nmt.plots import pyplot
@@ -462,17 +488,16 @@ def cmd_translate(args: argparse.Namespace) -> int:
             raise NmtError(f"{plots}: cannot create the folder ({e.strerror})") from None
     interactive = args.interactive or (args.input is None and sys.stdin.isatty())
     if interactive:
-        return _prompt(translator, beam, args.nbest, plots, args.length_penalty)
+        return _prompt(translator, options, plots)
     if args.input:
         lines = read_lines(args.input)
     else:
         lines = split_lines(decode_utf8(sys.stdin.buffer.read(), "<stdin>"))
-    results = translator.translate_full(lines, beam=beam, n_best=args.nbest, attention=plots is not None,
-                                        length_penalty=args.length_penalty)
+    results = translator.translate_full(lines, options, attention=plots is not None)
     if plots is not None:
         for i, (line, nbest) in enumerate(zip(lines, results), start=1):
             _plot(nbest[0], line, plots / f"{i:04d}.png")
-    out_text = "".join(_format(nbest, args.nbest) + "\n" for nbest in results)
+    out_text = "".join(_format(nbest, options.n_best) + "\n" for nbest in results)
     if args.output:
         try:
             Path(args.output).write_text(out_text, encoding="utf-8")
@@ -491,7 +516,7 @@ def _plot(best, source: str, path: Path) -> None:
         plot_attention(best.src_pieces, best.tgt_pieces, best.attention, path, f"{source}\n→ {best.text}")
 
 
-def _prompt(translator, beam: int, nbest: int, plots: Path | None = None, length_penalty: float | None = None) -> int:
+def _prompt(translator, options, plots: Path | None = None) -> int:
     """The interactive prompt. Ctrl-D leaves with exit 0, Ctrl-C (at the prompt or while
     translating) with 130, the shell's code for an interrupt; neither shows a traceback."""
     try:
@@ -499,9 +524,10 @@ def _prompt(translator, beam: int, nbest: int, plots: Path | None = None, length
     except ImportError:  # no readline (Windows): plain input()
         pass
     src, tgt = translator.cfg.data.src_lang, translator.cfg.data.tgt_lang
-    best = f", {nbest} best" if nbest > 1 else ""
+    nbest = options.n_best
     int8 = ", int8" if translator.quantize == "int8" else ""
-    print(f"nmt {src}→{tgt} ({translator.checkpoint}{int8}), beam {beam}{best}. Type a sentence and press Enter; "
+    models = " + ".join(str(m.checkpoint) for m in translator.members)
+    print(f"nmt {src}→{tgt} ({models}{int8}), {options.describe()}. Type a sentence and press Enter; "
           "↑/↓ recalls earlier ones; Ctrl-D or Ctrl-C quits.", file=sys.stderr)
     count = 0
     try:
@@ -514,8 +540,7 @@ def _prompt(translator, beam: int, nbest: int, plots: Path | None = None, length
             if not line.strip():
                 continue
             t0 = time.time()
-            results = translator.translate_full([line], beam=beam, n_best=nbest, attention=plots is not None,
-                                                length_penalty=length_penalty)[0]
+            results = translator.translate_full([line], options, attention=plots is not None)[0]
             for h in results:
                 prefix = f"{tgt}: " if nbest == 1 else f"{tgt} ({h.score:.3f}): "
                 print(prefix + h.text, flush=True)
@@ -577,7 +602,7 @@ def cmd_embeddings(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    for name in ("beam", "max_batch", "max_queue", "max_sentences", "max_chars", "max_body_bytes", "max_beam"):
+    for name in ("max_batch", "max_queue", "max_sentences", "max_chars", "max_body_bytes", "max_beam"):
         _positive(getattr(args, name), "--" + name.replace("_", "-"))
     if not 0 < args.timeout < float("inf"):  # a NaN fails both
         raise NmtError(f"--timeout must be a finite number of seconds above 0, got {args.timeout}")
@@ -588,14 +613,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from nmt.serve import Limits, create_app, serve
     from nmt import Translator
 
-    translator = Translator.load(args.run, args.checkpoint, quantize=args.quantize)
-    if args.beam and args.beam > args.max_beam:
-        raise NmtError(f"--beam {args.beam} exceeds --max-beam {args.max_beam}")
+    translator = Translator.load([args.run, *args.ensemble], args.checkpoint, quantize=args.quantize)
+    options = translator.options(**_decode_given(args))
+    rows = options.n_best if options.search == "sample" else options.beam
+    if rows > args.max_beam:
+        what = f"--nbest {rows} (samples)" if options.search == "sample" else f"the beam {rows}"
+        raise NmtError(f"{what} exceeds --max-beam {args.max_beam}")
     limits = Limits(args.max_sentences, args.max_chars, args.max_body_bytes, args.max_beam, args.timeout)
     batching = Batching(not args.no_batching, args.max_batch, args.max_wait_ms, args.max_queue)
-    app = create_app(translator, limits, batching, args.beam)
-    print(f"loaded {translator.checkpoint} ({translator.cfg.data.src_lang}→{translator.cfg.data.tgt_lang}, "
-          f"quantize {args.quantize}); dynamic batching "
+    app = create_app(translator, limits, batching, options)
+    models = " + ".join(str(m.checkpoint) for m in translator.members)
+    print(f"loaded {models} ({translator.cfg.data.src_lang}→{translator.cfg.data.tgt_lang}, "
+          f"quantize {args.quantize}); decoding by default: {options.describe()}; dynamic batching "
           f"{'off' if args.no_batching else f'up to {args.max_batch} sentences, {args.max_wait_ms:g} ms wait'}")
     return serve(app, args.host, args.port)
 

@@ -19,8 +19,14 @@ from typing import Any, Literal, Optional
 import yaml
 
 from nmt.corpus_formats import FORMAT_NAMES, FORMATS
+from nmt.decode_options import DecodeOptionError, DecodeOptions
 from nmt.errors import NmtError
 from nmt.files import read_text
+
+
+def _option(name: str) -> dict:
+    """Metadata of a decode key: resume-safe, and checked as DecodeOptions' option `name`."""
+    return {**RESUME_SAFE, "option": name}
 
 
 def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
@@ -168,12 +174,36 @@ class TrainConfig:
 
 @dataclass
 class DecodeConfig:
-    beam_size: int = field(default=5, metadata=_range(1, resume_safe=True))
-    length_penalty: float = field(default=1.0, metadata=_range(0.0, resume_safe=True))  # alpha; 0: none
-    max_len_ratio: float = field(default=1.5, metadata=_range(0.0, lo_open=True, resume_safe=True))
-    max_len_extra: int = field(default=10, metadata=_range(0, resume_safe=True))  # max output = ratio*src + extra
-    batch_size: int = field(default=64, metadata=_range(1, resume_safe=True))
-    n_best: int = field(default=1, metadata=_range(1, resume_safe=True))
+    """The run's decode defaults. The options are checked by `DecodeOptions` (nmt/decode_options.py,
+    which says what each means), so the config, the CLI, the HTTP API and Python refuse a bad value
+    with one message; `beam_size` is the option `beam`."""
+
+    strategy: str = field(default=DecodeOptions.strategy, metadata=_option("strategy"))  # beam | greedy | sample
+    beam_size: int = field(default=DecodeOptions.beam, metadata=_option("beam"))
+    n_best: int = field(default=DecodeOptions.n_best, metadata=_option("n_best"))
+    length_penalty: float = field(default=DecodeOptions.length_penalty, metadata=_option("length_penalty"))  # alpha; 0: none
+    max_len_ratio: float = field(default=DecodeOptions.max_len_ratio, metadata=_option("max_len_ratio"))
+    max_len_extra: int = field(default=DecodeOptions.max_len_extra, metadata=_option("max_len_extra"))  # max output = ratio*src + extra
+    min_length: int = field(default=DecodeOptions.min_length, metadata=_option("min_length"))
+    no_repeat_ngram_size: int = field(default=DecodeOptions.no_repeat_ngram_size, metadata=_option("no_repeat_ngram_size"))  # 0: off
+    temperature: float = field(default=DecodeOptions.temperature, metadata=_option("temperature"))  # sample only
+    top_k: int = field(default=DecodeOptions.top_k, metadata=_option("top_k"))  # sample only; 0: no limit
+    top_p: float = field(default=DecodeOptions.top_p, metadata=_option("top_p"))  # sample only; 1: no limit
+    seed: Optional[int] = field(default=DecodeOptions.seed, metadata=_option("seed"))  # sample only; null: fresh each call
+    batch_size: int = field(default=64, metadata=_range(1, resume_safe=True))  # sentences decoded together
+
+    def options(self) -> DecodeOptions:
+        """These keys as DecodeOptions; a key left at its default counts as not given (so
+        `strategy: sample` alone samples with beam 1)."""
+        default = DecodeConfig()
+        return DecodeOptions().given(**{
+            f.metadata["option"]: getattr(self, f.name) for f in dataclasses.fields(self)
+            if "option" in f.metadata and getattr(self, f.name) != getattr(default, f.name)})
+
+    @classmethod
+    def key_of(cls, option: str) -> str:
+        """The config key of a decode option: beam → beam_size."""
+        return next(f.name for f in dataclasses.fields(cls) if f.metadata.get("option") == option)
 
 
 @dataclass
@@ -375,8 +405,10 @@ def _validate(cfg: Config, where: str) -> None:
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.train.device):
         raise NmtError(f"{where}: key 'train.device' has value {cfg.train.device!r}; it must be auto, cpu, cuda "
                        "or cuda:N")
-    if cfg.decode.n_best > cfg.decode.beam_size:
-        raise NmtError(f"{where}: key 'decode.n_best' ({cfg.decode.n_best}) exceeds 'decode.beam_size'")
+    try:
+        cfg.decode.options()
+    except DecodeOptionError as e:
+        raise NmtError(f"{where}: key 'decode.{DecodeConfig.key_of(e.option)}': {e}") from None
 
 
 class _Loader(yaml.SafeLoader):

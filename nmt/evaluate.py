@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Sequence
 
 from sacrebleu.metrics import BLEU, CHRF
 
 from nmt.corpus import load_corpus, read_lines
+from nmt.decode_options import DecodeOptions
 from nmt.errors import NmtError
 from nmt.translate import Translator
 
@@ -38,24 +40,41 @@ def score(hypotheses: list[str], references: list[str]) -> Scores:
                   len(hypotheses))
 
 
+# file-name tags of options given beside the strategy: evaluate's default hypotheses file names them,
+# so that another setting does not replace an earlier file
+_TAGS = {"length_penalty": "lp", "min_length": "min", "no_repeat_ngram_size": "nr", "temperature": "t",
+         "top_k": "k", "top_p": "p", "seed": "s", "max_len_ratio": "ratio", "max_len_extra": "extra"}
+
+
+def hypotheses_name(test: str, options: DecodeOptions, given: dict[str, Any], members: int, quantize: str) -> str:
+    """e.g. test2016.beam5.hyp, test2016.beam5.lp0.6.hyp, test2016.sample.t0.7.s1.ens2.int8.hyp."""
+    parts = [test, "sample" if options.search == "sample" else f"beam{options.beam}"]
+    parts += [f"{tag}{given[name]:g}" for name, tag in _TAGS.items() if given.get(name) is not None]
+    parts += [f"ens{members}"] if members > 1 else []
+    parts += [quantize] if quantize != "none" else []
+    return ".".join(parts + ["hyp"])
+
+
 def evaluate(
-    run_dir: str | Path,
+    runs: str | Path | Sequence[str | Path],
     src_file: str | Path | None = None,
     ref_file: str | Path | None = None,
-    beam: int | None = None,
     checkpoint: str = "best",
     out: str | Path | None = None,
     quantize: str = "none",
-    length_penalty: float | None = None,
-) -> tuple[Scores, Path]:
-    """Translate `src_file` with a run's model, score against `ref_file`, write the hypotheses.
+    **given: Any,
+) -> tuple[Scores, Path, DecodeOptions]:
+    """Translate `src_file` with a run's model (or an ensemble's: a list of runs, as
+    `Translator.load` takes), score against `ref_file`, write the hypotheses; returns the scores, the
+    hypotheses file and the decode options used (the run's decode.* with `given` on top).
 
     Without files, use the test set of the run's config (`data.test`, parallel or tsv).
-    `quantize="int8"` decodes with dynamic int8 weights (`nmt.translate.quantize_int8`); the default
-    hypotheses file then ends in .int8.hyp, so it does not replace the float model's. A given
-    `length_penalty` (else the run's decode.length_penalty) puts .lpA in the name likewise.
+    `quantize="int8"` decodes with dynamic int8 weights (`nmt.translate.quantize_int8`). The default
+    hypotheses file (RUN/hyps/) names the strategy, the options given, the ensemble size and the
+    quantization (`hypotheses_name`), so it does not replace another setting's.
     """
-    translator = Translator.load(run_dir, checkpoint, quantize=quantize)
+    translator = Translator.load(runs, checkpoint, quantize=quantize)
+    options = translator.options(**given)  # a bad option is refused before any work
     if src_file is None and ref_file is None:
         data = translator.cfg.data
         if not data.test:
@@ -71,12 +90,10 @@ def evaluate(
         if not src:
             raise NmtError(f"{src_file}: empty file")
     t0 = time.perf_counter()
-    hyps = translator.translate(src, beam=beam, length_penalty=length_penalty)
+    hyps = [nbest[0].text for nbest in translator.translate_full(src, options)]
     decode_s = time.perf_counter() - t0
-    beam_used = beam or translator.cfg.decode.beam_size
-    suffix = "" if length_penalty is None else f".lp{length_penalty:g}"
-    suffix += "" if quantize == "none" else f".{quantize}"
-    out_path = Path(out) if out else translator.run.path / "hyps" / f"{name}.beam{beam_used}{suffix}.hyp"
+    file_name = hypotheses_name(name, options, given, len(translator.members), quantize)
+    out_path = Path(out) if out else translator.run.path / "hyps" / file_name
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
-    return replace(score(hyps, ref), decode_s=decode_s), out_path
+    return replace(score(hyps, ref), decode_s=decode_s), out_path, options

@@ -9,7 +9,7 @@ JSON body {"error": "..."} that says what was wrong: the server never answers a 
 a traceback, and goes on serving. SIGTERM or Ctrl-C stops taking connections, lets the requests
 in flight finish, and exits 0.
 
-    POST /v1/translate        {"text": [...], "beam": 5, "n_best": 1, "attention": false}
+    POST /v1/translate        {"text": [...], "beam": 5, "n_best": 1, "attention": false, ...decode options}
     GET  /v1/info             languages, vocabularies, checkpoint, step, dev score, settings
     GET  /v1/embeddings/neighbors?word=...&side=src|tgt&k=10&checkpoint=init|best|last
     GET  /health
@@ -32,6 +32,7 @@ import torch
 
 from nmt.batcher import Batching, DynamicBatcher, QueueFull
 from nmt.checkpoint import load_checkpoint
+from nmt.decode_options import DecodeOptions
 from nmt.errors import NmtError
 from nmt.lab.stats import neighbors, word_vector
 from nmt.lab.tables import load_counts, load_tables
@@ -67,13 +68,26 @@ class Limits:
 
 
 class TranslateRequest(BaseModel):
-    """POST /v1/translate. `beam` defaults to the run's (or `nmt serve --beam`)."""
+    """POST /v1/translate. Each decode option left out takes the server's default (`nmt serve`'s
+    flags, else the run's decode.*); DecodeOptions (nmt/decode_options.py) checks the values."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     text: list[str]
-    beam: int | None = None
-    n_best: int = 1
     attention: bool = False
+    strategy: str | None = None  # beam | greedy | sample
+    beam: int | None = None
+    n_best: int | None = None
+    length_penalty: float | None = None
+    min_length: int | None = None
+    no_repeat_ngram_size: int | None = None
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+
+    def options(self, defaults: DecodeOptions) -> DecodeOptions:
+        return defaults.given(**{name: getattr(self, name) for name in type(self).model_fields
+                                 if name not in ("text", "attention")})
 
 
 def _refuse(status: int, message: str, retry_after: int | None = None) -> HTTPException:
@@ -193,11 +207,12 @@ def checkpoint_info(translator: Translator) -> dict[str, Any]:
 
 
 def create_app(translator: Translator, limits: Limits | None = None, batching: Batching | None = None,
-               beam: int | None = None) -> FastAPI:
-    """The service for one loaded model. The decoder worker starts and stops with the app's lifespan."""
+               options: DecodeOptions | None = None) -> FastAPI:
+    """The service for one loaded model (or ensemble). The decoder worker starts and stops with the
+    app's lifespan. `options`: what requests decode with by default (else the run's decode.*)."""
     limits, batching = limits or Limits(), batching or Batching()
     cfg = translator.cfg
-    default_beam = beam or cfg.decode.beam_size
+    defaults = options or translator.defaults
     batcher = DynamicBatcher(translator.translate_full, batching)
     lab = Neighbours(translator.run.path)
     info = {
@@ -208,8 +223,8 @@ def create_app(translator: Translator, limits: Limits | None = None, batching: B
         "parameters": sum(p.numel() for p in translator.model.parameters()),
         "architecture": translator.model.architecture(),  # model.rnn_type, model.attention
         "quantize": translator.quantize,
-        "decode": {"beam": default_beam, "length_penalty": cfg.decode.length_penalty,
-                   "max_len_ratio": cfg.decode.max_len_ratio, "max_src_pieces": cfg.data.max_src_len},
+        "members": [m.info() for m in translator.members],  # more than one: an ensemble
+        "decode": {**defaults.as_dict(), "max_src_pieces": cfg.data.max_src_len},
         "limits": asdict(limits),
         "batching": asdict(batching),
     }
@@ -261,14 +276,14 @@ def create_app(translator: Translator, limits: Limits | None = None, batching: B
             raise _refuse(413, f"field 'text' has {len(body.text)} sentences; the limit is {limits.max_sentences}")
         for i, text in enumerate(body.text):
             check_sentence(i, text, limits)
-        beam = default_beam if body.beam is None else body.beam
-        if not 1 <= beam <= limits.max_beam:
-            raise _refuse(422, f"field 'beam' is {beam}; it must be between 1 and {limits.max_beam}")
-        if not 1 <= body.n_best <= beam:
-            raise _refuse(422, f"field 'n_best' is {body.n_best}; it must be between 1 and the beam ({beam})")
+        options = body.options(defaults)  # a bad value: DecodeOptionError, a 422 that names the field
+        if options.beam > limits.max_beam:
+            raise _refuse(422, f"field 'beam' is {options.beam}; this server's limit is {limits.max_beam}")
+        if options.search == "sample" and options.n_best > limits.max_beam:
+            raise _refuse(422, f"field 'n_best' is {options.n_best}; this server samples at most {limits.max_beam}")
         t0 = time.perf_counter()
         try:
-            future = batcher.submit(body.text, beam, body.n_best, body.attention)
+            future = batcher.submit(body.text, options, body.attention)
         except QueueFull:
             raise _refuse(503, f"the server is busy: {batching.max_queue} requests are waiting; retry shortly",
                           retry_after=1) from None
@@ -278,8 +293,9 @@ def create_app(translator: Translator, limits: Limits | None = None, batching: B
             raise _refuse(503, f"the request took over the limit of {limits.timeout_s:g} s; retry later",
                           retry_after=5) from None
         return {
-            "translations": [_translation(nbest, body.n_best, body.attention) for nbest in results],
-            "beam": beam, "n_best": body.n_best, "ms": round(1000 * (time.perf_counter() - t0), 1),
+            "translations": [_translation(nbest, options.n_best, body.attention) for nbest in results],
+            "beam": options.beam, "n_best": options.n_best, "strategy": options.search,
+            "ms": round(1000 * (time.perf_counter() - t0), 1),
         }
 
     @app.get("/v1/info")

@@ -12,23 +12,24 @@ weights in the Linear and RNN (GRU or LSTM) layers: faster, at a small cost in B
 
 from __future__ import annotations
 
-import math
-import numbers
+import hashlib
+import re
 import unicodedata
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
-from nmt.batching import eval_batches
 from nmt.config import Config
+from nmt.decode_options import DecodeOptions
 from nmt.cpu import flush_denormals
 from nmt.errors import NmtError
 from nmt.model import Seq2Seq, load_model
 from nmt.rundir import RunDir
-from nmt.search import search
+from nmt.search import decode
 from nmt.tokenizer import Tokenizer
 
 
@@ -45,12 +46,6 @@ def clean_input(line: str) -> str:
     """Drop control and format characters (keep tabs/spaces as spaces); collapse whitespace."""
     chars = [" " if ch.isspace() else ch for ch in line if ch.isspace() or unicodedata.category(ch)[0] != "C"]
     return " ".join("".join(chars).split())
-
-
-def _count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise NmtError(f"{name} must be a whole number of at least 1, got {value!r}")
-    return int(value)
 
 
 def _sentences(sentences: object) -> list[str]:
@@ -99,80 +94,130 @@ def quantize_int8(model: Seq2Seq) -> Seq2Seq:
     return model.eval()  # the swapped-in Linear modules start in training mode
 
 
+CHECKPOINT_NAME = re.compile(r"best|last|averaged|step_\d+")
+
+
+def split_member(spec: str | Path, default: str) -> tuple[Path, str]:
+    """'RUN' → (RUN, default); 'RUN:averaged' (best, last, averaged, step_N) → (RUN, averaged)."""
+    text = str(spec)
+    run, _, which = text.rpartition(":")
+    if run and CHECKPOINT_NAME.fullmatch(which):
+        return Path(run), which
+    return Path(text), default
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class Member:
+    """One model of a Translator: where it came from, and the model."""
+
+    run: RunDir
+    checkpoint: Path
+    model: Seq2Seq
+
+    def info(self) -> dict[str, Any]:
+        return {"run": str(self.run.path), "checkpoint": str(self.checkpoint),
+                "architecture": self.model.architecture(),
+                "parameters": sum(p.numel() for p in self.model.parameters())}
+
+
 class Translator:
-    def __init__(self, model: Seq2Seq, cfg: Config, src_tok: Tokenizer, tgt_tok: Tokenizer, run: RunDir,
-                 checkpoint: Path, quantize: str = "none") -> None:
-        self.model, self.cfg, self.src_tok, self.tgt_tok = model, cfg, src_tok, tgt_tok
-        self.run, self.checkpoint, self.quantize = run, checkpoint, quantize
+    """Translates with one run's model, or with an ensemble of runs' models (`load` with a list)
+    that share both tokenizers. The first run's config gives the decode defaults, the source
+    length limit and the languages."""
+
+    def __init__(self, members: list[Member], cfg: Config, src_tok: Tokenizer, tgt_tok: Tokenizer,
+                 quantize: str = "none") -> None:
+        self.members, self.cfg, self.src_tok, self.tgt_tok, self.quantize = members, cfg, src_tok, tgt_tok, quantize
+        self.defaults = cfg.decode.options()  # the run's decode.*: what a call does not choose
+
+    model = property(lambda self: self.members[0].model)
+    run = property(lambda self: self.members[0].run)
+    checkpoint = property(lambda self: self.members[0].checkpoint)
 
     @classmethod
-    def load(cls, run_dir: str | Path, checkpoint: str = "best", quantize: str = "none") -> "Translator":
-        """Load a run directory's config, tokenizers and a checkpoint ('best', 'last' or a path).
+    def load(cls, runs: str | Path | Sequence[str | Path], checkpoint: str = "best",
+             quantize: str = "none") -> "Translator":
+        """Load run directories' configs, tokenizers and checkpoints.
+
+        `runs`: one run directory, or a list of them to decode as an ensemble (nmt/ensemble.py);
+        each may end in ':best', ':last', ':averaged' or ':step_N' to name its checkpoint. Otherwise
+        the first run takes `checkpoint` ('best', 'last', 'averaged', 'step_N' or a path) and the
+        others take it too when it is a name, else 'best'. Members must have the same tokenizer
+        files (sha256); their architectures, sizes and checkpoints may differ.
 
         quantize: "none" (default) or "int8", dynamic int8 weights for the Linear and RNN layers
         on the CPU (`quantize_int8`): faster decoding, BLEU may drop slightly.
         """
         if quantize not in QUANTIZE_CHOICES:
             raise NmtError(f"quantize must be one of {', '.join(QUANTIZE_CHOICES)}, got {quantize!r}")
-        run = RunDir(run_dir).require()
-        cfg = run.load_config()
-        src_tok, tgt_tok = run.load_tokenizers()
-        path = run.checkpoint_path(checkpoint)
-        model = load_model(run, cfg, path, len(src_tok), len(tgt_tok))
-        if quantize == "int8":
-            model = quantize_int8(model)
-        return cls(model, cfg, src_tok, tgt_tok, run, path, quantize)
+        specs = [runs] if isinstance(runs, (str, Path)) else list(runs)
+        if not specs:
+            raise NmtError("Translator.load needs at least one run directory")
+        others = checkpoint if CHECKPOINT_NAME.fullmatch(checkpoint) else "best"
+        members: list[Member] = []
+        for i, spec in enumerate(specs):
+            path, which = split_member(spec, checkpoint if i == 0 else others)
+            run = RunDir(path).require()
+            if i == 0:
+                cfg = run.load_config()
+                src_tok, tgt_tok = run.load_tokenizers()
+            else:
+                _check_same_tokenizers(members[0].run, run)
+            ckpt = run.checkpoint_path(which)
+            model = load_model(run, run.load_config() if i else cfg, ckpt, len(src_tok), len(tgt_tok))
+            members.append(Member(run, ckpt, quantize_int8(model) if quantize == "int8" else model))
+        return cls(members, cfg, src_tok, tgt_tok, quantize)
+
+    def options(self, **given: Any) -> DecodeOptions:
+        """The run's decode defaults with these choices on top (None: not given); a bad value
+        raises NmtError (DecodeOptionError) naming the option."""
+        return self.defaults.given(**given)
 
     def translate_full(
         self,
         sentences: list[str],
-        beam: int | None = None,
-        n_best: int = 1,
-        length_penalty: float | None = None,
+        options: DecodeOptions | None = None,
         attention: bool = False,
+        **given: Any,
     ) -> list[list[Translation]]:
         """Translate; n-best lists with scores, pieces and (on request) attention matrices.
 
-        Empty (or whitespace-only) inputs give one empty translation without running the model.
-        Sources longer than the training limit (`data.max_src_len` pieces) are truncated to it.
-        Arguments out of range (beam or n_best below 1, n_best above the beam, a negative
-        length_penalty, a sentence that is not a string) raise NmtError.
+        `options` (else the run's defaults) with `given` on top: the names of DecodeOptions
+        (beam, n_best, length_penalty, strategy, temperature, top_k, top_p, seed,
+        min_length, no_repeat_ngram_size, ...). Empty (or whitespace-only) inputs give one empty
+        translation without running the model. Sources longer than the training limit
+        (`data.max_src_len` pieces) are truncated to it. A bad option or a sentence that is not a
+        string raises NmtError.
         """
-        dec = self.cfg.decode
+        options = (options or self.defaults).given(**given)
         sentences = _sentences(sentences)
-        beam = dec.beam_size if beam is None else _count(beam, "beam")
-        n_best = _count(n_best, "n_best")
-        if n_best > beam:
-            raise NmtError(f"n_best ({n_best}) cannot exceed the beam size ({beam})")
-        if length_penalty is None:
-            length_penalty = dec.length_penalty
-        elif (isinstance(length_penalty, bool) or not isinstance(length_penalty, numbers.Real)
-              or not math.isfinite(length_penalty) or length_penalty < 0):
-            raise NmtError(f"length_penalty must be a number of at least 0, got {length_penalty!r}")
-        settings = replace(dec, beam_size=beam, n_best=n_best, length_penalty=float(length_penalty))
-        cleaned = [clean_input(s) for s in sentences]
         limit = self.cfg.data.max_src_len
-        src_ids = [ids[:limit] for ids in self.src_tok.encode_batch(cleaned)]
-        results: list[list[Translation]] = [[Translation("", 0.0, [], [])] for _ in sentences]
-        todo = [i for i, ids in enumerate(src_ids) if ids]
-        with torch.inference_mode(), flush_denormals():
-            for batch in eval_batches([src_ids[i] for i in todo], None, dec.batch_size):
-                hyps = search(self.model, batch.src, batch.src_lengths, settings, return_attention=attention)
-                for j, nbest in zip(batch.indices, hyps):
-                    i = todo[j]
-                    src_pieces = [self.src_tok.id_to_piece(t) for t in src_ids[i]]
-                    results[i] = [
-                        Translation(
-                            self.tgt_tok.decode(h.tokens),
-                            h.score,
-                            src_pieces,
-                            [self.tgt_tok.id_to_piece(t) for t in h.tokens],
-                            h.attention,
-                        )
-                        for h in nbest
-                    ]
+        src_ids = [ids[:limit] for ids in self.src_tok.encode_batch([clean_input(s) for s in sentences])]
+        models = [m.model for m in self.members]
+        with flush_denormals():
+            hyps = decode(models, src_ids, options, self.cfg.decode.batch_size, "cpu", attention)
+        results = []
+        for ids, nbest in zip(src_ids, hyps):
+            src_pieces = [self.src_tok.id_to_piece(t) for t in ids]
+            results.append([Translation(self.tgt_tok.decode(h.tokens), h.score, src_pieces,
+                                        [self.tgt_tok.id_to_piece(t) for t in h.tokens], h.attention)
+                            for h in nbest])
         return results
 
-    def translate(self, sentences: list[str], beam: int | None = None, **kwargs) -> list[str]:
-        """Translate a list of sentences; one output string per input, in order."""
-        return [nbest[0].text for nbest in self.translate_full(sentences, beam=beam, **kwargs)]
+    def translate(self, sentences: list[str], **given: Any) -> list[str]:
+        """Translate a list of sentences; one output string per input, in order (the best of each)."""
+        return [nbest[0].text for nbest in self.translate_full(sentences, **given)]
+
+
+def _check_same_tokenizers(first: RunDir, other: RunDir) -> None:
+    """Ensemble members read and write the same ids: their tokenizer files must be the same bytes."""
+    for ours, theirs in ((first.src_tokenizer, other.src_tokenizer), (first.tgt_tokenizer, other.tgt_tokenizer)):
+        if not theirs.is_file():
+            raise NmtError(f"{theirs}: missing; every ensemble member needs the tokenizers of {first.path}")
+        if file_sha256(theirs) != file_sha256(ours):
+            raise NmtError(f"{theirs}: differs from {ours} (sha256); ensemble members must share both tokenizers "
+                           "(train them on the same data with the same tokenizer settings)")

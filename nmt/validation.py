@@ -17,7 +17,7 @@ from nmt.data import DevSet
 from nmt.evaluate import Scores, score
 from nmt.loss import translation_loss
 from nmt.model import Seq2Seq
-from nmt.search import Hypothesis, greedy_search
+from nmt.search import Hypothesis, decode
 from nmt.tokenizer import Tokenizer
 
 
@@ -32,19 +32,13 @@ class ValidationResult:
         return math.exp(min(self.loss, 50))  # capped: an untrained model's loss may overflow exp
 
 
-@torch.inference_mode()
-def greedy_decode(model: Seq2Seq, src_ids: list[list[int]], decode: DecodeConfig, device: torch.device,
+def greedy_decode(model: Seq2Seq, src_ids: list[list[int]], decode_cfg: DecodeConfig, device: torch.device,
                   attention: bool = False) -> list[Hypothesis]:
-    """The greedy translation of each sentence (ids), in input order; `model` is the bare
+    """The greedy translation of each sentence (ids), in input order, with the config's length
+    limits, min_length and n-gram blocking (its sampling settings do not apply); `model` is the bare
     Seq2Seq (not a DDP wrapper) in eval mode, on `device`."""
-    out: list[Hypothesis | None] = [None] * len(src_ids)
-    for batch in eval_batches(src_ids, None, decode.batch_size):
-        # the lengths stay on the CPU, as packing wants
-        results = greedy_search(model, batch.src.to(device), batch.src_lengths, decode.max_len_ratio,
-                                decode.max_len_extra, return_attention=attention)
-        for i, nbest in zip(batch.indices, results):
-            out[i] = nbest[0]
-    return out  # type: ignore[return-value]  # every position is filled
+    options = decode_cfg.options().given(strategy="greedy")
+    return [nbest[0] for nbest in decode(model, src_ids, options, decode_cfg.batch_size, device, attention)]
 
 
 @torch.inference_mode()

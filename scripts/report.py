@@ -134,7 +134,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     sentences = read_lines(args.sentences)
     run_dir = train(args.config, overrides=[f"run.dir={args.run_dir}", *args.overrides], overwrite=True)
     train_figures = training_figures(run_dir)
-    scores, hyps = evaluate(run_dir, args.test_src, args.test_ref, beam=BEAM)
+    scores, hyps, _ = evaluate(run_dir, args.test_src, args.test_ref, beam=BEAM)
     outputs = Translator.load(run_dir).translate(sentences, beam=BEAM)
     wall = time.time() - t0
     demo = (not args.overrides and args.config == DEFAULT_CONFIG and args.test_src == DEFAULT_TEST_SRC

@@ -293,3 +293,25 @@ def analogy_world() -> tuple[torch.Tensor, FakeTokenizer]:
         table[tok.piece_to_id(piece), AXES[a]] = 1 / SQ2
         table[tok.piece_to_id(piece), AXES[b]] = 1 / SQ2
     return table, tok
+
+
+# ----------------------------------------------------------------------------- tiny models to decode with
+
+TINY_SRC_VOCAB, TINY_TGT_VOCAB = 40, 30
+
+
+def tiny_seq2seq(seed: int = 0, **model: Any) -> "Seq2Seq":
+    """A small random Seq2Seq in eval mode (GRU + Bahdanau unless `model` says), seeded."""
+    from nmt.config import ModelConfig
+    from nmt.model.seq2seq import Seq2Seq
+
+    torch.manual_seed(seed)
+    sizes = dict(embedding_size=16, encoder_hidden_size=16, decoder_hidden_size=24, attention_size=16, dropout=0.0)
+    return Seq2Seq(ModelConfig(**{**sizes, **model}), TINY_SRC_VOCAB, TINY_TGT_VOCAB).eval()
+
+
+def random_sources(n: int, seed: int = 1, lo: int = 1, hi: int = 12) -> list[list[int]]:
+    """n source sentences of lo to hi random ids of tiny_seq2seq's vocabulary (no specials)."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(lo, hi + 1, (n,), generator=g).tolist()
+    return [torch.randint(4, TINY_SRC_VOCAB, (n_,), generator=g).tolist() for n_ in lengths]

@@ -73,12 +73,12 @@ def test_load_takes_a_step_checkpoint_by_name(trained_run, tmp_path):
 
 
 @pytest.mark.parametrize("sentences,kwargs,fragment", [
-    (["the cat eats ."], {"beam": 0}, "beam must be a whole number of at least 1, got 0"),
-    (["the cat eats ."], {"beam": 2.5}, "beam must be a whole number of at least 1, got 2.5"),
-    (["the cat eats ."], {"n_best": 0}, "n_best must be a whole number of at least 1, got 0"),
-    (["the cat eats ."], {"beam": 2, "n_best": 3}, "n_best (3) cannot exceed the beam size (2)"),
-    (["the cat eats ."], {"n_best": 3}, "n_best (3) cannot exceed the beam size (2)"),  # the run's decode.beam_size
-    (["the cat eats ."], {"length_penalty": -1.0}, "length_penalty must be a number of at least 0, got -1.0"),
+    (["the cat eats ."], {"beam": 0}, "beam is 0; it must be a whole number of at least 1"),
+    (["the cat eats ."], {"beam": 2.5}, "beam is 2.5; it must be a whole number of at least 1"),
+    (["the cat eats ."], {"n_best": 0}, "n_best is 0; it must be a whole number of at least 1"),
+    (["the cat eats ."], {"beam": 2, "n_best": 3}, "n_best is 3; it must be at most the beam (2)"),
+    (["the cat eats ."], {"n_best": 3}, "n_best is 3; it must be at most the beam (2)"),  # the run's decode.beam_size
+    (["the cat eats ."], {"length_penalty": -1.0}, "length_penalty is -1.0; it must be a number of at least 0"),
     ("the cat eats .", {}, "sentences must be a list of strings, got one str; wrap it in a list"),
     (["the cat eats .", 3], {}, "sentences[1] is int, not a string"),
 ], ids=["beam 0", "beam 2.5", "n_best 0", "n_best above beam", "n_best above the run's beam",

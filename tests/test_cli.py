@@ -162,7 +162,7 @@ def test_nbest_keeps_an_empty_line_for_an_empty_input_line(nbest_output):
 
 def test_nbest_above_beam_exits_2(trained_run):
     proc = nmt("translate", str(trained_run), "--nbest", "3", "--beam", "2", input="a\n")
-    assert_error(proc, "--nbest 3")
+    assert_error(proc, "n_best is 3; it must be at most the beam (2)")
 
 
 def test_interactive_with_piped_input_prompts_translates_and_exits_0_at_eof(trained_run):
@@ -226,7 +226,7 @@ def tty_session(trained_run) -> tuple[int, str]:
 def test_prompt_starts_with_a_help_line(tty_session):
     _, shown = tty_session
     first = shown.splitlines()[0]
-    assert "beam 2, 2 best" in first and "Ctrl-D or Ctrl-C quits" in first
+    assert "strategy beam, beam 2, length penalty 1, n-best 2" in first and "Ctrl-D or Ctrl-C quits" in first
 
 
 def test_prompt_shows_the_n_best_with_scores_and_the_time_of_each_sentence(tty_session):
@@ -307,7 +307,7 @@ def test_evaluate_line_count_mismatch_exits_2(trained_run, tmp_path, scored_set)
 def test_evaluate_beam_0_exits_2(trained_run, scored_set):
     _, src, ref = scored_set
     proc = nmt("evaluate", str(trained_run), "--src", str(src), "--ref", str(ref), "--beam", "0")
-    assert_error(proc, "--beam must be at least 1")
+    assert_error(proc, "beam is 0; it must be a whole number of at least 1")
 
 
 def test_evaluate_and_translate_decode_with_the_length_penalty_given(evaluated, scored_set):
@@ -318,7 +318,7 @@ def test_evaluate_and_translate_decode_with_the_length_penalty_given(evaluated, 
     lines = src.read_text(encoding="utf-8").splitlines()
     expected = Translator.load(run).translate(lines, beam=2, length_penalty=3.0)
     proc = nmt("evaluate", str(run), "--src", str(src), "--ref", str(ref), "--beam", "2", "--length-penalty", "3")
-    assert "length penalty: 3 " in ok(proc)
+    assert "decode: strategy beam, beam 2, length penalty 3," in ok(proc)
     assert (run / "hyps" / "test.en.beam2.lp3.hyp").read_text(encoding="utf-8").splitlines() == expected
     proc = nmt("translate", str(run), "--beam", "2", "--length-penalty", "3", input="\n".join(lines) + "\n")
     assert ok(proc).splitlines() == expected
@@ -327,7 +327,7 @@ def test_evaluate_and_translate_decode_with_the_length_penalty_given(evaluated, 
 @pytest.mark.parametrize("command", ["evaluate", "translate"])
 def test_a_negative_length_penalty_exits_2(trained_run, command):
     proc = nmt(command, str(trained_run), "--length-penalty", "-0.5", input="a\n")
-    assert_error(proc, "--length-penalty must be a number of at least 0, got -0.5")
+    assert_error(proc, "length_penalty is -0.5; it must be a number of at least 0")
 
 
 def test_translate_directory_that_is_not_a_run_exits_2(tmp_path):

@@ -60,7 +60,7 @@ def test_evaluate_on_the_training_pairs_gives_bleu_100(overfit_run, tmp_path):
 
     src = write_lines(tmp_path / "t.en", SRC)
     ref = write_lines(tmp_path / "t.fr", TGT)
-    scores, out = evaluate(overfit_run, src, ref, beam=5, out=tmp_path / "hyp.fr")
+    scores, out, _ = evaluate(overfit_run, src, ref, beam=5, out=tmp_path / "hyp.fr")
     assert scores.bleu == pytest.approx(100.0)
     assert scores.chrf == pytest.approx(100.0)
     assert out.read_text(encoding="utf-8").splitlines() == TGT

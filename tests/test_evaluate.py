@@ -30,7 +30,7 @@ def test_evaluate_without_files_scores_the_configs_test_set(trained_run: Path, t
     cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
     cfg["data"]["test"] = cfg["data"]["dev"]
     (run / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    scores, hyp_file = evaluate(run, beam=1)
+    scores, hyp_file, _ = evaluate(run, beam=1)
     n_dev = len(Path(cfg["data"]["dev"] + ".en").read_text(encoding="utf-8").splitlines())
     assert scores.n_sentences == n_dev
     assert len(hyp_file.read_text(encoding="utf-8").splitlines()) == n_dev

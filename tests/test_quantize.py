@@ -165,7 +165,7 @@ def test_evaluate_int8_writes_its_own_hypotheses_file(trained_run: Path, tmp_pat
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)  # the default hypotheses file goes into the run directory
     prefix = write_parallel(tmp_path / "test", "test", DEV_PAIRS)
-    scores, hyp = evaluate(run, prefix + ".en", prefix + ".fr", beam=1, quantize="int8")
+    scores, hyp, _ = evaluate(run, prefix + ".en", prefix + ".fr", beam=1, quantize="int8")
     assert hyp == run / "hyps" / "test.en.beam1.int8.hyp"
     assert len(hyp.read_text(encoding="utf-8").splitlines()) == scores.n_sentences == len(DEV_PAIRS)
 
@@ -175,8 +175,9 @@ def test_cli_evaluate_int8_prints_the_setting(trained_run: Path, tmp_path: Path)
     hyp = tmp_path / "int8.hyp"
     stdout = ok(nmt("evaluate", trained_run, "--src", prefix + ".en", "--ref", prefix + ".fr", "--beam", "2",
                     "--quantize", "int8", "--out", hyp))
-    settings, timing = stdout.strip().splitlines()[-2:]
-    assert "beam: 2  length penalty: config  quantize: int8  hypotheses: " in settings, stdout
+    settings, decoding, timing = stdout.strip().splitlines()[-3:]
+    assert "quantize: int8  hypotheses: " in settings, stdout
+    assert decoding.startswith("decode: strategy beam, beam 2, length penalty 1"), stdout
     assert timing.startswith("decoding: ") and " sentences/s (" in timing, stdout
     assert stdout.startswith("BLEU") and len(hyp.read_text(encoding="utf-8").splitlines()) == len(DEV_PAIRS)
 

@@ -8,20 +8,17 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import random_sources, tiny_seq2seq
 from nmt.batching import collate
-from nmt.config import DecodeConfig, ModelConfig
-from nmt.model.seq2seq import Seq2Seq
+from nmt.errors import NmtError
 from nmt.search import (
-    Hypothesis,
     beam_search,
     greedy_search,
     length_penalty_factor,
     max_output_length,
-    search,
 )
 from nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
-SRC_VOCAB, TGT_VOCAB = 40, 30
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -31,24 +28,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def tiny_model(seed: int = 0) -> Seq2Seq:
-    torch.manual_seed(seed)
-    cfg = ModelConfig(
-        embedding_size=16,
-        encoder_hidden_size=16,
-        decoder_hidden_size=24,
-        attention_size=16,
-        dropout=0.0,
-    )
-    return Seq2Seq(cfg, SRC_VOCAB, TGT_VOCAB).eval()
-
-
-def random_sources(n: int, seed: int = 1, lo: int = 1, hi: int = 12) -> list[list[int]]:
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(lo, hi + 1, (n,), generator=g).tolist()
-    return [torch.randint(4, SRC_VOCAB, (n_,), generator=g).tolist() for n_ in lengths]
 
 
 def batch_of(sources: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,7 +110,7 @@ def test_length_penalty_is_gnmt():
 
 
 def test_beam_size_one_equals_greedy_on_random_model():
-    model = tiny_model()
+    model = tiny_seq2seq()
     src, lengths = batch_of(random_sources(12))
     greedy = greedy_search(model, src, lengths)
     beam = beam_search(model, src, lengths, beam_size=1, length_penalty=0.0)
@@ -143,7 +122,7 @@ def test_beam_size_one_equals_greedy_on_random_model():
 
 
 def test_greedy_score_is_teacher_forced_log_probability():
-    model = tiny_model()
+    model = tiny_seq2seq()
     sources = random_sources(4, seed=3)
     src, lengths = batch_of(sources)
     for i, [hyp] in enumerate(greedy_search(model, src, lengths, return_attention=True)):
@@ -158,7 +137,7 @@ def test_greedy_score_is_teacher_forced_log_probability():
 
 def test_beam_hypotheses_are_consistent_with_teacher_forcing():
     """Back-pointers: each returned hypothesis' score and attention are those of its own tokens."""
-    model = tiny_model()
+    model = tiny_seq2seq()
     sources = random_sources(5, seed=4)
     src, lengths = batch_of(sources)
     alpha = 0.8
@@ -223,7 +202,7 @@ def test_pad_and_bos_are_never_produced():
 
 @pytest.mark.parametrize("beam_size", [1, 4])
 def test_sentence_result_does_not_depend_on_its_batch(beam_size):
-    model = tiny_model()
+    model = tiny_seq2seq()
     sources = random_sources(8, seed=6)
     src, lengths = batch_of(sources)
     run = (
@@ -257,7 +236,7 @@ def test_outputs_respect_per_sentence_max_length(ratio, extra):
         assert all(len(b.tokens) == limit for b in bs)
 
     # and a random model never goes past it
-    rnd = tiny_model()
+    rnd = tiny_seq2seq()
     for limit, [g] in zip(limits, greedy_search(rnd, src, lengths, ratio, extra)):
         assert len(g.tokens) <= limit
     for limit, hyps in zip(limits, beam_search(rnd, src, lengths, 3, 1.0, 3, ratio, extra)):
@@ -276,20 +255,20 @@ def test_finished_sentences_are_pruned_from_the_batch():
 
 
 def test_n_best_gives_distinct_hypotheses_sorted_by_score():
-    model = tiny_model()
+    model = tiny_seq2seq()
     src, lengths = batch_of(random_sources(6, seed=7))
     for hyps in beam_search(model, src, lengths, beam_size=5, n_best=4, length_penalty=0.6):
         assert len(hyps) == 4
         assert len({tuple(h.tokens) for h in hyps}) == 4
         scores = [h.score for h in hyps]
         assert scores == sorted(scores, reverse=True)
-    with pytest.raises(ValueError):
+    with pytest.raises(NmtError, match=r"n_best is 3; it must be at most the beam \(2\)"):
         beam_search(model, src, lengths, beam_size=2, n_best=3)
 
 
 @pytest.mark.parametrize("beam_size", [1, 3])
 def test_attention_rows_sum_to_one_over_the_real_source(beam_size):
-    model = tiny_model()
+    model = tiny_seq2seq()
     sources = random_sources(6, seed=8)
     src, lengths = batch_of(sources)
     if beam_size == 1:
@@ -307,14 +286,3 @@ def test_attention_rows_sum_to_one_over_the_real_source(beam_size):
     assert all(h.attention is None for hyps in plain for h in hyps)
 
 
-def test_search_dispatches_on_beam_size():
-    model = tiny_model()
-    src, lengths = batch_of(random_sources(3, seed=9))
-    greedy = search(model, src, lengths, DecodeConfig(beam_size=1, length_penalty=0.0))
-    expected = greedy_search(model, src, lengths)
-    assert [h[0].tokens for h in greedy] == [h[0].tokens for h in expected]
-    beam = search(model, src, lengths, DecodeConfig(beam_size=3, n_best=2))
-    assert all(len(h) == 2 and isinstance(h[0], Hypothesis) for h in beam)
-    assert [[x.tokens for x in h] for h in beam] == [
-        [x.tokens for x in h] for h in beam_search(model, src, lengths, beam_size=3, n_best=2)
-    ]

@@ -101,13 +101,16 @@ BAD_REQUESTS = [
     ("no body", {"content": b""}, 400, "not valid UTF-8 JSON"),
     ("a list, not an object", {"json": ["a"]}, 422, "must be a JSON object"),
     ("text missing", {"json": {"beam": 2}}, 422, "field 'text' is required"),
-    ("unknown field", {"json": {"text": ["a"], "temperature": 1}}, 422, "unknown field 'temperature'"),
+    ("unknown field", {"json": {"text": ["a"], "temperatur": 1}}, 422, "unknown field 'temperatur'"),
     ("text a string", {"json": {"text": "a"}}, 422, "field 'text': Input should be a valid array"),
     ("a sentence a number", {"json": {"text": ["a", 3]}}, 422, "field 'text[1]': Input should be a valid string"),
     ("beam a string", {"json": {"text": ["a"], "beam": "5"}}, 422, "field 'beam': Input should be a valid integer"),
-    ("beam 0", {"json": {"text": ["a"], "beam": 0}}, 422, "field 'beam' is 0; it must be between 1 and 16"),
-    ("beam 10,000", {"json": {"text": ["a"], "beam": 10_000}}, 422, "field 'beam' is 10000; it must be between 1 and 16"),
-    ("n_best over the beam", {"json": {"text": ["a"], "beam": 2, "n_best": 3}}, 422, "field 'n_best' is 3"),
+    ("beam 0", {"json": {"text": ["a"], "beam": 0}}, 422, "beam is 0; it must be a whole number of at least 1"),
+    ("beam 10,000", {"json": {"text": ["a"], "beam": 10_000}}, 422, "field 'beam' is 10000; this server's limit is 16"),
+    ("n_best over the beam", {"json": {"text": ["a"], "beam": 2, "n_best": 3}}, 422,
+     "n_best is 3; it must be at most the beam (2)"),
+    ("samples over the limit", {"json": {"text": ["a"], "strategy": "sample", "n_best": 17}}, 422,
+     "field 'n_best' is 17; this server samples at most 16"),
     ("attention not a bool", {"json": {"text": ["a"], "attention": "yes"}}, 422, "field 'attention'"),
     ("a control character", {"json": {"text": ["ok", "a\u0007b"]}}, 422, "text[1] holds the control character U+0007"),
     ("a sentence too long", {"json": {"text": [LONG]}}, 413, "text[0] has 1,200 characters; the limit is 1,000"),
@@ -211,7 +214,7 @@ def test_concurrent_requests_are_decoded_together_each_getting_its_own_in_order(
 
     batcher = DynamicBatcher(recording, Batching(max_batch=64, max_wait_ms=20))
     requests = [[f"the king eats {i} ."] if i % 3 else SENTENCES for i in range(12)]
-    futures = [batcher.submit(r, 2, 1, False) for r in requests]  # all waiting when the worker starts
+    futures = [batcher.submit(r, translator.options(beam=2), False) for r in requests]  # all waiting when the worker starts
     batcher.start()
     got = [[h[0].text for h in f.result(timeout=60)] for f in futures]
     batcher.stop()
@@ -228,7 +231,7 @@ def test_without_batching_each_request_is_decoded_alone(translator):
 
     batcher = DynamicBatcher(recording, Batching(enabled=False))
     batcher.start()
-    futures = [batcher.submit(SENTENCES, 2, 1, False) for _ in range(4)]
+    futures = [batcher.submit(SENTENCES, translator.options(beam=2), False) for _ in range(4)]
     [f.result(timeout=60) for f in futures]
     batcher.stop()
     assert calls == [len(SENTENCES)] * 4
@@ -237,13 +240,13 @@ def test_without_batching_each_request_is_decoded_alone(translator):
 def test_requests_with_other_decode_settings_are_not_merged_and_keep_their_order(translator):
     calls = []
 
-    def recording(sentences, beam, n_best, attention):
-        calls.append((len(sentences), beam))
+    def recording(sentences, options, attention):
+        calls.append((len(sentences), options.beam))
         time.sleep(0.02)
-        return translator.translate_full(sentences, beam=beam, n_best=n_best, attention=attention)
+        return translator.translate_full(sentences, options, attention=attention)
 
     batcher = DynamicBatcher(recording, Batching(max_wait_ms=50))
-    futures = [batcher.submit(["the king eats ."], beam, 1, False) for beam in (2, 2, 3, 2)]
+    futures = [batcher.submit(["the king eats ."], translator.options(beam=beam), False) for beam in (2, 2, 3, 2)]
     batcher.start()
     [f.result(timeout=60) for f in futures]
     batcher.stop()
@@ -256,7 +259,7 @@ def test_requests_with_other_decode_settings_are_not_merged_and_keep_their_order
 def test_serve_refuses_bad_flags_in_one_line(trained_run, tmp_path):
     assert_error(nmt("serve", trained_run, "--port", "70000"), "--port must be between 0 and 65535")
     assert_error(nmt("serve", trained_run, "--timeout", "nan"), "--timeout must be a finite number")
-    assert_error(nmt("serve", trained_run, "--beam", "20"), "--beam 20 exceeds --max-beam 16")
+    assert_error(nmt("serve", trained_run, "--beam", "20"), "the beam 20 exceeds --max-beam 16")
     assert_error(nmt("serve", tmp_path / "nothing"), "nothing")
 
 

@@ -37,27 +37,41 @@ async function describe() {
     $("beam").value = info.decode.beam;
     $("beam").max = info.limits.max_beam;
     $("nbest").value = Math.min(3, info.decode.beam);
+    $("temperature").value = info.decode.temperature;
+    $("strategy").value = info.decode.strategy === "sample" ? "sample" : "beam";
+    chooseStrategy();
   } catch (e) {
     $("model").textContent = `cannot describe the model: ${e.message}`;
   }
+}
+
+function chooseStrategy() {
+  const sample = $("strategy").value === "sample";
+  $("beam-field").hidden = sample;
+  $("temperature-field").hidden = !sample;
 }
 
 async function translate(event) {
   event.preventDefault();
   const text = $("text").value.trim();
   if (!text) { say("type a sentence first", true); return; }
-  const beam = Number($("beam").value), nBest = Math.min(Number($("nbest").value), beam);
+  const strategy = $("strategy").value, beam = Number($("beam").value);
+  // beam search returns at most the beam; sampling draws n-best samples, each from its own seed
+  const request = strategy === "sample"
+    ? { strategy, n_best: Number($("nbest").value), temperature: Number($("temperature").value) }
+    : { beam, n_best: Math.min(Number($("nbest").value), beam) };
   say("translating…");
   $("go").disabled = true;
   try {
     const t0 = performance.now();
     const body = await call("/v1/translate", {
       method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ text: [text], beam, n_best: nBest, attention: true }),
+      body: JSON.stringify({ text: [text], ...request, attention: true }),
     });
     current = body.translations[0];
     show(0);
-    say(`${Math.round(performance.now() - t0)} ms (beam ${body.beam})`);
+    const how = body.strategy === "sample" ? `${body.n_best} samples, temperature ${request.temperature}` : `beam ${body.beam}`;
+    say(`${Math.round(performance.now() - t0)} ms (${how})`);
   } catch (e) {
     say(e.message, true);
   } finally {
@@ -144,6 +158,7 @@ async function neighbours(piece, side) {
 }
 
 $("form").addEventListener("submit", translate);
+$("strategy").addEventListener("change", chooseStrategy);
 $("text").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("form").requestSubmit(); }
 });

@@ -1,0 +1,58 @@
+"""An ensemble of models decodes as one model: the search sees `encode` and `decode_step` only.
+
+At every step each member gives its next-token log-probabilities for the same prefix, and the
+ensemble's are the log of their mean probability (fairseq's rule):
+
+    log p(y) = log( (1/N) Σ_i p_i(y) ) = logsumexp_i(log p_i(y)) − log N
+
+Why the mean of probabilities rather than the mean of log-probabilities (Marian's weighted sum of
+scores, a product of experts): the mean is itself a distribution (it sums to one, so scores,
+length penalties and n-best lists mean what they mean for one model), and a token that one member
+finds likely keeps real probability when another member is unsure of it, instead of one member
+vetoing it. Members may differ in cell, attention, sizes and checkpoint; they must share the target
+vocabulary (the Translator checks both tokenizers by sha256) and read the same source ids.
+
+The attention an ensemble returns is the mean of its members' weights (each sums to one over
+the source, so the mean does too): the plots of an ensemble's translation show that mean.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+
+@dataclass
+class EnsembleState:
+    """One state per member; `select` reorders each of them the same way."""
+
+    states: tuple[Any, ...]
+
+    def select(self, index: torch.Tensor) -> "EnsembleState":
+        return EnsembleState(tuple(s.select(index) for s in self.states))
+
+
+class Ensemble(nn.Module):
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least two members, got {len(members)}")
+        self.members = nn.ModuleList(members)
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> EnsembleState:
+        return EnsembleState(tuple(m.encode(src, src_lengths) for m in self.members))
+
+    def decode_step(
+        self, prev_tokens: torch.Tensor, state: EnsembleState
+    ) -> tuple[torch.Tensor, EnsembleState, torch.Tensor]:
+        """prev_tokens (batch,) → log mean probability (batch, vocab), the next state, the mean
+        attention (batch, src_len)."""
+        steps = [m.decode_step(prev_tokens, s) for m, s in zip(self.members, state.states)]
+        log_probs = torch.stack([lp.float() for lp, _, _ in steps])  # (members, batch, vocab)
+        combined = torch.logsumexp(log_probs, dim=0) - math.log(len(steps))
+        attention = torch.stack([a.float() for _, _, a in steps]).mean(0)  # (batch, src_len)
+        return combined, EnsembleState(tuple(s for _, s, _ in steps)), attention
