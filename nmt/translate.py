@@ -6,6 +6,11 @@ One code path serves a file, a pipe, the interactive prompt and Python:
     t = Translator.load("runs/toy")
     t.translate(["the king eats ."], beam=5)
 
+`Translator.load([run1, run2])` (CLI: `--ensemble RUN2`) decodes with an ensemble of runs that
+share their tokenizers (nmt/ensemble.py). Decode settings are DecodeOptions' names as keywords
+(`beam=5`, `strategy="sample"`, `seed=1`, ...), on top of the first run's `decode.*`; decoding is
+`nmt.search.decode`, the one path every command shares.
+
 `Translator.load(run, quantize="int8")` (CLI: `--quantize int8`) decodes on the CPU with int8
 weights in the Linear and RNN (GRU or LSTM) layers: faster, at a small cost in BLEU (see `quantize_int8`).
 """

@@ -308,7 +308,7 @@ def chrome():
 @pytest.mark.slow
 def test_the_page_translates_draws_the_attention_and_shows_neighbours(trained_run, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     browser = chrome()
     proc, url = bench.start_server(str(trained_run), [])
@@ -327,6 +327,15 @@ def test_the_page_translates_draws_the_attention_and_shows_neighbours(trained_ru
         browser.find_elements(By.CSS_SELECTOR, "#heatmap text.piece")[0].click()
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#nb-best li") and b.find_elements(By.CSS_SELECTOR, "#nb-init li"))
         assert len(browser.find_elements(By.CSS_SELECTOR, "#nb-best li")) == 10
+        # the beam/sample choice: sampling hides the beam, shows the temperature, and draws n-best samples
+        Select(browser.find_element(By.ID, "strategy")).select_by_value("sample")
+        assert not browser.find_element(By.ID, "beam").is_displayed()
+        assert browser.find_element(By.ID, "temperature").is_displayed()
+        browser.find_element(By.ID, "nbest").clear()
+        browser.find_element(By.ID, "nbest").send_keys("3")  # above the run's beam of 2: samples are not capped by it
+        browser.find_element(By.ID, "go").click()
+        wait.until(lambda b: "3 samples, temperature 1" in b.find_element(By.ID, "status").text)
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#hyps li")) == 3
         browser.save_screenshot(str(tmp_path / "page.png"))
         assert (tmp_path / "page.png").stat().st_size > 10_000
     finally:
