@@ -57,6 +57,8 @@ examples:
   echo "the king eats ." | nmt translate runs/toy --beam 5
   nmt translate runs/toy --input test.en --output test.hyp.fr
   nmt translate runs/toy --checkpoint averaged     the weights made by nmt average
+  nmt translate runs/toy --strategy sample --nbest 3 --seed 1      three samples a sentence, reproducible
+  nmt translate runs/a --ensemble runs/b runs/c:averaged           three runs decoding as one
 """
 
 EPILOG_SERVE = """\

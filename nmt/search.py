@@ -187,7 +187,7 @@ def search(
     how = options.search
     k = options.beam if how == "beam" else 1  # rows (live hypotheses) of a group
     n_groups = options.n_best if how == "sample" else 1  # groups of a sentence: its samples
-    c = 2 * k if k > 1 else 1  # candidates ranked per group and step
+    c = 2 * k if k > 1 else 1  # candidates ranked per group and step (at most k × vocab)
     alpha = options.length_penalty if how == "beam" else 0.0
     batch, src_len, device = src.size(0), src.size(1), src.device
     if batch == 0:
@@ -228,7 +228,7 @@ def search(
             origin = torch.zeros_like(next_tokens)
         else:
             cand = scores.unsqueeze(2) + log_probs.view(A, k, vocab)  # (A, k, vocab)
-            top_scores, top_ids = cand.view(A, k * vocab).topk(c, dim=1)  # (A, c)
+            top_scores, top_ids = cand.view(A, k * vocab).topk(min(c, k * vocab), dim=1)  # (A, c)
             origin = top_ids // vocab  # (A, c)
             next_tokens = top_ids % vocab  # (A, c)
         is_eos = next_tokens == EOS_ID
