@@ -231,10 +231,14 @@ def search(
             top_scores, top_ids = cand.view(A, k * vocab).topk(min(c, k * vocab), dim=1)  # (A, c)
             origin = top_ids // vocab  # (A, c)
             next_tokens = top_ids % vocab  # (A, c)
+        # at a group's maximum length EOS was the only finite choice; say so outright, so that a NaN
+        # from a diverged model (NaN + -inf is NaN, and topk may rank any NaN first) ends it too
+        next_tokens = torch.where((limits <= t).unsqueeze(1), EOS_ID, next_tokens)  # (A, c)
         is_eos = next_tokens == EOS_ID
 
-        # 1. EOS candidates among the first k ranks finish
-        fin = is_eos[:, :k] & top_scores[:, :k].isfinite()  # (A, k)
+        # 1. EOS candidates among the first k ranks finish (not those of dead beams, at -inf; a NaN
+        #    from a diverged model does, so that every sentence still gets its hypothesis)
+        fin = is_eos[:, :k] & ~top_scores[:, :k].isneginf()  # (A, k)
         fin_a, fin_j = fin.nonzero(as_tuple=True)  # (F,), (F,)
         if fin_a.numel() > 0:
             fin_beam = origin[fin_a, fin_j]  # (F,)

@@ -113,6 +113,16 @@ def test_beam_one_is_greedy_and_greedy_scores_are_log_probabilities():
         assert h.score == pytest.approx(float(logp), abs=1e-4)
 
 
+@pytest.mark.parametrize("options", [opts(strategy="greedy"), DecodeOptions(beam=3, n_best=2)], ids=["greedy", "beam"])
+def test_a_diverged_model_still_gives_every_sentence_its_hypotheses(options):
+    """NaN log-probabilities (a run whose weights blew up, validated all the same) must not lose sentences."""
+    model = tiny_seq2seq()
+    with torch.no_grad():
+        model.generator.weight.fill_(float("nan"))
+    hyps = decode(model, random_sources(5, seed=2), options)
+    assert [len(nbest) for nbest in hyps] == [options.n_best] * 5
+
+
 def test_an_empty_source_gets_an_empty_hypothesis_without_the_model():
     model = tiny_seq2seq()
     [[empty], [full]] = decode(model, [[], [5, 6]], DecodeOptions(beam=2))
@@ -318,13 +328,13 @@ def test_the_cli_refuses_a_bad_member_in_one_line(trained_run, other_tokenizer_r
 
 
 def test_the_cli_evaluates_an_ensemble_and_names_its_members(trained_run, second_run, tmp_path, capsys):
+    run = shutil.copytree(trained_run, tmp_path / "run")  # evaluate writes RUN/hyps/: not into the shared run
     src = write_parallel(tmp_path, "test", DEV_PAIRS)
-    assert main(["evaluate", str(trained_run), "--src", src + ".en", "--ref", src + ".fr", "--ensemble",
+    assert main(["evaluate", str(run), "--src", src + ".en", "--ref", src + ".fr", "--ensemble",
                  str(second_run), "--beam", "2"]) == 0
     out = capsys.readouterr().out
-    assert f"run: {trained_run} + {second_run}" in out and "decode: strategy beam, beam 2" in out
-    assert (trained_run / "hyps" / "test.en.beam2.ens2.hyp").is_file()
-    (trained_run / "hyps" / "test.en.beam2.ens2.hyp").unlink()  # trained_run is shared: leave it as it was
+    assert f"run: {run} + {second_run}" in out and "decode: strategy beam, beam 2" in out
+    assert (run / "hyps" / "test.en.beam2.ens2.hyp").is_file()
 
 
 # ----------------------------------------------------------------------------- the front ends
