@@ -616,14 +616,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from nmt import Translator
 
     translator = Translator.load([args.run, *args.ensemble], args.checkpoint, quantize=args.quantize)
-    options = translator.options(**_decode_given(args))
+    given = _decode_given(args)
+    options = translator.options(given)
     rows = options.n_best if options.search == "sample" else options.beam
     if rows > args.max_beam:
         what = f"--nbest {rows} (samples)" if options.search == "sample" else f"the beam {rows}"
         raise NmtError(f"{what} exceeds --max-beam {args.max_beam}")
     limits = Limits(args.max_sentences, args.max_chars, args.max_body_bytes, args.max_beam, args.timeout)
     batching = Batching(not args.no_batching, args.max_batch, args.max_wait_ms, args.max_queue)
-    app = create_app(translator, limits, batching, options)
+    app = create_app(translator, limits, batching, given)
     models = " + ".join(str(m.checkpoint) for m in translator.members)
     print(f"loaded {models} ({translator.cfg.data.src_lang}→{translator.cfg.data.tgt_lang}, "
           f"quantize {args.quantize}); decoding by default: {options.describe()}; dynamic batching "

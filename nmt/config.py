@@ -192,13 +192,15 @@ class DecodeConfig:
     seed: Optional[int] = field(default=DecodeOptions.seed, metadata=_option("seed"))  # sample only; null: fresh each call
     batch_size: int = field(default=64, metadata=_range(1, resume_safe=True))  # sentences decoded together
 
-    def options(self) -> DecodeOptions:
-        """These keys as DecodeOptions; a key left at its default counts as not given (so
-        `strategy: sample` alone samples with beam 1)."""
+    def choices(self) -> dict[str, Any]:
+        """The decode options these keys choose, by DecodeOptions' names: the keys that differ from
+        their defaults (so `strategy: sample` alone samples, with beam 1)."""
         default = DecodeConfig()
-        return DecodeOptions().given(**{
-            f.metadata["option"]: getattr(self, f.name) for f in dataclasses.fields(self)
-            if "option" in f.metadata and getattr(self, f.name) != getattr(default, f.name)})
+        return {f.metadata["option"]: getattr(self, f.name) for f in dataclasses.fields(self)
+                if "option" in f.metadata and getattr(self, f.name) != getattr(default, f.name)}
+
+    def options(self) -> DecodeOptions:
+        return DecodeOptions.resolve(self.choices())
 
     @classmethod
     def key_of(cls, option: str) -> str:

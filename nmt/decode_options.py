@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
 
 from nmt.errors import NmtError
 
@@ -49,7 +49,8 @@ def _rule(text: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class DecodeOptions:
-    """Validated on construction: an instance is always a valid set of options."""
+    """Validated on construction: an instance is always a valid set of options. Front ends build
+    them with `resolve` (a strategy other than beam needs beam 1, which `resolve` sets)."""
 
     strategy: str = field(default="beam", metadata=_rule("one of beam, greedy, sample"))
     beam: int = field(default=5, metadata=_rule("a whole number of at least 1"))
@@ -96,22 +97,46 @@ class DecodeOptions:
         """What the search runs: beam 1 is greedy search, whatever the strategy's name."""
         return "greedy" if self.strategy == "beam" and self.beam == 1 else self.strategy
 
-    def given(self, **changes: Any) -> "DecodeOptions":
-        """These options with a front end's choices (None: not given) on top.
+    @classmethod
+    def resolve(cls, *layers: Mapping[str, Any]) -> "DecodeOptions":
+        """Options from layers of choices, each over the ones before it: the run's config (its keys
+        that differ from the defaults), then the command line, then a request. None: not chosen.
 
-        Choosing greedy or sample without a beam sets beam 1 (a config's beam 10 is for beam
-        search), and greedy without n_best sets n_best 1; an explicit beam above 1 with them is
-        refused. Unknown names are refused too."""
-        changes = {k: v for k, v in changes.items() if v is not None}
-        known = {f.name for f in fields(self)}
-        for name in changes:
-            if name not in known:
-                raise DecodeOptionError(name, f"unknown decode option {name!r}; the options are {', '.join(sorted(known))}")
-        if changes.get("strategy") in ("greedy", "sample"):
-            changes.setdefault("beam", 1)
-            if changes["strategy"] == "greedy":
-                changes.setdefault("n_best", 1)
-        return replace(self, **changes)
+        A choice of one layer gives way to a related choice of a later one, so that a front end can
+        pick a strategy whatever the run's defaults are:
+        - greedy or sample chosen after a beam size: beam 1 (that beam size was for beam search);
+        - a beam size above 1 chosen after greedy or sample: beam search;
+        - greedy chosen after an n-best: n-best 1; a beam chosen after an n-best above it: n-best
+          shrinks to the beam.
+        Choices of the same layer that contradict each other (sample with beam 4, say) are refused,
+        as are unknown names."""
+        values: dict[str, Any] = {}
+        layer_of: dict[str, int] = {}  # the layer that chose each value (-1: the default)
+        known = {f.name for f in fields(cls)}
+        for i, layer in enumerate(layers):
+            for name, value in layer.items():
+                if name not in known:
+                    raise DecodeOptionError(name, f"unknown decode option {name!r}; the options are "
+                                                  f"{', '.join(sorted(known))}")
+                if value is not None:
+                    values[name], layer_of[name] = value, i
+        when = lambda name: layer_of.get(name, -1)  # noqa: E731
+        beam, n_best = values.get("beam"), values.get("n_best")
+        if _count(beam) and beam > 1 and when("beam") > when("strategy"):
+            values["strategy"] = "beam"
+        strategy = values.get("strategy", cls.strategy)
+        if strategy in ("greedy", "sample") and when("beam") < when("strategy"):
+            values["beam"] = 1
+        if strategy == "greedy" and when("n_best") < when("strategy"):
+            values["n_best"] = 1
+        beam = values.get("beam", cls.beam)
+        if strategy == "beam" and _count(n_best) and _count(beam) and n_best > beam and when("n_best") < when("beam"):
+            values["n_best"] = beam
+        return cls(**values)
+
+    def given(self, **changes: Any) -> "DecodeOptions":
+        """These options with a front end's choices on top (`resolve`, these options as the first layer)."""
+        return self.resolve(self.as_dict(), changes)
 
     def describe(self) -> str:
         """The settings that decide the output, for printing beside results."""
@@ -131,6 +156,11 @@ class DecodeOptions:
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _count(v: Any) -> bool:
+    """A whole number (not a bool): what beam sizes and n-bests may be compared as."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def _whole(lo: int) -> Any:

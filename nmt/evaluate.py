@@ -46,10 +46,16 @@ _TAGS = {"length_penalty": "lp", "min_length": "min", "no_repeat_ngram_size": "n
          "top_k": "k", "top_p": "p", "seed": "s", "max_len_ratio": "ratio", "max_len_extra": "extra"}
 
 
+def _tag_value(value: Any) -> str:
+    """A value as a file name shows it, exactly: 3, 0.9, 1e-05 (never rounded, so no two settings share a name)."""
+    text = str(value) if isinstance(value, int) else repr(float(value))  # repr: the shortest exact form
+    return text.removesuffix(".0")
+
+
 def hypotheses_name(test: str, options: DecodeOptions, given: dict[str, Any], members: int, quantize: str) -> str:
     """e.g. test2016.beam5.hyp, test2016.beam5.lp0.6.hyp, test2016.sample.t0.7.s1.ens2.int8.hyp."""
     parts = [test, "sample" if options.search == "sample" else f"beam{options.beam}"]
-    parts += [f"{tag}{given[name]:g}" for name, tag in _TAGS.items() if given.get(name) is not None]
+    parts += [f"{tag}{_tag_value(given[name])}" for name, tag in _TAGS.items() if given.get(name) is not None]
     parts += [f"ens{members}"] if members > 1 else []
     parts += [quantize] if quantize != "none" else []
     return ".".join(parts + ["hyp"])

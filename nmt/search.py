@@ -60,6 +60,7 @@ from typing import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from nmt.batching import eval_batches
 from nmt.decode_options import DecodeOptions
@@ -102,17 +103,12 @@ def decode(
     """
     if not isinstance(models, nn.Module):
         models = models[0] if len(models) == 1 else Ensemble(models)
-    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**63)
-    groups = options.n_best if options.search == "sample" else 1
     results: list[list[Hypothesis]] = [[Hypothesis([], 0.0)] for _ in src_ids]
     todo = [i for i, ids in enumerate(src_ids) if ids]
     with torch.inference_mode():
         for batch in eval_batches([src_ids[i] for i in todo], None, batch_size):
-            seeds = None
-            if options.search == "sample":
-                seeds = [sample_seed(seed, src_ids[todo[j]], n) for j in batch.indices for n in range(groups)]
             # the lengths stay on the CPU, as packing wants
-            hyps = search(models, batch.src.to(device), batch.src_lengths, options, attention, seeds)
+            hyps = search(models, batch.src.to(device), batch.src_lengths, options, attention)
             for j, nbest in zip(batch.indices, hyps):
                 results[todo[j]] = nbest
     return results
@@ -158,7 +154,9 @@ def _constrain(log_probs: torch.Tensor, t: int, force_eos: torch.Tensor, tokens:
 def _draw(log_probs: torch.Tensor, options: DecodeOptions, generators: list[torch.Generator]) -> torch.Tensor:
     """One token per row from p ∝ exp(log_probs / T), cut to top_k then top_p; row i draws with
     generators[i]. Returns (rows, 1)."""
-    logits = log_probs.float() / options.temperature  # (rows, vocab)
+    log_probs = log_probs.float()
+    # the best token at 0 before dividing: a tiny temperature then sends the others to -inf, not to NaN
+    logits = (log_probs - log_probs.amax(dim=1, keepdim=True)) / options.temperature  # (rows, vocab)
     if 0 < options.top_k < logits.size(1):
         kth = logits.topk(options.top_k, dim=1).values[:, -1:]  # (rows, 1)
         logits = logits.masked_fill(logits < kth, NEG_INF)
@@ -168,6 +166,10 @@ def _draw(log_probs: torch.Tensor, options: DecodeOptions, generators: list[torc
         outside = probs.cumsum(dim=1) - probs >= options.top_p  # the mass before it already reaches p
         logits = logits.scatter(1, order, sorted_logits.masked_fill(outside, NEG_INF))
     probs = logits.softmax(dim=1)
+    # a diverged model's NaN rows cannot be sampled: they take their argmax (NaN first), as greedy would
+    broken = ~probs.isfinite().all(dim=1, keepdim=True)  # (rows, 1)
+    if broken.any():
+        probs = torch.where(broken, F.one_hot(log_probs.argmax(dim=1), probs.size(1)).to(probs.dtype), probs)
     return torch.stack([torch.multinomial(p, 1, generator=g) for p, g in zip(probs, generators)])
 
 
@@ -183,7 +185,8 @@ def search(
     """Decode one batch. src: (batch, src_len), src_lengths: (batch,) on the CPU. Returns, per
     sentence in batch order, its n_best hypotheses, best first (fewer only when fewer exist, e.g.
     beam search with a maximum length of 0). `sample_seeds`: with strategy sample, one seed per
-    sentence and sample (sentence-major); None draws fresh ones."""
+    sentence and sample (sentence-major); by default `sample_seed(options.seed, the sentence's ids,
+    n)`, with a fresh seed for the batch when options.seed is None."""
     how = options.search
     k = options.beam if how == "beam" else 1  # rows (live hypotheses) of a group
     n_groups = options.n_best if how == "sample" else 1  # groups of a sentence: its samples
@@ -211,7 +214,9 @@ def search(
     prev = torch.full((G * k,), BOS_ID, dtype=torch.long, device=device)  # (A*k,)
     generators: list[torch.Generator] = []
     if how == "sample":
-        seeds = sample_seeds or [random.SystemRandom().randrange(2**63) for _ in range(G)]
+        base = options.seed if options.seed is not None else random.SystemRandom().randrange(2**63)
+        seeds = sample_seeds or [sample_seed(base, src[s, : src_lens[s] - 1].tolist(), n)
+                                 for s in range(batch) for n in range(n_groups)]
         generators = [torch.Generator(device).manual_seed(s) for s in seeds]
 
     for t in range(max(max_lens) + 1):

@@ -32,7 +32,6 @@ import torch
 
 from nmt.batcher import Batching, DynamicBatcher, QueueFull
 from nmt.checkpoint import load_checkpoint
-from nmt.decode_options import DecodeOptions
 from nmt.errors import NmtError
 from nmt.lab.stats import neighbors, word_vector
 from nmt.lab.tables import load_counts, load_tables
@@ -85,9 +84,9 @@ class TranslateRequest(BaseModel):
     top_p: float | None = None
     seed: int | None = None
 
-    def options(self, defaults: DecodeOptions) -> DecodeOptions:
-        return defaults.given(**{name: getattr(self, name) for name in type(self).model_fields
-                                 if name not in ("text", "attention")})
+    def choices(self) -> dict[str, Any]:
+        """The decode options this request chooses (None: the server's)."""
+        return {name: getattr(self, name) for name in type(self).model_fields if name not in ("text", "attention")}
 
 
 def _refuse(status: int, message: str, retry_after: int | None = None) -> HTTPException:
@@ -207,12 +206,13 @@ def checkpoint_info(translator: Translator) -> dict[str, Any]:
 
 
 def create_app(translator: Translator, limits: Limits | None = None, batching: Batching | None = None,
-               options: DecodeOptions | None = None) -> FastAPI:
+               decode: dict[str, Any] | None = None) -> FastAPI:
     """The service for one loaded model (or ensemble). The decoder worker starts and stops with the
-    app's lifespan. `options`: what requests decode with by default (else the run's decode.*)."""
-    limits, batching = limits or Limits(), batching or Batching()
+    app's lifespan. `decode`: the decode options `nmt serve`'s flags chose, over the run's decode.*;
+    a request's own choices go over both (`DecodeOptions.resolve`)."""
+    limits, batching, server = limits or Limits(), batching or Batching(), decode or {}
     cfg = translator.cfg
-    defaults = options or translator.defaults
+    defaults = translator.options(server)
     batcher = DynamicBatcher(translator.translate_full, batching)
     lab = Neighbours(translator.run.path)
     info = {
@@ -276,7 +276,7 @@ def create_app(translator: Translator, limits: Limits | None = None, batching: B
             raise _refuse(413, f"field 'text' has {len(body.text)} sentences; the limit is {limits.max_sentences}")
         for i, text in enumerate(body.text):
             check_sentence(i, text, limits)
-        options = body.options(defaults)  # a bad value: DecodeOptionError, a 422 that names the field
+        options = translator.options(server, body.choices())  # a bad value: DecodeOptionError, a 422
         if options.beam > limits.max_beam:
             raise _refuse(422, f"field 'beam' is {options.beam}; this server's limit is {limits.max_beam}")
         if options.search == "sample" and options.n_best > limits.max_beam:

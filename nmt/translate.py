@@ -137,7 +137,8 @@ class Translator:
     def __init__(self, members: list[Member], cfg: Config, src_tok: Tokenizer, tgt_tok: Tokenizer,
                  quantize: str = "none") -> None:
         self.members, self.cfg, self.src_tok, self.tgt_tok, self.quantize = members, cfg, src_tok, tgt_tok, quantize
-        self.defaults = cfg.decode.options()  # the run's decode.*: what a call does not choose
+        self.choices = cfg.decode.choices()  # what the run's decode.* chooses: the first layer of every call
+        self.defaults = DecodeOptions.resolve(self.choices)
 
     model = property(lambda self: self.members[0].model)
     run = property(lambda self: self.members[0].run)
@@ -177,10 +178,11 @@ class Translator:
             members.append(Member(run, ckpt, quantize_int8(model) if quantize == "int8" else model))
         return cls(members, cfg, src_tok, tgt_tok, quantize)
 
-    def options(self, **given: Any) -> DecodeOptions:
-        """The run's decode defaults with these choices on top (None: not given); a bad value
-        raises NmtError (DecodeOptionError) naming the option."""
-        return self.defaults.given(**given)
+    def options(self, *layers: dict[str, Any], **given: Any) -> DecodeOptions:
+        """The run's decode.* choices, then each layer's (a server's flags, say), then `given`, on
+        top of one another (`DecodeOptions.resolve`; None: not chosen). A bad value raises NmtError
+        (DecodeOptionError) naming the option."""
+        return DecodeOptions.resolve(self.choices, *layers, given)
 
     def translate_full(
         self,
@@ -198,7 +200,7 @@ class Translator:
         (`data.max_src_len` pieces) are truncated to it. A bad option or a sentence that is not a
         string raises NmtError.
         """
-        options = (options or self.defaults).given(**given)
+        options = self.options(**given) if options is None else options.given(**given) if given else options
         sentences = _sentences(sentences)
         limit = self.cfg.data.max_src_len
         src_ids = [ids[:limit] for ids in self.src_tok.encode_batch([clean_input(s) for s in sentences])]

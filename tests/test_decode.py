@@ -22,9 +22,10 @@ from nmt.data import DevSet
 from nmt.decode_options import DecodeOptionError, DecodeOptions
 from nmt.ensemble import Ensemble
 from nmt.errors import NmtError
-from nmt.evaluate import score
+from nmt.evaluate import hypotheses_name, score
 from nmt.model.seq2seq import Seq2Seq
-from nmt.search import _draw, decode, max_output_length
+from nmt.batching import collate
+from nmt.search import _draw, decode, max_output_length, search
 from nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from nmt.translate import Translator, split_member
 from nmt.validation import validate
@@ -50,7 +51,7 @@ def translator(trained_run) -> Translator:
 
 def opts(**given: object) -> DecodeOptions:
     """DecodeOptions as a front end makes them: the defaults with these given (greedy and sample: beam 1)."""
-    return DecodeOptions().given(**given)
+    return DecodeOptions.resolve(given)
 
 
 def tokens(hyps) -> list[list[list[int]]]:
@@ -113,7 +114,8 @@ def test_beam_one_is_greedy_and_greedy_scores_are_log_probabilities():
         assert h.score == pytest.approx(float(logp), abs=1e-4)
 
 
-@pytest.mark.parametrize("options", [opts(strategy="greedy"), DecodeOptions(beam=3, n_best=2)], ids=["greedy", "beam"])
+@pytest.mark.parametrize("options", [opts(strategy="greedy"), DecodeOptions(beam=3, n_best=2),
+                                     opts(strategy="sample", n_best=2)], ids=["greedy", "beam", "sample"])
 def test_a_diverged_model_still_gives_every_sentence_its_hypotheses(options):
     """NaN log-probabilities (a run whose weights blew up, validated all the same) must not lose sentences."""
     model = tiny_seq2seq()
@@ -192,6 +194,21 @@ def test_sampling_tends_to_greedy_as_the_temperature_falls(translator):
 
     rates = [agreement(t) for t in (1.0, 0.1, 0.01, 1e-4)]
     assert rates == sorted(rates) and rates[0] < 0.1 and rates[-1] > 0.99, rates
+
+
+def test_a_tiny_temperature_samples_the_greedy_translation_without_overflowing():
+    model, sources = tiny_seq2seq(), random_sources(10, seed=6)
+    greedy = tokens(decode(model, sources, opts(strategy="greedy")))
+    for temperature in (1e-40, 1e-300):  # log-probs / T would overflow to -inf and NaN
+        assert tokens(decode(model, sources, opts(strategy="sample", seed=1, temperature=temperature))) == greedy
+
+
+def test_search_alone_honours_the_seed():
+    model, sources = tiny_seq2seq(), random_sources(6, seed=2)
+    src, lengths = collate(sources, None, list(range(6))).src, collate(sources, None, list(range(6))).src_lengths
+    options = opts(strategy="sample", seed=4, n_best=2)
+    assert tokens(search(model, src, lengths, options)) == tokens(search(model, src, lengths, options))
+    assert tokens(search(model, src, lengths, options)) == tokens(decode(model, sources, options))
 
 
 def test_top_p_keeps_the_fewest_tokens_that_hold_p():
@@ -327,6 +344,13 @@ def test_the_cli_refuses_a_bad_member_in_one_line(trained_run, other_tokenizer_r
         assert line.startswith(f"nmt {command}: error: ") and fragment in line, line
 
 
+def test_hypotheses_files_name_every_option_given_exactly():
+    options = opts(strategy="sample", seed=1234567, top_p=0.9000001)
+    name = hypotheses_name("test.de", options, dict(seed=1234567, top_p=0.9000001, beam=None), 2, "int8")
+    assert name == "test.de.sample.p0.9000001.s1234567.ens2.int8.hyp"
+    assert hypotheses_name("t", opts(beam=5), dict(beam=5, length_penalty=0.6), 1, "none") == "t.beam5.lp0.6.hyp"
+
+
 def test_the_cli_evaluates_an_ensemble_and_names_its_members(trained_run, second_run, tmp_path, capsys):
     run = shutil.copytree(trained_run, tmp_path / "run")  # evaluate writes RUN/hyps/: not into the shared run
     src = write_parallel(tmp_path, "test", DEV_PAIRS)
@@ -391,12 +415,25 @@ def test_the_config_refuses_a_bad_option_with_the_same_message(make_config, tmp_
 
 
 def test_options_given_by_a_front_end_go_on_top_of_the_runs_defaults():
-    run = DecodeConfig(beam_size=10, n_best=3, length_penalty=0.6).options()
-    assert run.given(strategy="greedy") == DecodeOptions(strategy="greedy", beam=1, n_best=1, length_penalty=0.6)
-    assert run.given(strategy="sample").beam == 1 and run.given(strategy="sample").n_best == 3
-    assert run.given(beam=None, top_k=None) == run  # None: not given
+    run = DecodeConfig(beam_size=10, n_best=3, length_penalty=0.6).choices()
+    resolve = DecodeOptions.resolve
+    assert resolve(run, dict(strategy="greedy")) == DecodeOptions(strategy="greedy", beam=1, n_best=1,
+                                                                  length_penalty=0.6)
+    assert resolve(run, dict(strategy="sample")).beam == 1 and resolve(run, dict(strategy="sample")).n_best == 3
+    assert resolve(run, dict(beam=2)).n_best == 2  # the run's n-best shrinks to a smaller beam chosen later
+    assert resolve(run, dict(beam=None, top_k=None)) == resolve(run)  # None: not chosen
     with pytest.raises(DecodeOptionError, match="unknown decode option 'beam_size'"):
-        run.given(beam_size=4)
+        resolve(run, dict(beam_size=4))
+    # a run that samples or decodes greedily by default: a front end may still choose beam search
+    sampler = DecodeConfig(strategy="sample", n_best=3, beam_size=8, top_k=5).choices() | {"beam": None}
+    assert resolve(DecodeConfig(strategy="sample", n_best=3).choices(), dict(strategy="beam")) == resolve(
+        dict(n_best=3))
+    assert resolve(DecodeConfig(strategy="greedy").choices(), dict(beam=5)).search == "beam"
+    assert resolve(DecodeConfig(strategy="greedy").choices(), dict(strategy="beam")).beam == DecodeOptions.beam
+    assert resolve(sampler, {}, dict(strategy="beam", beam=4)).n_best == 3  # layers: run, server, request
+    # choices of one layer that contradict each other are refused
+    with pytest.raises(DecodeOptionError, match="beam is 4; strategy 'sample' takes beam 1"):
+        resolve(run, dict(strategy="sample", beam=4))
     assert DecodeOptions(beam=2.0, temperature=1).beam == 2 and isinstance(DecodeOptions(temperature=1).temperature, float)
 
 

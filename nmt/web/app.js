@@ -59,7 +59,7 @@ async function translate(event) {
   // beam search returns at most the beam; sampling draws n-best samples, each from its own seed
   const request = strategy === "sample"
     ? { strategy, n_best: Number($("nbest").value), temperature: Number($("temperature").value) }
-    : { beam, n_best: Math.min(Number($("nbest").value), beam) };
+    : { strategy, beam, n_best: Math.min(Number($("nbest").value), beam) };
   say("translating…");
   $("go").disabled = true;
   try {
