@@ -8,14 +8,34 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from hypothesis import settings
 
 from helpers import ENV, ROOT
+
+# Hypothesis profiles: "ci" (.ci/run sets HYPOTHESIS_PROFILE=ci) draws the same examples on every run
+# (derandomize), so a CI result depends on the code alone; "dev", the default, draws new ones each run
+# to explore. Both: no deadline (a loaded 2-core machine is slow, not wrong), the failing example's
+# blob printed to reproduce it. A test's own @settings (max_examples) go on top.
+settings.register_profile("dev", deadline=None, print_blob=True)
+settings.register_profile("ci", deadline=None, print_blob=True, derandomize=True, database=None)
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "dev")
+settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Print the profile first, even under -q (make test's), where pytest's own header is hidden."""
+    s = settings()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"hypothesis profile: {HYPOTHESIS_PROFILE} (derandomize={s.derandomize}, max_examples="
+                            f"{s.max_examples} unless a test says, deadline={s.deadline}; tests/conftest.py)")
 
 SUBJECTS = [
     ("the cat", "le chat"),
