@@ -180,13 +180,12 @@ def search(
     src_lengths: torch.Tensor,
     options: DecodeOptions,
     return_attention: bool = False,
-    sample_seeds: list[int] | None = None,
 ) -> list[list[Hypothesis]]:
     """Decode one batch. src: (batch, src_len), src_lengths: (batch,) on the CPU. Returns, per
     sentence in batch order, its n_best hypotheses, best first (fewer only when fewer exist, e.g.
-    beam search with a maximum length of 0). `sample_seeds`: with strategy sample, one seed per
-    sentence and sample (sentence-major); by default `sample_seed(options.seed, the sentence's ids,
-    n)`, with a fresh seed for the batch when options.seed is None."""
+    beam search with a maximum length of 0). Sample n of a sentence draws with the seed
+    `sample_seed(options.seed, the sentence's ids, n)`; a fresh base seed for the batch when
+    options.seed is None."""
     how = options.search
     k = options.beam if how == "beam" else 1  # rows (live hypotheses) of a group
     n_groups = options.n_best if how == "sample" else 1  # groups of a sentence: its samples
@@ -215,14 +214,14 @@ def search(
     generators: list[torch.Generator] = []
     if how == "sample":
         base = options.seed if options.seed is not None else random.SystemRandom().randrange(2**63)
-        seeds = sample_seeds or [sample_seed(base, src[s, : src_lens[s] - 1].tolist(), n)
-                                 for s in range(batch) for n in range(n_groups)]
-        generators = [torch.Generator(device).manual_seed(s) for s in seeds]
+        generators = [torch.Generator(device).manual_seed(sample_seed(base, src[s, : src_lens[s] - 1].tolist(), n))
+                      for s in range(batch) for n in range(n_groups)]
 
     for t in range(max(max_lens) + 1):
         log_probs, state, attn = model.decode_step(prev, state)  # (A*k, vocab), (A*k, src_len)
         A, vocab = scores.size(0), log_probs.size(1)
-        force_eos = (limits <= t).repeat_interleave(k) if k > 1 else limits <= t  # (A*k,)
+        at_limit = limits <= t  # (A,): EOS is all these groups may say now
+        force_eos = at_limit.repeat_interleave(k) if k > 1 else at_limit  # (A*k,)
         log_probs = _constrain(log_probs, t, force_eos, tokens.view(A * k, t), options)
         attn = attn.view(A, k, src_len)
 
@@ -238,7 +237,7 @@ def search(
             next_tokens = top_ids % vocab  # (A, c)
         # at a group's maximum length EOS was the only finite choice; say so outright, so that a NaN
         # from a diverged model (NaN + -inf is NaN, and topk may rank any NaN first) ends it too
-        next_tokens = torch.where((limits <= t).unsqueeze(1), EOS_ID, next_tokens)  # (A, c)
+        next_tokens = torch.where(at_limit.unsqueeze(1), EOS_ID, next_tokens)  # (A, c)
         is_eos = next_tokens == EOS_ID
 
         # 1. EOS candidates among the first k ranks finish (not those of dead beams, at -inf; a NaN
@@ -265,11 +264,11 @@ def search(
             scores, beams, prev = top_scores, origin, next_tokens
         a_idx = torch.arange(A, device=device).unsqueeze(1)  # (A, 1)
         if k > 1:  # reorder by back-pointer
-            tokens, attn = tokens[a_idx, beams], attn[a_idx, beams]
-            if return_attention:
-                attn_hist = attn_hist[a_idx, beams]
+            tokens = tokens[a_idx, beams]
         tokens = torch.cat([tokens, prev.unsqueeze(2)], dim=2)  # (A, k, t+1)
         if return_attention:  # (A, k, t+1, src_len)
+            if k > 1:
+                attn_hist, attn = attn_hist[a_idx, beams], attn[a_idx, beams]
             attn_hist = torch.cat([attn_hist, attn.unsqueeze(2)], dim=2)
 
         # 3. groups with k finished hypotheses, or at their maximum length, are done
