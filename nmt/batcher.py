@@ -51,7 +51,8 @@ class Batching:
 
 @dataclass
 class BatcherStats:
-    requests: int = 0
+    received: int = 0  # requests queued; received − requests: in flight (or failed)
+    requests: int = 0  # requests answered
     sentences: int = 0
     batches: int = 0  # translate_full calls
 
@@ -79,9 +80,11 @@ class DynamicBatcher:
     def submit(self, sentences: list[str], options: Any, attention: bool) -> Future:
         """Queue a request; its future gets the n-best lists in the order of `sentences`."""
         job = Job(sentences, options, attention)
+        self.stats.received += 1  # before the worker can answer it
         try:
             self.queue.put_nowait(job)
         except queue.Full:
+            self.stats.received -= 1
             raise QueueFull from None
         return job.future
 

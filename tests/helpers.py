@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import importlib.util
+import io
 import json
 import math
 import os
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import types
 from pathlib import Path
 from typing import Any, Callable
@@ -52,9 +54,48 @@ def python(*args: str | Path, input: str | bytes | None = None, cwd: Path | None
     )
 
 
-def nmt(*args: str | Path, **kwargs) -> subprocess.CompletedProcess:
-    """`python -m nmt ARGS` (keywords as for `python`)."""
+def nmt_process(*args: str | Path, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m nmt ARGS` in a process of its own (keywords as for `python`): for what only a
+    process shows (an exit code from a crash, signals, what a fresh interpreter imports)."""
     return python("-m", "nmt", *args, **kwargs)
+
+
+def nmt(*args: str | Path, input: str | bytes | None = None, cwd: Path | None = None, timeout: int = 120,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`nmt ARGS` as `nmt.cli.main(ARGS)` in this process, as a user sees it: stdout and stderr
+    (bytes), stdin from `input`, the exit code (argparse's included), an uncaught exception as
+    Python prints it with exit 1; `cwd` and `env` apply during the call. A process of its own
+    costs ~1.5 s of imports a call, so only what needs one uses `nmt_process`. `timeout` is the
+    subprocess runner's keyword, not enforced here."""
+    from nmt.cli import main
+
+    stdout, stderr = io.BytesIO(), io.BytesIO()
+    data = input.encode("utf-8") if isinstance(input, str) else (input or b"")
+    streams = (sys.stdin, sys.stdout, sys.stderr)
+    saved_env, saved_cwd, threads = dict(os.environ), os.getcwd(), torch.get_num_threads()
+    # the wrappers stay referenced here: a collected TextIOWrapper closes its buffer
+    wrappers = (io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"),
+                io.TextIOWrapper(stdout, encoding="utf-8", write_through=True),
+                io.TextIOWrapper(stderr, encoding="utf-8", write_through=True))
+    sys.stdin, sys.stdout, sys.stderr = wrappers
+    os.environ.update(env or {})
+    os.chdir(cwd or ROOT)
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:  # argparse's usage errors (2) and --help (0)
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else (print(e.code, file=sys.stderr) or 1))
+    except BaseException:  # noqa: BLE001 (what the interpreter would print, and its exit code)
+        traceback.print_exc()
+        code = 1
+    finally:
+        for f in wrappers[1:]:
+            f.flush()
+        sys.stdin, sys.stdout, sys.stderr = streams
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(["nmt", *map(str, args)], code, stdout.getvalue(), stderr.getvalue())
 
 
 def run_script(name: str, *args: str | Path, **kwargs) -> subprocess.CompletedProcess:
@@ -108,6 +149,42 @@ def assert_error(proc: subprocess.CompletedProcess, *fragments: str, only_line: 
                  prefix: str = NMT_ERROR) -> str:
     """`error_line` of a finished process."""
     return error_line(proc.returncode, err(proc), *fragments, only_line=only_line, prefix=prefix)
+
+
+HELD_PREPARE = """\
+# `nmt prepare` with chunks of {chunk_lines} lines, whose workers stop for good at the second
+# training chunk, after touching {flag}: the first chunk's arrays are written, the rest never comes
+import pathlib, sys, time
+import nmt.prepare
+from nmt.cli import main
+
+real_write, real_encode = nmt.prepare._write, nmt.prepare.encode_chunk
+
+def small_chunks(*args):
+    return real_write(*args[:-1], {chunk_lines})
+
+def held_encode_chunk(chunk):
+    if chunk.split == "train" and chunk.first_line > 1:
+        pathlib.Path({flag!r}).touch()
+        time.sleep(600)  # until the test's signal ends the prepare
+    return real_encode(chunk)
+
+nmt.prepare._write, nmt.prepare.encode_chunk = small_chunks, held_encode_chunk
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def held_prepare(folder: Path, *args: str, **popen: Any) -> tuple[subprocess.Popen, Path]:
+    """`nmt prepare ARGS` (in `folder`, with `popen`'s keywords) in a process group of its own,
+    its workers held at the second chunk of training lines (100 lines a chunk): a handshake for
+    tests that signal a prepare in the middle of writing. Returns the process and the file that
+    says a worker is held."""
+    flag = folder / "held"
+    script = folder / "held_prepare.py"
+    script.write_text(HELD_PREPARE.format(chunk_lines=100, flag=str(flag)), encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, str(script), "prepare", *args], cwd=folder, env=ENV,
+                            start_new_session=True, **popen)
+    return proc, flag
 
 
 # ----------------------------------------------------------------------------- files and run directories

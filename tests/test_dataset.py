@@ -9,14 +9,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import DEV_PAIRS, PAIRS, write_lines, write_parallel
-from helpers import ENV, assert_error, err, nmt, ok, snapshot, until, write_yaml
+from helpers import assert_error, err, held_prepare, nmt, ok, snapshot, until, write_yaml
 from nmt.batching import BatchStream, ExamplePairs
 from nmt.config import load_config
 from nmt.corpus import load_corpus
@@ -164,13 +163,13 @@ def test_an_edited_corpus_gets_a_new_prepared_folder(tmp_path, cfg, tiny_corpus)
 def test_a_prepare_killed_mid_write_leaves_no_dataset_and_the_next_one_rebuilds(tmp_path, make_config):
     """SIGKILL while the workers encode: no complete-looking folder, a temporary one at most; the
     next prepare removes it and builds the dataset, which training then reads."""
-    train = write_parallel(tmp_path / "big", "train", PAIRS * 400)  # 38,400 pairs: a few seconds
+    train = write_parallel(tmp_path / "big", "train", PAIRS * 3)  # 288 pairs: three chunks of 100
     cfg = make_config(data={"train": train, "prepared_dir": str(tmp_path / "p")})
     write_yaml(tmp_path / "c.yaml", cfg)
-    log = (tmp_path / "prepare.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "nmt", "prepare", "c.yaml", "--workers", "2"], cwd=tmp_path,
-                            env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    until(lambda: any((tmp_path / "p").glob("*.tmp-*/train.src.ids.npy")), 60, "prepare's first array")
+    with (tmp_path / "prepare.log").open("wb") as log:
+        proc, held = held_prepare(tmp_path, "c.yaml", "--workers", "2", stdout=log, stderr=subprocess.STDOUT)
+    until(held.exists, 60, "a worker held at the second chunk")
+    until(lambda: any((tmp_path / "p").glob("*.tmp-*/train.src.ids.npy")), 60, "the first chunk's arrays")
     os.killpg(proc.pid, signal.SIGKILL)  # the parent and its workers
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
@@ -199,26 +198,16 @@ def test_a_prepare_that_finishes_second_keeps_the_first_copy(cfg, monkeypatch):
 
 
 def test_ctrl_c_during_prepare_is_one_line_exit_130_and_nothing_torn(tmp_path, make_config):
-    # 288,000 lines: six chunks of CHUNK_LINES, so that the arrays grow for seconds after the first appears
-    train = write_parallel(tmp_path / "big", "train", PAIRS * 3000)
-    for attempt in range(3):  # on a loaded machine a prepare may finish before the signal lands: again
-        prepared_dir = tmp_path / f"p{attempt}"
-        write_yaml(tmp_path / "c.yaml", make_config(data={"train": train, "prepared_dir": str(prepared_dir)}))
-        # as a shell starts a foreground job: Ctrl-C at its default, even when the tests run in the
-        # background of a script (which ignores SIGINT, and exec keeps that: the prepare then ran to the end)
-        proc = subprocess.Popen([sys.executable, "-m", "nmt", "prepare", "c.yaml", "--workers", "2"], cwd=tmp_path,
-                                env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        until(lambda: any(prepared_dir.glob("*.tmp-*/train.src.ids.npy")), 60, "prepare's first array")
-        os.killpg(proc.pid, signal.SIGSTOP)  # the whole group frozen: is it still preparing?
-        if any(prepared_dir.glob("*.tmp-*")):
-            os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to the whole foreground group
-            os.killpg(proc.pid, signal.SIGCONT)
-            break
-        os.killpg(proc.pid, signal.SIGCONT)
-        proc.communicate(timeout=60)
-    else:
-        pytest.fail("three prepares finished before they could be interrupted")
+    train = write_parallel(tmp_path / "big", "train", PAIRS * 3)  # three chunks of 100 lines
+    prepared_dir = tmp_path / "p"
+    write_yaml(tmp_path / "c.yaml", make_config(data={"train": train, "prepared_dir": str(prepared_dir)}))
+    # as a shell starts a foreground job: Ctrl-C at its default, even when the tests run in the
+    # background of a script (which ignores SIGINT, and exec keeps that: the prepare then ran to the end)
+    proc, held = held_prepare(tmp_path, "c.yaml", "--workers", "2", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    until(held.exists, 60, "a worker held at the second chunk")  # the handshake: it cannot finish first
+    until(lambda: any(prepared_dir.glob("*.tmp-*/train.src.ids.npy")), 60, "the first chunk's arrays")
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to the whole foreground group
     _, stderr = proc.communicate(timeout=60)
     lines = stderr.decode().strip().splitlines()
     assert proc.returncode == 130, stderr

@@ -15,7 +15,7 @@ httpx = pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from helpers import ROOT, assert_error, load_script, nmt, until  # noqa: E402
+from helpers import ROOT, assert_error, load_script, nmt, nmt_process, until  # noqa: E402
 from nmt.batcher import Batching, DynamicBatcher  # noqa: E402
 from nmt.lab.stats import neighbors, word_vector  # noqa: E402
 from nmt.lab.tables import load_tables  # noqa: E402
@@ -266,7 +266,7 @@ def test_serve_refuses_bad_flags_in_one_line(trained_run, tmp_path):
 def test_without_the_serve_extra_serve_says_how_to_install_it(trained_run, tmp_path):
     (tmp_path / "fastapi").mkdir()
     (tmp_path / "fastapi" / "__init__.py").write_text("raise ImportError('not installed')\n")
-    proc = nmt("serve", trained_run, env={"PYTHONPATH": f"{tmp_path}:{ROOT}"})
+    proc = nmt_process("serve", trained_run, env={"PYTHONPATH": f"{tmp_path}:{ROOT}"})  # a fresh import of fastapi
     assert_error(proc, "nmt serve needs FastAPI and uvicorn: pip install 'nmt[serve]'")
 
 
@@ -282,7 +282,8 @@ def test_sigterm_during_a_request_finishes_it_and_exits_0(trained_run):
 
     t = threading.Thread(target=post)
     t.start()
-    time.sleep(1)
+    # the handshake: the server holds the request (received, not yet answered) when the signal comes
+    until(lambda: httpx.get(f"{url}/v1/info").json()["served"]["received"] == 1, 30, "the request to arrive")
     signalled = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     t.join(60)
