@@ -124,6 +124,10 @@ class ModelConfig:
     # for Luong without input feeding); false: the step-by-step reference everywhere. Same function
     # up to rounding, same weights, so it may change on resume
     fused_decoder: bool = field(default=True, metadata=RESUME_SAFE)
+    # the encoder in training takes nmt/model/fused_encoder.py for one bidirectional GRU layer (the
+    # reference: nn.GRU on packed sequences, which search always uses); the same function up to
+    # rounding, same weights, so it may change on resume
+    fused_encoder: bool = field(default=True, metadata=RESUME_SAFE)
     embeddings: EmbeddingConfig = field(default_factory=EmbeddingConfig)
 
 
@@ -165,7 +169,7 @@ class TrainConfig:
     # auto (a GPU when torch sees one) | cpu | cuda | cuda:N; a run may go on on another device
     device: str = field(default="auto", metadata=RESUME_SAFE)
     # mixed precision: bf16 autocast, or fp16 autocast with a gradient scaler (CUDA and CPU); auto:
-    # bf16 on a CPU with bf16 units, else fp32 (nmt.cpu.resolve_precision)
+    # the faster of fp32 and bf16, measured on a CPU with bf16 units, else fp32 (nmt/precision.py)
     precision: Literal["fp32", "bf16", "fp16", "auto"] = field(default="fp32", metadata=RESUME_SAFE)
     progress: bool = field(default=True, metadata=RESUME_SAFE)  # tqdm progress bar
     # TensorBoard events in RUN/tensorboard/ (needs the tensorboard package)

@@ -42,13 +42,3 @@ def has_bf16_units() -> bool:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except AttributeError:
         return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> tuple[str, str]:
-    """`train.precision` as training runs it, and why: `auto` is bf16 on a CPU with bf16 units,
-    else fp32 (on CUDA too: no GPU measured here trained faster in bf16 or fp16)."""
-    if precision != "auto":
-        return precision, "as configured"
-    if device.type == "cpu" and has_bf16_units():
-        return "bf16", "auto: this CPU has bf16 units (AVX512-BF16 or AMX)"
-    return "fp32", f"auto: {'no bf16 units on this CPU' if device.type == 'cpu' else device.type + ' device'}"

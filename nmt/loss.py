@@ -1,6 +1,16 @@
-"""Logits → label-smoothed cross-entropy, summed over real (non-padding) target tokens."""
+"""Logits → label-smoothed cross-entropy, summed over real (non-padding) target tokens.
+
+Two implementations of one function, behind `fused`: `F.cross_entropy` (the reference) and
+`_SmoothedCrossEntropy`, which writes the gradient in one pass from the saved log-probabilities,
+p − (1 − ε)·onehot − ε/V, instead of the NLL's and the smoothing term's gradients over the whole
+(tokens × vocabulary) logits, their sum, and log_softmax's backward of it. The
+output layer and its loss were a fifth of a Multi30k training step; tests/test_loss.py holds the
+two equal, loss and gradient.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -8,17 +18,44 @@ import torch.nn.functional as F
 from nmt.tokenizer import PAD_ID
 
 
-def translation_loss(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+class _SmoothedCrossEntropy(torch.autograd.Function):
+    """Σ_i w_i [−(1 − ε) log p_{i,t_i} − ε mean_c log p_{i,c}], w_i = 0 on padding: torch's
+    label-smoothed cross-entropy, computed in fp32 whatever the logits' dtype."""
+
+    @staticmethod
+    def forward(ctx: Any, logits: torch.Tensor, targets: torch.Tensor, eps: float) -> torch.Tensor:
+        logp = torch.log_softmax(logits.float(), dim=-1)  # (tokens, vocab); the one pass over the logits
+        weight = (targets != PAD_ID).to(logp.dtype)  # (tokens,)
+        rows = -logp.gather(1, targets.unsqueeze(1)).squeeze(1)
+        if eps:
+            rows = (1 - eps) * rows - eps * logp.mean(dim=-1)
+        ctx.save_for_backward(logp, targets, weight)
+        ctx.eps, ctx.logits_dtype = eps, logits.dtype
+        return (rows * weight).sum()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        logp, targets, weight = ctx.saved_tensors
+        eps = ctx.eps
+        p = logp.exp()  # softmax, (tokens, vocab): the gradient is p − (1 − ε)·onehot − ε/V
+        if eps:
+            p.sub_(eps / logp.size(1))
+        p.scatter_add_(1, targets.unsqueeze(1), torch.full_like(weight, eps - 1).unsqueeze(1))
+        p.mul_((grad * weight).unsqueeze(1))
+        return p.to(ctx.logits_dtype), None, None
+
+
+def translation_loss(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float,
+                     fused: bool = True) -> torch.Tensor:
     """Summed loss over the batch; padding positions contribute nothing.
 
-    logits: (batch, tgt_len, vocab), targets: (batch, tgt_len). Smoothing spreads
-    `label_smoothing` of the probability mass uniformly over the vocabulary (torch's definition).
-    The sum (not the mean) lets the trainer normalise by tokens across gradient steps and ranks.
+    logits: (..., vocab), targets: (...): (batch, tgt_len, vocab) and (batch, tgt_len), or the real
+    tokens only, (tokens, vocab) and (tokens,). Smoothing spreads `label_smoothing` of the
+    probability mass uniformly over the vocabulary (torch's definition). The sum (not the mean)
+    lets the trainer normalise by tokens across gradient steps and ranks. `fused`: the one-pass
+    implementation (module docstring); False: F.cross_entropy.
     """
-    return F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)),
-        targets.reshape(-1),
-        ignore_index=PAD_ID,
-        label_smoothing=label_smoothing,
-        reduction="sum",
-    )
+    flat, target = logits.reshape(-1, logits.size(-1)), targets.reshape(-1)
+    if fused:
+        return _SmoothedCrossEntropy.apply(flat, target, label_smoothing)
+    return F.cross_entropy(flat, target, ignore_index=PAD_ID, label_smoothing=label_smoothing, reduction="sum")

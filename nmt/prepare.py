@@ -35,10 +35,14 @@ CHUNK_LINES = 50_000  # lines a worker encodes at a time: its memory, and the un
 SAMPLE_SEED = 0  # the tokenizer sample depends on the data and the tokenizer settings only
 
 
+def user_cache_dir() -> Path:
+    """nmt's folder in the user's cache: $XDG_CACHE_HOME/nmt, else ~/.cache/nmt."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nmt"
+
+
 def default_cache_dir() -> Path:
     """Where prepared datasets go unless `data.prepared_dir` says: the user's cache folder."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "nmt" / "prepared"
+    return user_cache_dir() / "prepared"
 
 
 def cache_dir(d: DataConfig) -> Path:

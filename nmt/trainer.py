@@ -28,7 +28,7 @@ from nmt.batching import Batch
 from nmt.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from nmt.config import Config, load_config, resume_changes, resume_safe_keys, save_config
 from nmt.corpus import corpus_paths
-from nmt.cpu import flush_denormals, resolve_precision
+from nmt.cpu import flush_denormals
 from nmt.data import FINGERPRINT_PREFIX, DevSet, training_data
 from nmt.dataset import Dataset, file_sha256
 from nmt.distributed import Dist, resolve_device
@@ -36,15 +36,13 @@ from nmt.drift import drift_summary
 from nmt.errors import NmtError
 from nmt.model import Seq2Seq, build_model, check_architecture, snapshot_embeddings
 from nmt.optim import LRSchedule, Plateau, make_optimizer, update
+from nmt.precision import AUTOCAST_DTYPES, PrecisionCache, cache_key, choose_precision, time_steps, upcoming_batches
 from nmt.prepare import prepare
 from nmt.pretrained import apply_pretrained
 from nmt.rundir import NewRun, RunDir, RunLock, start_run_dir
 from nmt.runlog import RunLog
 from nmt.tensorboard import TensorBoardLog, require_tensorboard
 from nmt.validation import greedy_decode, validate
-
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
 
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
@@ -140,13 +138,13 @@ class Trainer:
         self.dist = dist or Dist()
         self.device = device or torch.device("cpu")
         self.log = RunLog(run, self.dist.is_main)  # train.log opens once the trainer is built
-        self.precision, self.precision_why = resolve_precision(self.tc.precision, self.device)
-        self.autocast_dtype = AUTOCAST_DTYPES[self.precision]
         self.progress = Progress()
+        self.recorded_precision: str | None = None  # what a resumed run chose when it started
         self._setup_data(resume)
         self._setup_model(resume)
         self._setup_optimiser()
         self._restore(resume)
+        self._choose_precision()
         self._distribute(resume)
         self._open_outputs(resume)
 
@@ -188,7 +186,7 @@ class Trainer:
         n_trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         self.info(f"model: {n_params:,} parameters ({n_trainable:,} trainable); vocab src {len(self.src_tok)} "
                   f"tgt {len(self.tgt_tok)}")
-        self.info(f"precision: {self.precision} ({self.precision_why})")
+        self.info(self.model.encoder.describe())
         self.info(self.model.decoder.describe_unroll())
 
     def _setup_optimiser(self) -> None:
@@ -196,7 +194,8 @@ class Trainer:
         loss scaler: what `update` needs, all of it in last.pt."""
         self.optimizer = make_optimizer(self.model, self.tc)
         self.schedule = LRSchedule(self.tc)
-        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
+        # `auto` never picks fp16, so the configured value says whether there is a scaler
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.tc.precision == "fp16" else None
 
     def _restore(self, resume: bool) -> None:
         """A resumed run continues from last.pt exactly (weights, optimiser, counters, data
@@ -208,6 +207,17 @@ class Trainer:
             self.initial_tables = torch.load(self.run.embeddings_init, weights_only=True)
         else:
             self.initial_tables = {side: t.cpu() for side, t in snapshot_embeddings(self.model).items()}
+
+    def _choose_precision(self) -> None:
+        """`train.precision`, with `auto` resolved (nmt/precision.py): kept from a resumed run, else
+        measured by rank 0 on the batches this rank is about to train on, the same for every rank."""
+        choice = self.dist.on_main(lambda: choose_precision(
+            self.tc.precision, self.device, self.recorded_precision,
+            key=lambda: cache_key(self.cfg.model, {"src": len(self.src_tok), "tgt": len(self.tgt_tok)}, self.tc),
+            measure=lambda: time_steps(self.model, upcoming_batches(self.stream, self.device), self.tc),
+            cache=PrecisionCache()))
+        self.precision, self.autocast_dtype = choice.precision, AUTOCAST_DTYPES[choice.precision]
+        self.info(f"precision: {choice.precision} ({choice.why})")
 
     def _distribute(self, resume: bool) -> None:
         """Under DDP the model trains wrapped: DDP makes rank 0's weights everyone's (so it comes
@@ -289,6 +299,7 @@ class Trainer:
                 "rng_ranks": rng_states if self.dist.active else None,  # each rank's dropout stream
                 "world_size": self.dist.world_size,
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "precision": self.precision,  # what `auto` chose, so that a resumed run keeps it
             },
         }
 
@@ -335,6 +346,7 @@ class Trainer:
         if self.scaler is not None and t.get("scaler"):
             self.scaler.load_state_dict(t["scaler"])
         self.progress.load_state_dict(t)
+        self.recorded_precision = t.get("precision")  # absent in checkpoints of older nmt
         self.schedule.load_state_dict(t["schedule"])
         self.stream.load_state_dict(t["stream"])
         ranks = t.get("rng_ranks")

@@ -18,7 +18,7 @@ from nmt.evaluate import Scores, score
 from nmt.loss import translation_loss
 from nmt.model import Seq2Seq
 from nmt.search import Hypothesis, decode
-from nmt.tokenizer import Tokenizer
+from nmt.tokenizer import PAD_ID, Tokenizer
 
 
 @dataclass
@@ -50,8 +50,9 @@ def validate(model: Seq2Seq, dev: DevSet, tgt_tok: Tokenizer, decode: DecodeConf
     nll, n_tokens = 0.0, 0
     for batch in eval_batches(dev.src_ids, dev.tgt_ids, decode.batch_size):
         batch = batch.to(device)
-        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
-        nll += translation_loss(logits, batch.tgt_out, 0.0).item()
+        real = batch.tgt_out != PAD_ID  # the logits of real target tokens only, as in training
+        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, real)
+        nll += translation_loss(logits, batch.tgt_out[real], 0.0).item()
         n_tokens += batch.n_tgt_tokens
     hypotheses = [tgt_tok.decode(h.tokens) for h in greedy_decode(model, dev.src_ids, decode, device)]
     return ValidationResult(nll / n_tokens, score(hypotheses, dev.references), time.time() - t0)

@@ -15,7 +15,9 @@ What it does, with the config's settings throughout:
    (`nmt.loss.translation_loss`), backward of loss / target tokens, gradient clipping, Adam step:
    `nmt.trainer.update`, the trainer's own step — all inside `nmt.cpu.flush_denormals()`;
    with `--precision bf16`, the forward pass runs under CPU bf16 autocast (training and decoding),
-   to decide whether bf16 pays off on this CPU; with `--compile`, the training steps call
+   to decide whether bf16 pays off on this CPU; with `--precision auto`, first what `train.precision:
+   auto` picks here for this model (nmt/precision.py: its measurement on the stream's next batches,
+   not cached), then the run at that precision; with `--compile`, the training steps call
    `torch.compile(model, dynamic=True)` (inductor, the default backend) instead of the model, to
    measure that lever: the warm-up steps then include the compilation, timed apart as `warmup_s`;
    with `--profile N`, N more training steps run under torch.profiler and the top operators by
@@ -89,6 +91,7 @@ from nmt.search import beam_search, greedy_search
 from nmt.data import training_data
 from nmt.prepare import prepare
 from nmt.optim import LRSchedule, make_optimizer, update
+from nmt.precision import AUTOCAST_DTYPES, choose_precision, time_steps, upcoming_batches
 from nmt.translate import quantize_int8
 
 BEAM_SIZE = 5
@@ -248,8 +251,15 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
 
     n_test = len(test) if args.decode_sentences is None else min(args.decode_sentences, len(test))
     test_ids = test.all("src", n_test)
-    autocast = torch.bfloat16 if args.precision == "bf16" else None
     with flush_denormals():
+        auto = None
+        if args.precision == "auto":  # as the trainer does it, without the cache: measured afresh
+            cpu = torch.device("cpu")
+            auto = choose_precision("auto", cpu, None, lambda: {},
+                                    lambda: time_steps(model, upcoming_batches(stream, cpu), cfg.train), None)
+            print(f"precision: {auto.precision} ({auto.why})")
+        precision = auto.precision if auto else args.precision
+        autocast = AUTOCAST_DTYPES[precision]
         timing = time_training(model, stream, cfg, args.steps, args.warmup, autocast, args.compile)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast is not None):
             greedy_s = time_decoding(model, test_ids, cfg, 1)
@@ -273,7 +283,9 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         "overrides": list(args.overrides),
         "steps": args.steps,
         "device": "cpu",
-        "precision": args.precision,
+        "precision": precision,
+        "auto": None if auto is None else {"picked": auto.precision, "seconds_per_step": auto.seconds_per_step,
+                                           "why": auto.why},
         "compile": args.compile,
         "warmup_s": timing.warmup_s,
         "torch_version": torch.__version__,
@@ -300,7 +312,7 @@ def print_table(r: dict[str, Any], warmup: int, n_decoded: int) -> None:
         ("config", " ".join([r["config"], *(f"--set {o}" for o in r["overrides"])])),
         ("torch", r["torch_version"]),
         ("threads", r["threads"]),
-        ("precision", r["precision"] + (", torch.compile" if r["compile"] else "")),
+        ("precision", r["precision"] + (" (auto's pick)" if r["auto"] else "") + (", torch.compile" if r["compile"] else "")),
         ("steps (warm-up)", f"{r['steps']} ({warmup}, {r['warmup_s']:.1f} s)"),
         ("parameters", f"{r['params']:,}"),
         ("train tgt tokens/s", f"{r['train_tgt_tokens_per_s']:,.0f}"),
@@ -332,8 +344,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="also profile N training steps and print the top operators by self CPU time")
     p.add_argument("--matmul", action="store_true",
                    help="also print what torch.matmul alone reaches here (fp32 and bf16 GFLOP/s)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="fp32 (default) or bf16 autocast of the forward passes, to see if it pays off here")
+    p.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32",
+                   help="fp32 (default) or bf16 autocast of the forward passes, to see if it pays off here; "
+                        "auto: what train.precision: auto picks here, measured afresh")
     p.add_argument("--quantize", choices=["none", "int8"], default="none",
                    help="int8: also time decoding with dynamic int8 weights for Linear and GRU layers "
                         "(nmt translate --quantize int8), next to the float timings")

@@ -12,8 +12,9 @@ drifting machine favours neither):
 - nmt: `python scripts/benchmark.py configs/bench_multi30k.yaml --steps N --threads 2` in four
   variants (VARIANTS): as the config is (fp32, no input feeding), with `--set
   model.input_feeding=true` (Joey's recurrence), and both again with `--precision bf16` (autocast:
-  the matmuls in bf16, which pays where the CPU has bf16 units); its figure is target tokens/s over
-  the timed steps. The first nmt run of the whole script also gets `--matmul`, for torch.matmul's
+  the matmuls in bf16, which pays where the CPU has bf16 units), and as the config is with
+  `--precision auto` (what `train.precision: auto` picks on this machine, measured afresh; the
+  pick is printed); its figure is target tokens/s over the timed steps. The first nmt run of the whole script also gets `--matmul`, for torch.matmul's
   fp32 and bf16 GFLOP/s on this machine.
 
 Decoding, once, if `--decode-minutes` > 0: both sides trained for the same budget, then beam 5 on
@@ -24,7 +25,7 @@ test2016 with start-up counted on both sides (process start to the hypotheses wr
   process, three times, with and without `--quantize int8` alternating; the median of each.
 
 It prints a table and writes the JSON (default WORK/side_by_side.json): the commit, the machine,
-every command and figure. Run it on an otherwise idle machine. How long: about 8 minutes a pair
+every command and figure. Run it on an otherwise idle machine. How long: about 9 minutes a pair
 with the defaults (--steps 60), plus twice `--decode-minutes` and a few minutes for the decoding.
 """
 
@@ -54,6 +55,7 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "nmt_feeding": ([FEEDING], "fp32"),
     "nmt_bf16": ([], "bf16"),
     "nmt_bf16_feeding": ([FEEDING], "bf16"),
+    "nmt_auto": ([], "auto"),
 }
 
 
@@ -110,8 +112,8 @@ def speed_pairs(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         j = pair["joey"]["tokens_per_sec_joey_median"]
         pair["ratios"] = {name: pair[name]["train_tgt_tokens_per_s"] / j for name in VARIANTS}
         print(f"pair {i}: Joey {j:,.0f} target tokens/s; " + ", ".join(
-            f"{name} {pair[name]['train_tgt_tokens_per_s']:,.0f} ({r:.2f}×)" for name, r in pair["ratios"].items()),
-            flush=True)
+            f"{name} {pair[name]['train_tgt_tokens_per_s']:,.0f} ({r:.2f}×)" for name, r in pair["ratios"].items())
+            + f"; auto picked {pair['nmt_auto']['precision']} ({pair['nmt_auto']['auto']['why']})", flush=True)
         pairs.append(pair)
     return pairs
 
@@ -184,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     for p in results["pairs"]:
         print(f"| {p['pair']} | {p['order']} | {p['joey']['tokens_per_sec_joey_median']:,.0f} | " + " | ".join(
             f"{p[name]['train_tgt_tokens_per_s']:,.0f} | {p['ratios'][name]:.2f}" for name in VARIANTS) + " |")
+    for p in results["pairs"]:
+        print(f"pair {p['pair']}: auto picked {p['nmt_auto']['precision']} ({p['nmt_auto']['auto']['why']})")
     for p in results["pairs"][:1]:
         for line in p["nmt"].get("matmul", []):
             print(line)

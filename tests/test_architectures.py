@@ -90,7 +90,7 @@ def test_select_reorders_every_part_of_the_state(rnn_type, attention, batch):
     assert (picked.cell is None) == (rnn_type == "gru")
     if picked.cell is not None:  # an LSTM's c, beside h
         assert picked.cell.shape == (2, 4, 24) and torch.equal(picked.cell, state.cell[:, index])
-    for part in ("memory", "mask", "feed"):
+    for part in ("memory", "padding_bias", "feed"):
         assert torch.equal(getattr(picked, part), getattr(state, part)[index]), part
     assert len(picked.attention_cache) == len(state.attention_cache) == (attention != "luong_dot")
     for a, b in zip(picked.attention_cache, state.attention_cache):

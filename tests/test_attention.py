@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nmt.model.attention import ATTENTIONS, make_attention
+from nmt.model.attention import ATTENTIONS, make_attention, padding_bias
 
 BATCH, SRC_LEN, KEY, QUERY, ATTN = 3, 6, 10, 8, 7
 LENGTHS = torch.tensor([6, 4, 1])
@@ -31,7 +31,7 @@ def inputs(name: str, seed: int = 0):
 
 def run(name: str, seed: int = 0):
     attention, query, memory, mask = inputs(name, seed)
-    context, weights = attention(query, attention.precompute(memory), memory, mask)
+    context, weights = attention(query, attention.precompute(memory), memory, padding_bias(mask, memory.dtype))
     return context, weights, memory, mask
 
 
@@ -39,10 +39,10 @@ def test_a_query_of_several_steps_gives_each_step_s_result(name):
     attention, query, memory, mask = inputs(name)
     queries = torch.stack([query, query * 2, -query], 1)  # (batch, steps, query)
     cache = attention.precompute(memory)
-    contexts, weights = attention(queries, cache, memory, mask)
+    contexts, weights = attention(queries, cache, memory, padding_bias(mask, memory.dtype))
     assert contexts.shape == (BATCH, 3, KEY) and weights.shape == (BATCH, 3, SRC_LEN)
     for t in range(3):
-        c, w = attention(queries[:, t], cache, memory, mask)
+        c, w = attention(queries[:, t], cache, memory, padding_bias(mask, memory.dtype))
         torch.testing.assert_close(contexts[:, t], c)
         torch.testing.assert_close(weights[:, t], w)
 
@@ -68,6 +68,16 @@ def test_weights_are_positive_on_real_positions(name):
     assert torch.all(weights[mask] > 0.0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_padding_bias_gives_the_masked_softmax_to_the_bit(name, dtype):
+    # the bias, made once per batch, replaced a masked_fill at every step: the same weights
+    attention, query, memory, mask = inputs(name)
+    scores = attention.score(query.unsqueeze(1), attention.precompute(memory), memory).to(dtype)
+    masked = torch.softmax(scores.masked_fill(~mask.unsqueeze(1), float("-inf")), dim=-1)
+    _, weights = attention.weigh(scores, memory.to(dtype), padding_bias(mask, dtype))
+    assert weights.dtype == dtype and torch.equal(weights, masked)
+
+
 def test_single_real_position_gets_all_the_weight(name):
     _, weights, _, _ = run(name)
     assert weights[2].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
@@ -83,8 +93,8 @@ def test_padding_content_does_not_change_the_result(name):
     attention, query, memory, mask = inputs(name)
     noisy = memory.clone()
     noisy[~mask] = 1e3
-    c1, w1 = attention(query, attention.precompute(memory), memory, mask)
-    c2, w2 = attention(query, attention.precompute(noisy), noisy, mask)
+    c1, w1 = attention(query, attention.precompute(memory), memory, padding_bias(mask, memory.dtype))
+    c2, w2 = attention(query, attention.precompute(noisy), noisy, padding_bias(mask, noisy.dtype))
     torch.testing.assert_close(w1, w2)
     torch.testing.assert_close(c1, c2)
 
@@ -92,15 +102,15 @@ def test_padding_content_does_not_change_the_result(name):
 def test_weights_depend_on_the_query(name):
     attention, query, memory, mask = inputs(name)
     keys = attention.precompute(memory)
-    _, w1 = attention(query, keys, memory, mask)
-    _, w2 = attention(query + 1.0, keys, memory, mask)
+    _, w1 = attention(query, keys, memory, padding_bias(mask, memory.dtype))
+    _, w2 = attention(query + 1.0, keys, memory, padding_bias(mask, memory.dtype))
     assert not torch.allclose(w1[0], w2[0])
 
 
 def test_gradients_are_finite_with_padding(name):
     attention, query, memory, mask = inputs(name)
     memory.requires_grad_(True)
-    context, _ = attention(query, attention.precompute(memory), memory, mask)
+    context, _ = attention(query, attention.precompute(memory), memory, padding_bias(mask, memory.dtype))
     context.sum().backward()
     assert torch.isfinite(memory.grad).all()
     assert torch.all(memory.grad[~mask] == 0.0)

@@ -27,7 +27,7 @@ FIXED_KEYS = {
     "threads",
     "warmup_s",
 }
-SETTINGS_KEYS = {"config", "overrides", "steps", "device", "precision", "compile"}
+SETTINGS_KEYS = {"config", "overrides", "steps", "device", "precision", "auto", "compile"}
 
 
 def test_benchmark_tiny_config(tmp_path: Path, make_config, tiny_corpus) -> None:
@@ -76,6 +76,18 @@ def test_benchmark_compile_trains_through_torch_compile(tmp_path: Path, make_con
     assert "fp32, torch.compile" in stdout
     result = json.loads(bench.read_text(encoding="utf-8"))
     assert result["compile"] is True and result["train_tgt_tokens_per_s"] > 0 and result["warmup_s"] > 0
+
+
+def test_benchmark_precision_auto_trains_at_what_auto_picks_here_and_says_so(tmp_path: Path, make_config, tiny_corpus,
+                                                                           capsys) -> None:
+    config = write_yaml(tmp_path / "tiny.yaml", make_config(data={"test": tiny_corpus["dev"]}))
+    bench = tmp_path / "bench.json"
+    assert load_script("benchmark.py").main([str(config), "--steps", "1", "--warmup", "0", "--decode-sentences", "2",
+                                             "--precision", "auto", "--json", str(bench)]) == 0
+    stdout = capsys.readouterr().out
+    result = json.loads(bench.read_text(encoding="utf-8"))
+    assert result["precision"] == result["auto"]["picked"] in ("fp32", "bf16")
+    assert f"precision: {result['precision']} ({result['auto']['why']})" in stdout and "(auto's pick)" in stdout
 
 
 def test_benchmark_missing_config(tmp_path: Path) -> None:

@@ -35,6 +35,28 @@ def test_forward_logits_shape(batch):
     assert logits.shape == (3, batch.tgt_in.size(1), TGT_VOCAB)
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_the_logits_of_the_real_tokens_only_give_the_whole_loss_and_gradients(batch, dropout):
+    # training keeps the output layer and the loss off padding (nmt/optim.py): the same function
+    from nmt.loss import translation_loss
+
+    real = batch.tgt_out != PAD_ID
+    results = []
+    for keep in (None, real):
+        model = tiny_model(dropout=dropout).train()
+        torch.manual_seed(1)  # the same dropout masks
+        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, keep)
+        loss = translation_loss(logits, batch.tgt_out if keep is None else batch.tgt_out[keep], 0.1)
+        loss.backward()
+        results.append((logits, loss, {n: p.grad for n, p in model.named_parameters()}))
+    (full, loss_full, grads_full), (only, loss_only, grads_only) = results
+    assert only.shape == (int(real.sum()), TGT_VOCAB)
+    torch.testing.assert_close(only, full[real], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(loss_only, loss_full, atol=1e-5, rtol=1e-6)
+    for name in grads_full:
+        torch.testing.assert_close(grads_only[name], grads_full[name], atol=1e-6, rtol=1e-5, msg=name)
+
+
 def test_forward_attention_shape(batch):
     _, attention = tiny_model()(batch.src, batch.src_lengths, batch.tgt_in)
     assert attention.shape == (3, batch.tgt_in.size(1), batch.src.size(1))
@@ -86,7 +108,7 @@ def test_decoder_state_select_reorders_rows(batch):
     picked = state.select(torch.tensor([2, 0, 0]))
     assert torch.equal(picked.hidden[:, 1], state.hidden[:, 0])
     assert torch.equal(picked.memory[0], state.memory[2])
-    assert torch.equal(picked.mask[2], state.mask[0])
+    assert torch.equal(picked.padding_bias[2], state.padding_bias[0])
     assert torch.equal(picked.attention_cache[0][0], state.attention_cache[0][2])
     assert picked.feed is None
     fed = tiny_model(feeding=True).eval().encode(batch.src, batch.src_lengths)

@@ -28,7 +28,6 @@ import sys
 import pytest
 import torch
 
-import nmt.cpu as nmt_cpu
 import nmt.model.cells as cells
 import nmt.model.decoder as decoder_module  # (`nmt` is helpers' CLI runner here)
 from conftest import tiny_config_dict
@@ -37,6 +36,7 @@ from nmt.batching import Batch, collate
 from nmt.checkpoint import load_checkpoint
 from nmt.config import ModelConfig, TrainConfig
 from nmt.model import Seq2Seq
+from nmt.model.dropout import Dropout
 from nmt.optim import UpdateResult, make_optimizer, update
 from nmt.trainer import train
 
@@ -225,18 +225,28 @@ def test_an_fp16_update_whose_scaled_gradient_overflows_is_skipped_and_halves_th
 UNROLL_OUT_BOUND = {"bf16": 0.01, "fp16": 0.002}
 
 
+def with_dropout(model: Seq2Seq, p: float) -> Seq2Seq:
+    """`model` with dropout p on the embeddings and the readout's input (the same masks in any unroll)."""
+    for module in model.modules():
+        if isinstance(module, Dropout):
+            module.p = p
+    return model
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
 @pytest.mark.parametrize("feeding", [False, True])
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_fused_unroll_gives_the_step_by_step_outputs_and_gradients_under_autocast(precision, feeding, monkeypatch):
+def test_fused_unroll_gives_the_step_by_step_outputs_and_gradients_under_autocast(precision, feeding, dropout,
+                                                                                   monkeypatch):
     """As tests/test_fused.py in fp32: two models with the same weights, through the switch
-    `model.fused_decoder`, under autocast."""
-    fused_calls = spy_fused_unroll(monkeypatch)
-    out_diffs, name, grad_diff = unroll_agreement(trained_model(1, False, feeding), trained_model(1, True, feeding),
-                                                  precision)
+    `model.fused_decoder`, under autocast, with and without dropout."""
+    plain, fused = (with_dropout(trained_model(1, f, feeding), dropout) for f in (False, True))
+    fused_calls = spy_fused_unroll(monkeypatch)  # after the models: their training is no call of this test's
+    out_diffs, name, grad_diff = unroll_agreement(plain, fused, precision)
     # the fused loop ran once, in the low dtype, as the step-by-step one does: no per-step fp32 work
     dtype = DTYPES[precision]
     assert [[o.dtype for o in call if o is not None] for call in fused_calls] == [[dtype] * (3 + feeding)]  # s, c, a (, o)
-    print(f"{precision}, feeding {feeding}: outputs {out_diffs}, gradients at most {grad_diff:.4f} ({name})")
+    print(f"{precision}, feeding {feeding}, dropout {dropout}: outputs {out_diffs}, gradients at most {grad_diff:.4f} ({name})")
     assert max(out_diffs.values()) < UNROLL_OUT_BOUND[precision], out_diffs
     assert grad_diff < GRAD_BOUND[precision], name
 
@@ -273,14 +283,6 @@ def test_bf16_and_fp16_training_follow_the_fp32_loss_curve(make_config, arch):
         assert any(not torch.equal(final[precision][k], final["fp32"][k]) for k in final["fp32"]), precision
 
 
-@pytest.mark.parametrize("units, device, want", [(True, "cpu", "bf16"), (False, "cpu", "fp32"), (True, "cuda", "fp32")])
-def test_auto_precision_is_bf16_only_on_a_cpu_with_bf16_units(monkeypatch, units, device, want):
-    monkeypatch.setattr(nmt_cpu, "has_bf16_units", lambda: units)
-    precision, why = nmt_cpu.resolve_precision("auto", torch.device(device))
-    assert precision == want and why.startswith("auto: ")
-    assert nmt_cpu.resolve_precision("fp16", torch.device(device)) == ("fp16", "as configured")
-
-
 @pytest.mark.parametrize("given, want", [(None, "16"), ("64", "64")])
 def test_nmt_bounds_onednns_kernel_cache_unless_the_user_set_it(given, want):
     # the bf16 kernels of each batch shape stay cached; without a bound a bf16 run's RSS kept growing
@@ -290,16 +292,6 @@ def test_nmt_bounds_onednns_kernel_cache_unless_the_user_set_it(given, want):
         env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = given
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
     assert proc.stdout.strip() == want
-
-
-@pytest.mark.parametrize("units", [True, False])
-def test_a_run_with_auto_precision_trains_at_the_resolved_one_and_says_which(make_config, monkeypatch, units):
-    monkeypatch.setattr(nmt_cpu, "has_bf16_units", lambda: units)
-    cfg = make_config(train={"device": "cpu", "precision": "auto", "max_steps": 2, "validate_every": 2,
-                             "dev_max_sentences": 2})
-    run = train(cfg)
-    want = "bf16" if units else "fp32"
-    assert f"precision: {want} (auto: " in (run / "train.log").read_text(encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------- slow: CLI and torchrun

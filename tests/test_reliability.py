@@ -360,7 +360,8 @@ def test_exploding_loss_exits_2_naming_the_step_and_keeps_the_last_checkpoint(tm
 
 def test_exploding_loss_before_any_save_says_no_checkpoint_was_saved(tmp_path, make_config):
     cfg = make_config(train={"lr": 1e35, "max_steps": 10, "save_every": 20, "validate_every": 100})
-    with pytest.raises(NmtError, match=r"training loss became inf at step 2; no checkpoint was saved before it") as e:
+    # the step it explodes at depends on the arithmetic (2 or 3 so far); every one comes before the first save
+    with pytest.raises(NmtError, match=r"training loss became inf at step \d; no checkpoint was saved before it") as e:
         train(cfg)
     print(f"NmtError: {e.value}")
     assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()

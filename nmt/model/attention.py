@@ -6,7 +6,8 @@ An attention module
   a tuple of (batch, ...) tensors (projected keys, or nothing). The decoder state holds the cache
   without knowing its contents; beam search reorders it row by row (`DecoderState.select`).
 - scores a query against that cache, `score(query, cache, memory) → (batch, steps, src_len)`; `forward`
-  masks the padding, takes the softmax and the weighted sum of the memory (the same for all).
+  adds the padding bias (`padding_bias`: 0 on real tokens, −inf on padding, made once per batch),
+  takes the softmax and the weighted sum of the memory (the same for all).
 - says which decoder state it reads, `reads_previous_state`: Bahdanau's query is s_{t-1}, before
   the RNN step; Luong's is s_t, after it (the decoder runs the matching recurrence, decoder.py).
 
@@ -47,20 +48,29 @@ class Attention(nn.Module):
         query: torch.Tensor,  # (batch, query_size) or (batch, steps, query_size): top-layer state(s)
         cache: Cache,
         memory: torch.Tensor,  # (batch, src_len, key_size): the encoder states
-        mask: torch.Tensor,  # (batch, src_len): True on real source tokens
+        bias: torch.Tensor,  # (batch, src_len): 0 on real source tokens, -inf on padding (`padding_bias`)
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The context (batch[, steps], key_size) and the weights (batch[, steps], src_len), exactly 0
         on padding. A query of several steps is scored in one go (the decoder's sequence unroll)."""
         one_step = query.dim() == 2
         scores = self.score(query.unsqueeze(1) if one_step else query, cache, memory)  # (batch, steps, src_len)
-        context, weights = self.weigh(scores, memory, mask)
+        context, weights = self.weigh(scores, memory, bias)
         return (context.squeeze(1), weights.squeeze(1)) if one_step else (context, weights)
 
     @staticmethod
-    def weigh(scores: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Masked softmax over (batch, steps, src_len) scores, and the contexts (batch, steps, key_size)."""
-        weights = torch.softmax(scores.masked_fill(~mask.unsqueeze(1), float("-inf")), dim=-1)
+    def weigh(scores: torch.Tensor, memory: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Softmax over (batch, steps, src_len) scores with padding biased out, and the contexts
+        (batch, steps, key_size)."""
+        weights = torch.softmax(scores + bias.unsqueeze(1).to(scores.dtype), dim=-1)
         return torch.bmm(weights, memory), weights
+
+
+def padding_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """mask (batch, src_len), True on real source tokens → a bias (batch, src_len) of 0 there and −inf
+    on padding. Added to the scores before the softmax it gives the same weights as masking them
+    (exactly 0 on padding), and made once per batch it saves every decoder step a masked_fill and its
+    backward."""
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
 
 
 class BahdanauAttention(Attention):

@@ -42,8 +42,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nmt.model.attention import make_attention
+from nmt.model.attention import make_attention, padding_bias
 from nmt.model.cells import make_rnn, run_rnn, states_per_layer
+from nmt.model.dropout import Dropout
 from nmt.model.fused import FUSED_SUPPORTS, fused_supports, fused_unroll
 from nmt.model.state import DecoderState, RnnState
 
@@ -73,7 +74,7 @@ class Decoder(nn.Module):
         self.bridge = nn.Linear(memory_size, self.states_per_layer * num_layers * hidden_size)
         readout_input = hidden_size + memory_size + (emb_size if self.attend_first else 0)
         self.readout = nn.Linear(readout_input, emb_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     @property
     def unroll_path(self) -> str:
@@ -102,7 +103,8 @@ class Decoder(nn.Module):
         states = states.view(batch, self.states_per_layer * layers, self.hidden_size).transpose(0, 1).contiguous()
         hidden, cell = (states[:layers], states[layers:]) if self.states_per_layer == 2 else (states, None)
         feed = final.new_zeros(batch, self.emb_size) if self.input_feeding else None  # o_0
-        return DecoderState(hidden, memory, mask, self.attention.precompute(memory), cell, feed)
+        bias = padding_bias(mask, memory.dtype)  # (batch, src_len)
+        return DecoderState(hidden, memory, bias, self.attention.precompute(memory), cell, feed)
 
     def _rnn_input(self, prev_emb: torch.Tensor, context: torch.Tensor | None, state: DecoderState) -> torch.Tensor:
         inputs = [prev_emb] if context is None else [prev_emb, context]
@@ -112,15 +114,15 @@ class Decoder(nn.Module):
         self, prev_emb: torch.Tensor, state: DecoderState
     ) -> tuple[torch.Tensor, torch.Tensor, RnnState, torch.Tensor]:
         """One step of the recurrence: (s_t, c_t, the RNN's new state, attention weights)."""
-        memory, cache, mask = state.memory, state.attention_cache, state.mask
+        memory, cache, bias = state.memory, state.attention_cache, state.padding_bias
         if self.attend_first:  # Bahdanau: attend with s_{t-1}, then step
-            context, weights = self.attention(state.hidden[-1], cache, memory, mask)
+            context, weights = self.attention(state.hidden[-1], cache, memory, bias)
             out, rnn_state = run_rnn(self.rnn, self._rnn_input(prev_emb, context, state).unsqueeze(1), state.rnn_state)
             return out.squeeze(1), context, rnn_state, weights
         # Luong: step, then attend with s_t
         out, rnn_state = run_rnn(self.rnn, self._rnn_input(prev_emb, None, state).unsqueeze(1), state.rnn_state)
         s = out.squeeze(1)  # (batch, hidden)
-        context, weights = self.attention(s, cache, memory, mask)
+        context, weights = self.attention(s, cache, memory, bias)
         return s, context, rnn_state, weights
 
     def _output(self, s: torch.Tensor, context: torch.Tensor, prev_emb: torch.Tensor) -> torch.Tensor:
@@ -150,7 +152,7 @@ class Decoder(nn.Module):
             states, contexts, attention, o = fused_unroll(self.rnn, self.attention, tgt_emb, state, readout)
         elif path == "sequence":
             states, _ = run_rnn(self.rnn, tgt_emb, state.rnn_state)  # (batch, tgt_len, hidden): every s_t at once
-            contexts, attention = self.attention(states, state.attention_cache, state.memory, state.mask)
+            contexts, attention = self.attention(states, state.attention_cache, state.memory, state.padding_bias)
             o = None
         else:
             states, contexts, attention, o = self._unroll(tgt_emb, state)

@@ -13,10 +13,13 @@ the recurrence taken out of the loop (gate order r, z, n, as nn.GRU):
    W_hh s_{t-1} + b_hh: one matmul with [W_q ; W_hh] gives both.
 3. The weight gradients of the loop's two matmuls are computed once for all steps
    (`_WeightGradOnce`) instead of once a step.
+4. So is the encoder memory's gradient from the contexts c_t = a_t H (`_MemoryGradOnce`): one
+   batched matmul Aᵀ G over all steps instead of T outer products a_tᵀ g_t of the memory's size,
+   each cast and accumulated.
 
-Why it is exact: 1 and 2 regroup the same products (a matmul's rows are independent), and 3 is
-the linearity of the gradient, dL/dW = Σ_t g_tᵀ x_t, summed by one matmul instead of T small ones
-and T accumulations. Only the order of floating-point sums changes, so the two paths agree up to
+Why it is exact: 1 and 2 regroup the same products (a matmul's rows are independent), and 3 and 4
+are the linearity of the gradient, dL/dW = Σ_t g_tᵀ x_t, summed by one matmul instead of T small
+ones and T accumulations. Only the order of floating-point sums changes, so the two paths agree up to
 rounding (tests/test_fused.py holds them equal, outputs and gradients). Both paths use the same
 modules (the decoder's `nn.GRU` and attention), so the parameters and the state-dict keys are the
 same: a checkpoint loads either way.
@@ -55,19 +58,48 @@ class _WeightGradOnce(torch.autograd.Function):
     is g_t, the gradient of that step's matmul output, which is all W's gradient needs."""
 
     @staticmethod
-    def forward(ctx: Any, weight: torch.Tensor, inputs: list[torch.Tensor], steps: torch.Size) -> torch.Tensor:
+    def forward(ctx: Any, weight: torch.Tensor, inputs: list[torch.Tensor], steps: tuple[int, int]) -> torch.Tensor:
         ctx.inputs, ctx.weight_dtype = inputs, weight.dtype
-        # under autocast the loop's matmuls give the autocast dtype (bf16/fp16): the zeros match it,
-        # so adding them changes no dtype, and their gradient arrives in that dtype
-        device = weight.device.type
-        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
-        return weight.new_zeros(*steps, weight.size(0), dtype=dtype)
+        # weight (..., out, in) → zeros (..., batch, steps, out)
+        return weight.new_zeros(*weight.shape[:-2], *steps, weight.size(-2), dtype=_loop_dtype(weight))
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        x = torch.stack(ctx.inputs, 1).to(grad.dtype)  # (batch, steps, in)
+        # leading dims (...): none for one weight (out, in); (2,) for fused_encoder.py's two directions
+        x = torch.stack(ctx.inputs, -2).to(grad.dtype)  # (..., batch, steps, in)
         # as autocast's own matmul backward: the product in the low dtype, the gradient in W's dtype
-        return (grad.flatten(0, 1).t() @ x.flatten(0, 1)).to(ctx.weight_dtype), None, None  # (out, in)
+        dw = grad.flatten(-3, -2).transpose(-1, -2) @ x.flatten(-3, -2)  # (..., out, in)
+        return dw.to(ctx.weight_dtype), None, None
+
+
+class _MemoryGradOnce(torch.autograd.Function):
+    """Zeros (batch, steps, memory) to add to the contexts c_t = a_t H of a loop that reads a
+    detached memory H: their backward gives H its gradient of all steps in one batched matmul,
+    Σ_t a_tᵀ g_t = Aᵀ G, from the attention weights a_t (detached) that the loop appends to
+    `weights` (as `_WeightGradOnce`, per sentence)."""
+
+    @staticmethod
+    def forward(ctx: Any, memory: torch.Tensor, weights: list[torch.Tensor], steps: torch.Size) -> torch.Tensor:
+        ctx.weights, ctx.memory_dtype = weights, memory.dtype
+        return memory.new_zeros(*steps, memory.size(-1), dtype=_loop_dtype(memory))
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        a = torch.stack(ctx.weights, 1).to(grad.dtype)  # (batch, steps, src_len)
+        return torch.bmm(a.transpose(1, 2), grad).to(ctx.memory_dtype), None, None  # (batch, src_len, memory)
+
+
+def _loop_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype of the loop's matmul outputs: autocast's where it is on (bf16/fp16), else x's. The
+    zeros of the two functions above are made in it, so adding them changes no dtype, and their
+    gradient arrives in it."""
+    device = x.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+
+
+def _fixed(x: torch.Tensor) -> torch.Tensor:
+    """`x` detached, in the dtype the loop's matmuls run in (`_loop_dtype`): cast once, not at every step."""
+    return x.detach().to(_loop_dtype(x))
 
 
 def fused_unroll(
@@ -97,24 +129,35 @@ def fused_unroll(
     ctx_inputs: list[torch.Tensor] = []  # c_t (and o_{t-1}) of every step
     steps = tgt_emb.shape[:2]
     zeros_h = _WeightGradOnce.apply(w_h, h_inputs, steps)  # (batch, tgt_len, attn + 3*hidden)
+    # b_h joins those zeros once for all steps, in their dtype: one broadcast add, and one sum for
+    # its gradient, instead of a bias (and under autocast a cast of it) in every step's matmul
+    bias_h = zeros_h + b_h.to(zeros_h.dtype)  # (batch, tgt_len, attn + 3*hidden)
     zeros_ctx = _WeightGradOnce.apply(w_ctx, ctx_inputs, steps)  # (batch, tgt_len, 3*hidden)
-    w_h_fixed, w_ctx_fixed = w_h.detach(), w_ctx.detach()
+    # under autocast the detached weights are cast to its dtype here, once: autocast would cast
+    # them at every step (it caches the casts of parameters only, and these are slices and a cat)
+    w_h_fixed, w_ctx_fixed = _fixed(w_h), _fixed(w_ctx)
+    # the contexts read a detached memory; its gradient comes from these zeros (see _MemoryGradOnce)
+    weights_of_steps: list[torch.Tensor] = []  # a_t of every step, filled by the loop
+    zeros_mem = _MemoryGradOnce.apply(state.memory, weights_of_steps, steps)  # (batch, tgt_len, memory)
+    memory_fixed = _fixed(state.memory)  # (batch, src_len, memory)
     if readout is not None:
         layer, dropout = readout
         out_inputs: list[torch.Tensor] = []  # dropout([s_t ; c_t ; emb(y_{t-1})]) of every step
         zeros_out = _WeightGradOnce.apply(layer.weight, out_inputs, steps).unbind(1)  # (batch, emb) a step
-        w_out_fixed, feed = layer.weight.detach(), state.feed
+        w_out_fixed, feed = _fixed(layer.weight), state.feed
     states, contexts, attention, outputs = [], [], [], []
     # unbind, not [:, t]: one backward for all steps (a slice's would fill a whole zero tensor)
-    for t, (emb_t, gates_emb_t, zero_h, zero_ctx) in enumerate(
-        zip(tgt_emb.unbind(1), gates_emb.unbind(1), zeros_h.unbind(1), zeros_ctx.unbind(1))
+    for t, (emb_t, gates_emb_t, bias_t, zero_ctx, zero_mem) in enumerate(
+        zip(tgt_emb.unbind(1), gates_emb.unbind(1), bias_h.unbind(1), zeros_ctx.unbind(1), zeros_mem.unbind(1))
     ):
         h_inputs.append(h.detach())
-        hw = F.linear(h, w_h_fixed, b_h) + zero_h  # (batch, attn + 3*hidden)
+        hw = F.linear(h, w_h_fixed) + bias_t  # (batch, attn + 3*hidden)
         query, gh = hw.split([w_h.size(0) - 3 * d, 3 * d], dim=-1)  # (batch, attn), (batch, 3*hidden)
-        context, weights = att.weigh(att.score_projected(query.unsqueeze(1), state.attention_cache), state.memory,
-                                     state.mask)
-        context, weights = context.squeeze(1), weights.squeeze(1)  # (batch, mem), (batch, src_len)
+        context, weights = att.weigh(att.score_projected(query.unsqueeze(1), state.attention_cache), memory_fixed,
+                                     state.padding_bias)
+        weights = weights.squeeze(1)  # (batch, src_len)
+        weights_of_steps.append(weights.detach())
+        context = context.squeeze(1) + zero_mem  # (batch, mem)
         rnn_in = context if readout is None else torch.cat([context, feed], dim=-1)  # (batch, mem[+emb])
         ctx_inputs.append(rnn_in.detach())
         gi = gates_emb_t + F.linear(rnn_in, w_ctx_fixed) + zero_ctx  # (batch, 3*hidden)

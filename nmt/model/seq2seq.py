@@ -8,6 +8,7 @@ from torch import nn
 from nmt.config import ModelConfig
 from nmt.errors import NmtError
 from nmt.model.decoder import Decoder
+from nmt.model.dropout import Dropout
 from nmt.model.embeddings import Embeddings
 from nmt.model.encoder import Encoder
 from nmt.model.state import DecoderState
@@ -38,7 +39,8 @@ class Seq2Seq(nn.Module):
         else:
             self.tgt_embed = Embeddings(tgt_vocab_size, cfg.embedding_size, e.scale, e.freeze_tgt)
         self.encoder = Encoder(
-            cfg.embedding_size, cfg.encoder_hidden_size, cfg.encoder_layers, cfg.dropout, cfg.rnn_type
+            cfg.embedding_size, cfg.encoder_hidden_size, cfg.encoder_layers, cfg.dropout, cfg.rnn_type,
+            fused=cfg.fused_encoder,
         )
         self.decoder = Decoder(
             cfg.embedding_size,
@@ -59,7 +61,7 @@ class Seq2Seq(nn.Module):
             # (a frozen table gets no gradient at all, and a hook on it would be refused)
             if self.tgt_embed.weight.requires_grad:
                 self.tgt_embed.weight.register_hook(lambda g: g.index_fill(0, self._pad_index(g), 0.0))
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
 
     @staticmethod
     def _pad_index(g: torch.Tensor) -> torch.Tensor:
@@ -72,12 +74,16 @@ class Seq2Seq(nn.Module):
         return self.decoder.init_state(memory, final, mask)
 
     def forward(
-        self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor
+        self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor, keep: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher forcing: logits (batch, tgt_len, tgt_vocab) and attention (batch, tgt_len, src_len)."""
+        """Teacher forcing: logits (batch, tgt_len, tgt_vocab) and attention (batch, tgt_len, src_len).
+
+        keep: (batch, tgt_len) bool; where given, the logits of those positions only, (n, tgt_vocab) in
+        row-major order. Training passes its real target tokens: the output layer and the loss are a
+        fifth of a step's work, and none of it is owed to padding."""
         state = self.encode(src, src_lengths)
         o, attention = self.decoder(self.dropout(self.tgt_embed(tgt_in)), state)
-        return self.generator(o), attention
+        return self.generator(o if keep is None else o[keep]), attention
 
     def decode_step(
         self, prev_tokens: torch.Tensor, state: DecoderState

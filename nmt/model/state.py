@@ -22,7 +22,7 @@ class DecoderState:
 
     hidden: torch.Tensor  # (layers, batch, hidden): h
     memory: torch.Tensor  # (batch, src_len, 2*enc_hidden)
-    mask: torch.Tensor  # (batch, src_len): True on real source tokens
+    padding_bias: torch.Tensor  # (batch, src_len): 0 on real source tokens, -inf on padding
     attention_cache: Cache  # each (batch, ...): the attention's precomputed keys, or ()
     cell: torch.Tensor | None = None  # (layers, batch, hidden): an LSTM's c; None for a GRU
     feed: torch.Tensor | None = None  # (batch, emb): the previous output, with input feeding only
@@ -39,7 +39,7 @@ class DecoderState:
         return DecoderState(
             rows(self.hidden, 1),
             rows(self.memory),
-            rows(self.mask),
+            rows(self.padding_bias),
             tuple(rows(x) for x in self.attention_cache),
             rows(self.cell, 1),
             rows(self.feed),
@@ -49,4 +49,4 @@ class DecoderState:
         """The state after one step: the RNN's new state (and the output to feed, with input
         feeding), the same memory and attention cache."""
         hidden, cell = rnn_state if isinstance(rnn_state, tuple) else (rnn_state, None)
-        return DecoderState(hidden, self.memory, self.mask, self.attention_cache, cell, feed)
+        return DecoderState(hidden, self.memory, self.padding_bias, self.attention_cache, cell, feed)
