@@ -19,29 +19,30 @@ from nmt.tokenizer import PAD_ID
 
 
 class _SmoothedCrossEntropy(torch.autograd.Function):
-    """Σ_i w_i [−(1 − ε) log p_{i,t_i} − ε mean_c log p_{i,c}], w_i = 0 on padding: torch's
-    label-smoothed cross-entropy, computed in fp32 whatever the logits' dtype."""
+    """Σ_i over real tokens of −(1 − ε) log p_{i,t_i} − ε mean_c log p_{i,c}: torch's label-smoothed
+    cross-entropy, computed in fp32 whatever the logits' dtype."""
 
     @staticmethod
     def forward(ctx: Any, logits: torch.Tensor, targets: torch.Tensor, eps: float) -> torch.Tensor:
         logp = torch.log_softmax(logits.float(), dim=-1)  # (tokens, vocab); the one pass over the logits
-        weight = (targets != PAD_ID).to(logp.dtype)  # (tokens,)
+        padding = targets == PAD_ID  # (tokens,)
         rows = -logp.gather(1, targets.unsqueeze(1)).squeeze(1)
         if eps:
             rows = (1 - eps) * rows - eps * logp.mean(dim=-1)
-        ctx.save_for_backward(logp, targets, weight)
+        ctx.save_for_backward(logp, targets, padding)
         ctx.eps, ctx.logits_dtype = eps, logits.dtype
-        return (rows * weight).sum()
+        return rows.masked_fill(padding, 0.0).sum()  # padding rows count 0, whatever their logits
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        logp, targets, weight = ctx.saved_tensors
+        logp, targets, padding = ctx.saved_tensors
         eps = ctx.eps
         p = logp.exp()  # softmax, (tokens, vocab): the gradient is p − (1 − ε)·onehot − ε/V
         if eps:
             p.sub_(eps / logp.size(1))
-        p.scatter_add_(1, targets.unsqueeze(1), torch.full_like(weight, eps - 1).unsqueeze(1))
-        p.mul_((grad * weight).unsqueeze(1))
+        p.scatter_add_(1, targets.unsqueeze(1), logp.new_full((len(targets), 1), eps - 1))
+        p.mul_(grad)
+        p[padding] = 0.0  # no gradient from padding
         return p.to(ctx.logits_dtype), None, None
 
 

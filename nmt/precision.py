@@ -15,7 +15,8 @@ faster:
 - the result is cached per machine and model shape (`cache_key`) in `cache_path()`, so repeated
   runs do not pay for it again;
 - the choice is recorded in the run (last.pt), so `--resume` keeps it and a run's results never
-  depend on a re-measurement.
+  depend on a re-measurement (a run from an nmt that recorded nothing keeps that nmt's rule: bf16
+  where the CPU has bf16 units; one that trained in fp16 is measured, as fp16 needs its scaler).
 
 Where there is nothing to choose, nothing is measured: a CPU without bf16 units emulates bf16
 several times slower than fp32 (README), and on CUDA no GPU measured here trained faster in bf16
@@ -41,6 +42,7 @@ from nmt.batching import Batch, BatchStream
 from nmt.checkpoint import atomic_write
 from nmt.config import TrainConfig
 from nmt.cpu import has_bf16_units
+from nmt.errors import NmtError
 from nmt.optim import make_optimizer, update
 from nmt.prepare import user_cache_dir
 
@@ -49,6 +51,11 @@ MEASURED = ("fp32", "bf16")  # what `auto` chooses between
 MEASURE_STEPS = 3  # timed steps per precision, after one warm-up step each
 BUDGET_S = 15.0  # the timed steps stop early once this is spent (the warm-up steps count too)
 CACHE_FILE = "precision.json"
+CACHE_FORMAT = 1
+# part of every cache key: raise it when a change to nmt moves fp32's or bf16's speed, so that
+# measurements made before are not used
+SPEED_VERSION = 1
+LEGACY = "legacy"  # `recorded` of a resumed run whose last.pt predates the recorded precision
 
 
 @dataclass(frozen=True)
@@ -83,10 +90,12 @@ def machine() -> dict[str, Any]:
             "torch": torch.__version__}
 
 
-def cache_key(model_config: Any, vocab: dict[str, int], tc: TrainConfig) -> dict[str, Any]:
-    """The machine and the model's shape: the model section, the vocabulary sizes and the batch size."""
-    return {"machine": machine(), "model": asdict(model_config), "vocab": vocab,
-            "batch": {"batch_size": tc.batch_size, "batch_tokens": tc.batch_tokens}}
+def cache_key(model_config: Any, vocab: dict[str, int], tc: TrainConfig, world_size: int = 1) -> dict[str, Any]:
+    """The machine and the model's shape: the model section, the vocabulary sizes, the batch size
+    and the processes sharing the machine (each rank trains a part of every batch); and
+    `SPEED_VERSION`, nmt's own part."""
+    return {"nmt_speed_version": SPEED_VERSION, "machine": machine(), "model": asdict(model_config), "vocab": vocab,
+            "batch": {"batch_size": tc.batch_size, "batch_tokens": tc.batch_tokens, "world_size": world_size}}
 
 
 def _digest(key: dict[str, Any]) -> str:
@@ -95,41 +104,53 @@ def _digest(key: dict[str, Any]) -> str:
 
 class PrecisionCache:
     """Measurements by `cache_key`, one JSON file that nmt alone writes. A file that cannot be read
-    as one is left as it is: the measurement is then made and not kept (`problem` says why)."""
+    as one is left as it is: the measurement is then made and not kept (`problem` says why), and
+    a file that cannot be written costs the next run a measurement, never the run."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or cache_path()
+        self._path = path
         self.problem: str | None = None
 
-    def _read(self) -> dict[str, Any]:
-        if not self.path.is_file():
+    @property
+    def path(self) -> Path:
+        return self._path or cache_path()  # resolved when used: a run that does not measure never asks
+
+    def _read(self) -> dict[str, Any] | None:
+        """The file's entries ({} when there is no file), or None when it is not a cache nmt wrote."""
+        if not self.path.exists():
             return {}
         try:
-            entries = json.loads(self.path.read_text(encoding="utf-8"))
-            if not isinstance(entries, dict) or entries.get("format") != 1:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if not (isinstance(data, dict) and data.get("format") == CACHE_FORMAT and isinstance(data.get("entries"), dict)
+                    and all(_is_entry(e) for e in data["entries"].values())):
                 raise ValueError("not an nmt precision cache")
-            return entries
-        except (OSError, ValueError) as e:
+            return data["entries"]
+        except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             self.problem = f"{self.path}: not read ({e}); left as it is"
-            return {"unreadable": True}
+            return None
 
     def get(self, key: dict[str, Any]) -> dict[str, Any] | None:
-        return self._read().get("entries", {}).get(_digest(key))
+        return (self._read() or {}).get(_digest(key))
 
     def put(self, key: dict[str, Any], seconds_per_step: dict[str, float], steps: int) -> None:
         entries = self._read()
-        if entries.get("unreadable"):
+        if entries is None:
             return
-        entries.setdefault("format", 1)
-        entries.setdefault("entries", {})[_digest(key)] = {
+        entries[_digest(key)] = {
             "key": key, "seconds_per_step": seconds_per_step, "steps": steps,
             "measured": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-        text = json.dumps(entries, indent=1, sort_keys=True) + "\n"
+        text = json.dumps({"format": CACHE_FORMAT, "entries": entries}, indent=1, sort_keys=True) + "\n"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(self.path, lambda f: f.write(text.encode("utf-8")))
-        except OSError as e:  # a read-only home, say: the run goes on, measured again next time
+        except (OSError, NmtError) as e:  # a read-only home, say: the run goes on, measured again next time
             self.problem = f"{self.path}: not written ({e})"
+
+
+def _is_entry(entry: Any) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("measured"), str) and isinstance(entry.get("steps"), int)
+            and isinstance(entry.get("seconds_per_step"), dict)
+            and all(isinstance(entry["seconds_per_step"].get(p), (int, float)) for p in MEASURED))
 
 
 def time_steps(model: torch.nn.Module, batches: Sequence[Batch], tc: TrainConfig,
@@ -186,11 +207,18 @@ def choose_precision(
     measurements are looked up and kept (None: measure afresh, keep nothing)."""
     if configured != "auto":
         return Choice(configured, "as configured")
-    if recorded in AUTOCAST_DTYPES:
-        return Choice(recorded, "auto: as the run trained before this resume (its last.pt)")
+    units = device.type == "cpu" and has_bf16_units()
+    if recorded in MEASURED:  # (an fp16 run resumed as auto is measured: fp16 needs its scaler)
+        caveat = "" if recorded == "fp32" or units else (
+            f"; this {device.type.upper()} has no bf16 units, so bf16 is slow here: "
+            "set train.precision: fp32 to change it")
+        return Choice(recorded, f"auto: as the run trained before this resume (its last.pt){caveat}")
+    if recorded == LEGACY:  # the rule of the nmt that started the run, which recorded nothing
+        return Choice("bf16" if units else "fp32", "auto: as nmt chose before it measured (bf16 where the CPU has "
+                      "bf16 units), for a run whose last.pt does not say")
     if device.type != "cpu":
         return Choice("fp32", f"auto: {device.type} device, not measured")
-    if not has_bf16_units():
+    if not units:
         return Choice("fp32", "auto: no bf16 units on this CPU (AVX512-BF16 or AMX), not measured")
     k = key() if cache is not None else {}
     hit = cache.get(k) if cache is not None else None

@@ -36,7 +36,7 @@ from nmt.drift import drift_summary
 from nmt.errors import NmtError
 from nmt.model import Seq2Seq, build_model, check_architecture, snapshot_embeddings
 from nmt.optim import LRSchedule, Plateau, make_optimizer, update
-from nmt.precision import AUTOCAST_DTYPES, PrecisionCache, cache_key, choose_precision, time_steps, upcoming_batches
+from nmt.precision import AUTOCAST_DTYPES, LEGACY, PrecisionCache, cache_key, choose_precision, time_steps, upcoming_batches
 from nmt.prepare import prepare
 from nmt.pretrained import apply_pretrained
 from nmt.rundir import NewRun, RunDir, RunLock, start_run_dir
@@ -213,7 +213,8 @@ class Trainer:
         measured by rank 0 on the batches this rank is about to train on, the same for every rank."""
         choice = self.dist.on_main(lambda: choose_precision(
             self.tc.precision, self.device, self.recorded_precision,
-            key=lambda: cache_key(self.cfg.model, {"src": len(self.src_tok), "tgt": len(self.tgt_tok)}, self.tc),
+            key=lambda: cache_key(self.cfg.model, {"src": len(self.src_tok), "tgt": len(self.tgt_tok)}, self.tc,
+                                  self.dist.world_size),
             measure=lambda: time_steps(self.model, upcoming_batches(self.stream, self.device), self.tc),
             cache=PrecisionCache()))
         self.precision, self.autocast_dtype = choice.precision, AUTOCAST_DTYPES[choice.precision]
@@ -346,7 +347,7 @@ class Trainer:
         if self.scaler is not None and t.get("scaler"):
             self.scaler.load_state_dict(t["scaler"])
         self.progress.load_state_dict(t)
-        self.recorded_precision = t.get("precision")  # absent in checkpoints of older nmt
+        self.recorded_precision = t.get("precision", LEGACY)  # absent in checkpoints of older nmt
         self.schedule.load_state_dict(t["schedule"])
         self.stream.load_state_dict(t["stream"])
         ranks = t.get("rng_ranks")

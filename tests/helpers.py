@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import random
 import re
 import shutil
 import signal
@@ -73,6 +74,7 @@ def nmt(*args: str | Path, input: str | bytes | None = None, cwd: Path | None = 
     data = input.encode("utf-8") if isinstance(input, str) else (input or b"")
     streams = (sys.stdin, sys.stdout, sys.stderr)
     saved_env, saved_cwd, threads = dict(os.environ), os.getcwd(), torch.get_num_threads()
+    rng_torch, rng_python = torch.get_rng_state(), random.getstate()  # a run seeds them: not for the next test
     # the wrappers stay referenced here: a collected TextIOWrapper closes its buffer
     wrappers = (io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"),
                 io.TextIOWrapper(stdout, encoding="utf-8", write_through=True),
@@ -84,7 +86,9 @@ def nmt(*args: str | Path, input: str | bytes | None = None, cwd: Path | None = 
         code = main([str(a) for a in args])
     except SystemExit as e:  # argparse's usage errors (2) and --help (0)
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else (print(e.code, file=sys.stderr) or 1))
-    except BaseException:  # noqa: BLE001 (what the interpreter would print, and its exit code)
+    except KeyboardInterrupt:  # main handles the program's own; this one is the test runner's Ctrl-C
+        raise
+    except Exception:  # noqa: BLE001 (what the interpreter would print, and its exit code)
         traceback.print_exc()
         code = 1
     finally:
@@ -95,6 +99,8 @@ def nmt(*args: str | Path, input: str | bytes | None = None, cwd: Path | None = 
         os.environ.clear()
         os.environ.update(saved_env)
         torch.set_num_threads(threads)
+        torch.set_rng_state(rng_torch)
+        random.setstate(rng_python)
     return subprocess.CompletedProcess(["nmt", *map(str, args)], code, stdout.getvalue(), stderr.getvalue())
 
 

@@ -13,8 +13,9 @@ import nmt.precision as precision
 import nmt.trainer as trainer_module
 from helpers import assert_identical, tiny_seq2seq, weights
 from nmt.batching import collate
-from nmt.checkpoint import load_checkpoint
+from nmt.checkpoint import load_checkpoint, save_checkpoint
 from nmt.config import ModelConfig, TrainConfig
+from nmt.errors import NmtError
 from nmt.precision import PrecisionCache, cache_key, choose_precision, time_steps
 from nmt.trainer import train
 
@@ -87,6 +88,51 @@ def test_a_cache_file_nmt_cannot_read_is_left_as_it_is(monkeypatch, tmp_path):
     assert path.read_text(encoding="utf-8") == "my notes\n"
 
 
+@pytest.mark.parametrize("content", ['{"format": 1, "entries": []}', '{"format": 1, "entries": {"k": {"steps": 3}}}'])
+def test_a_cache_file_of_another_shape_is_left_as_it_is(monkeypatch, tmp_path, content):
+    with_units(monkeypatch)
+    path = tmp_path / "p.json"
+    path.write_text(content, encoding="utf-8")
+    choice = choose_precision("auto", CPU, None, lambda: {}, Measure(FP32_FASTER), PrecisionCache(path))
+    assert choice.precision == "fp32" and "not an nmt precision cache" in choice.why
+    assert path.read_text(encoding="utf-8") == content
+
+
+def refused(*args: object) -> None:
+    raise NmtError("/ro/nmt/precision.json: cannot write (Read-only file system)")  # as atomic_write says it
+
+
+@pytest.mark.parametrize("where", ["a file where its folder should be", "a read-only folder"])
+def test_a_cache_nmt_cannot_write_costs_the_next_run_a_measurement_not_this_run(monkeypatch, tmp_path, where):
+    with_units(monkeypatch)
+    if where == "a read-only folder":
+        monkeypatch.setattr(precision, "atomic_write", refused)
+        path = tmp_path / "p.json"
+    else:
+        (tmp_path / "file").write_text("", encoding="utf-8")
+        path = tmp_path / "file" / "p.json"
+    choice = choose_precision("auto", CPU, None, lambda: {}, Measure(BF16_FASTER), PrecisionCache(path))
+    assert choice.precision == "bf16" and f"{path}: not written" in choice.why
+
+
+@pytest.mark.parametrize("recorded, units, want, why", [
+    ("bf16", True, "bf16", "as the run trained before this resume"),
+    ("bf16", False, "bf16", "no bf16 units, so bf16 is slow here: set train.precision: fp32"),
+    ("fp32", True, "fp32", "as the run trained before this resume"),
+    (precision.LEGACY, True, "bf16", "as nmt chose before it measured"),
+    (precision.LEGACY, False, "fp32", "as nmt chose before it measured"),
+])
+def test_a_resumed_run_keeps_what_it_trained_at_without_measuring(monkeypatch, recorded, units, want, why):
+    with_units(monkeypatch, units)
+    choice = choose_precision("auto", CPU, recorded, lambda: {}, never, None)
+    assert choice.precision == want and why in choice.why
+
+
+def test_an_fp16_run_resumed_as_auto_is_measured_fp16_needs_its_scaler(monkeypatch):
+    with_units(monkeypatch)
+    assert choose_precision("auto", CPU, "fp16", lambda: {}, Measure(BF16_FASTER), None).precision == "bf16"
+
+
 def test_measuring_leaves_the_model_and_the_random_streams_as_they_were():
     model = tiny_seq2seq(dropout=0.2)
     g = random.Random(0)
@@ -115,6 +161,19 @@ def test_a_run_records_autos_choice_and_keeps_it_on_resume(make_config, monkeypa
     train(make_config(train={**AUTO, "max_steps": 4}), resume=True)
     assert load_checkpoint(run / "checkpoints" / "last.pt")["trainer"]["precision"] == "bf16"
     assert "precision: bf16 (auto: as the run trained before this resume" in (run / "train.log").read_text()
+
+
+def test_a_run_from_before_the_recorded_precision_resumes_under_the_old_rule(make_config, monkeypatch, tmp_path):
+    with_units(monkeypatch)
+    monkeypatch.setattr(trainer_module, "time_steps", Measure(FP32_FASTER))
+    run = train(make_config(train=AUTO))
+    last = run / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    del state["trainer"]["precision"]  # as nmt wrote it before this key
+    save_checkpoint(last, state)
+    monkeypatch.setattr(trainer_module, "time_steps", never)
+    train(make_config(train={**AUTO, "max_steps": 4}), resume=True)
+    assert "precision: bf16 (auto: as nmt chose before it measured" in (run / "train.log").read_text()
 
 
 def test_measuring_does_not_change_what_the_run_trains(make_config, monkeypatch, tmp_path):

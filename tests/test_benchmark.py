@@ -79,7 +79,10 @@ def test_benchmark_compile_trains_through_torch_compile(tmp_path: Path, make_con
 
 
 def test_benchmark_precision_auto_trains_at_what_auto_picks_here_and_says_so(tmp_path: Path, make_config, tiny_corpus,
-                                                                           capsys) -> None:
+                                                                           capsys, monkeypatch) -> None:
+    import nmt.precision
+
+    monkeypatch.setattr(nmt.precision, "has_bf16_units", lambda: True)  # so that it measures on any CPU
     config = write_yaml(tmp_path / "tiny.yaml", make_config(data={"test": tiny_corpus["dev"]}))
     bench = tmp_path / "bench.json"
     assert load_script("benchmark.py").main([str(config), "--steps", "1", "--warmup", "0", "--decode-sentences", "2",
@@ -87,6 +90,7 @@ def test_benchmark_precision_auto_trains_at_what_auto_picks_here_and_says_so(tmp
     stdout = capsys.readouterr().out
     result = json.loads(bench.read_text(encoding="utf-8"))
     assert result["precision"] == result["auto"]["picked"] in ("fp32", "bf16")
+    assert set(result["auto"]["seconds_per_step"]) == {"fp32", "bf16"} and "measured on" in result["auto"]["why"]
     assert f"precision: {result['precision']} ({result['auto']['why']})" in stdout and "(auto's pick)" in stdout
 
 

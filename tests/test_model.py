@@ -36,14 +36,20 @@ def test_forward_logits_shape(batch):
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
-def test_the_logits_of_the_real_tokens_only_give_the_whole_loss_and_gradients(batch, dropout):
+@pytest.mark.parametrize("arch", [("gru", "bahdanau", False), ("gru", "bahdanau", True), ("lstm", "luong_general", False),
+                                  ("gru", "luong_dot", True)])  # (cell, attention, input feeding)
+def test_the_logits_of_the_real_tokens_only_give_the_whole_loss_and_gradients(batch, dropout, arch):
     # training keeps the output layer and the loss off padding (nmt/optim.py): the same function
     from nmt.loss import translation_loss
 
     real = batch.tgt_out != PAD_ID
+    rnn_type, attention, feeding = arch
     results = []
     for keep in (None, real):
-        model = tiny_model(dropout=dropout).train()
+        torch.manual_seed(0)
+        cfg = ModelConfig(embedding_size=16, encoder_hidden_size=12, decoder_hidden_size=24, attention_size=14,
+                          dropout=dropout, input_feeding=feeding, rnn_type=rnn_type, attention=attention)
+        model = Seq2Seq(cfg, SRC_VOCAB, TGT_VOCAB).train()
         torch.manual_seed(1)  # the same dropout masks
         logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, keep)
         loss = translation_loss(logits, batch.tgt_out if keep is None else batch.tgt_out[keep], 0.1)

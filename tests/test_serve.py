@@ -283,7 +283,11 @@ def test_sigterm_during_a_request_finishes_it_and_exits_0(trained_run):
     t = threading.Thread(target=post)
     t.start()
     # the handshake: the server holds the request (received, not yet answered) when the signal comes
-    until(lambda: httpx.get(f"{url}/v1/info").json()["served"]["received"] == 1, 30, "the request to arrive")
+    def in_flight() -> bool:
+        served = httpx.get(f"{url}/v1/info").json()["served"]
+        return served["received"] - served["requests"] == 1
+
+    until(in_flight, 30, "the request to arrive")
     signalled = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     t.join(60)
