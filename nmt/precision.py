@@ -209,9 +209,8 @@ def choose_precision(
         return Choice(configured, "as configured")
     units = device.type == "cpu" and has_bf16_units()
     if recorded in MEASURED:  # (an fp16 run resumed as auto is measured: fp16 needs its scaler)
-        caveat = "" if recorded == "fp32" or units else (
-            f"; this {device.type.upper()} has no bf16 units, so bf16 is slow here: "
-            "set train.precision: fp32 to change it")
+        caveat = "" if recorded == "fp32" or units or device.type != "cpu" else (
+            "; this CPU has no bf16 units, so bf16 is slow here: set train.precision: fp32 to change it")
         return Choice(recorded, f"auto: as the run trained before this resume (its last.pt){caveat}")
     if recorded == LEGACY:  # the rule of the nmt that started the run, which recorded nothing
         return Choice("bf16" if units else "fp32", "auto: as nmt chose before it measured (bf16 where the CPU has "
