@@ -1,10 +1,13 @@
-"""Tests for nmt/cli.py, through subprocesses: `python -m nmt …` as a user runs it."""
+"""Tests for nmt/cli.py as a user runs it: through `nmt.cli.main(argv)` in this process (helpers' `nmt`),
+and in processes of their own where only a process shows it (the console script, exit codes, the
+prompt on a pseudo-terminal, Ctrl-C)."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +15,20 @@ import pytest
 
 from conftest import DEV_PAIRS, write_lines
 from helpers import ENV, ROOT, assert_error, err, nmt, ok, out
+
+
+# ----------------------------------------------------------------------------- the installed command
+
+
+def test_the_installed_console_script_runs_and_refuses_bad_input_in_one_line(tmp_path):
+    script = Path(sys.executable).parent / "nmt"  # pip install's entry point beside the interpreter
+    if not script.is_file():
+        pytest.skip(f"{script} is not installed (pip install -e . makes it)")
+    proc = subprocess.run([str(script), "--help"], capture_output=True, cwd=tmp_path, env=ENV)
+    assert "train" in ok(proc) and "translate" in out(proc)
+    proc = subprocess.run([str(script), "translate", str(tmp_path / "no_run")], input=b"a\n", capture_output=True,
+                          cwd=tmp_path, env=ENV)
+    assert_error(proc, "no_run")
 
 
 # ----------------------------------------------------------------------------- help
