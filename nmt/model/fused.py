@@ -147,11 +147,15 @@ def fused_unroll(
         w_out_fixed, feed = _fixed(layer.weight), state.feed
     states, contexts, attention, outputs = [], [], [], []
     # unbind, not [:, t]: one backward for all steps (a slice's would fill a whole zero tensor)
-    for t, (emb_t, gates_emb_t, bias_t, zero_ctx, zero_mem) in enumerate(
-        zip(tgt_emb.unbind(1), gates_emb.unbind(1), bias_h.unbind(1), zeros_ctx.unbind(1), zeros_mem.unbind(1))
+    # the input gates' step-independent part and the zeros, added once for all steps: each step's
+    # matmuls then add them in their GEMM (addmm), not in kernels of their own
+    gates_in = gates_emb + zeros_ctx  # (batch, tgt_len, 3*hidden)
+    w_h_fixed, w_ctx_fixed = w_h_fixed.t(), w_ctx_fixed.t()  # (hidden, attn + 3*hidden), (in, 3*hidden)
+    for t, (emb_t, gates_in_t, bias_t, zero_mem) in enumerate(
+        zip(tgt_emb.unbind(1), gates_in.unbind(1), bias_h.unbind(1), zeros_mem.unbind(1))
     ):
         h_inputs.append(h.detach())
-        hw = F.linear(h, w_h_fixed) + bias_t  # (batch, attn + 3*hidden)
+        hw = torch.addmm(bias_t, h, w_h_fixed)  # (batch, attn + 3*hidden)
         query, gh = hw.split([w_h.size(0) - 3 * d, 3 * d], dim=-1)  # (batch, attn), (batch, 3*hidden)
         context, weights = att.weigh(att.score_projected(query.unsqueeze(1), state.attention_cache), memory_fixed,
                                      state.padding_bias)
@@ -160,10 +164,10 @@ def fused_unroll(
         context = context.squeeze(1) + zero_mem  # (batch, mem)
         rnn_in = context if readout is None else torch.cat([context, feed], dim=-1)  # (batch, mem[+emb])
         ctx_inputs.append(rnn_in.detach())
-        gi = gates_emb_t + F.linear(rnn_in, w_ctx_fixed) + zero_ctx  # (batch, 3*hidden)
-        # chunk, not slices: a slice's backward fills a zero tensor of the whole size
-        (gi_r, gi_z, gi_n), (gh_r, gh_z, gh_n) = gi.chunk(3, dim=-1), gh.chunk(3, dim=-1)
-        r, z = torch.sigmoid(gi_r + gh_r), torch.sigmoid(gi_z + gh_z)
+        gi = torch.addmm(gates_in_t, rnn_in, w_ctx_fixed)  # (batch, 3*hidden)
+        # split, not slices: a slice's backward fills a zero tensor of the whole size
+        (gi_rz, gi_n), (gh_rz, gh_n) = gi.split([2 * d, d], dim=-1), gh.split([2 * d, d], dim=-1)
+        r, z = torch.sigmoid(gi_rz + gh_rz).chunk(2, dim=-1)  # the reset and update gates in one kernel
         n = torch.tanh(gi_n + r * gh_n)
         h = n + z * (h - n)  # = (1 - z) * n + z * h
         states.append(h)

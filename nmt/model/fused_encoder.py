@@ -60,16 +60,19 @@ def fused_encode(rnn: nn.GRU, embedded: torch.Tensor, lengths: torch.Tensor) -> 
     b_hh = torch.stack([rnn.bias_hh_l0, rnn.bias_hh_l0_reverse])  # (2, 3*hidden)
     h_inputs: list[torch.Tensor] = []  # h_{t-1} of every step, (2, batch, hidden), filled by the loop
     zeros = _WeightGradOnce.apply(w_hh, h_inputs, (batch, src_len))  # (2, batch, src_len, 3*hidden)
-    bias = zeros + b_hh.to(zeros.dtype)[:, None, None]  # b_hh joins the zeros once for all steps
+    # added once for all steps, then in each step's GEMM (baddbmm): b_hh, and the input gates of r
+    # and z, which enter as gi + gh (n's as gi_n + r * gh_n, so they stay apart)
+    gi_rz, gi_n_all = gates_in.split([2 * d, d], dim=-1)
+    bias = zeros + b_hh.to(zeros.dtype)[:, None, None] + F.pad(gi_rz, (0, d))  # (2, batch, src_len, 3*hidden)
     w_hh_fixed = _fixed(w_hh).transpose(1, 2)  # (2, hidden, 3*hidden)
     valid = (torch.arange(src_len, device=embedded.device) < lengths.unsqueeze(1)).unsqueeze(-1)  # (batch, src_len, 1)
     h = embedded.new_zeros(2, batch, d, dtype=gates_in.dtype)
     outputs = []
-    for gi, bias_t, valid_t in zip(gates_in.unbind(2), bias.unbind(2), valid.unbind(1)):
+    for gi_n, bias_t, valid_t in zip(gi_n_all.unbind(2), bias.unbind(2), valid.unbind(1)):
         h_inputs.append(h.detach())
-        gh = torch.bmm(h, w_hh_fixed) + bias_t  # (2, batch, 3*hidden)
-        (gi_r, gi_z, gi_n), (gh_r, gh_z, gh_n) = gi.chunk(3, dim=-1), gh.chunk(3, dim=-1)
-        r, z = torch.sigmoid(gi_r + gh_r), torch.sigmoid(gi_z + gh_z)
+        g = torch.baddbmm(bias_t, h, w_hh_fixed)  # (2, batch, 3*hidden): [gi_rz + gh_rz ; gh_n]
+        g_rz, gh_n = g.split([2 * d, d], dim=-1)
+        r, z = torch.sigmoid(g_rz).chunk(2, dim=-1)
         n = torch.tanh(gi_n + r * gh_n)
         new = n + z * (h - n)  # (2, batch, hidden)
         h = torch.where(valid_t, new, h)  # a finished sentence keeps its last state
