@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from nmt.batching import Batch
 from nmt.tokenizer import PAD_ID
 
 
@@ -44,6 +45,14 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
         p.mul_(grad)
         p[padding] = 0.0  # no gradient from padding
         return p.to(ctx.logits_dtype), None, None
+
+
+def batch_loss(model: torch.nn.Module, batch: Batch, label_smoothing: float) -> torch.Tensor:
+    """A batch's summed loss under teacher forcing, from the logits of its real target tokens only:
+    the output layer and the loss are a fifth of a training step, and padding owes them nothing."""
+    real = batch.tgt_out != PAD_ID  # (batch, tgt_len)
+    logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, real)  # (tokens, tgt_vocab)
+    return translation_loss(logits, batch.tgt_out[real], label_smoothing)
 
 
 def translation_loss(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float,

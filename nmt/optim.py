@@ -13,8 +13,7 @@ import torch
 
 from nmt.batching import Batch
 from nmt.config import TrainConfig
-from nmt.loss import translation_loss
-from nmt.tokenizer import PAD_ID
+from nmt.loss import batch_loss
 
 
 class Plateau:
@@ -129,10 +128,8 @@ def update(
     model.train()
     for group in optimizer.param_groups:
         group["lr"] = lr
-    real = batch.tgt_out != PAD_ID  # (batch, tgt_len): logits and loss of the real target tokens only
     with torch.autocast(batch.src.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, real)  # (tokens, tgt_vocab)
-        loss = translation_loss(logits, batch.tgt_out[real], tc.label_smoothing)  # in fp32 (nmt/loss.py)
+        loss = batch_loss(model, batch, tc.label_smoothing)  # in fp32 (nmt/loss.py)
     norm = batch.norm_tokens if batch.norm_tokens is not None else batch.n_tgt_tokens
     optimizer.zero_grad(set_to_none=True)
     # every rank runs backward, even on a bad loss: DDP's gradient all-reduce needs them all

@@ -164,7 +164,7 @@ def time_steps(model: torch.nn.Module, batches: Sequence[Batch], tc: TrainConfig
         trial = copy.deepcopy(model)
         optimizer = make_optimizer(trial, tc)
         start = time.perf_counter()
-        for i, batch in enumerate(batches[: MEASURE_STEPS + 1]):
+        for i, batch in enumerate(batches):
             order = MEASURED if i % 2 == 0 else MEASURED[::-1]  # neither always goes first
             for precision in order:
                 t0 = time.perf_counter()

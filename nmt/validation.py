@@ -15,10 +15,10 @@ from nmt.batching import eval_batches
 from nmt.config import DecodeConfig
 from nmt.data import DevSet
 from nmt.evaluate import Scores, score
-from nmt.loss import translation_loss
+from nmt.loss import batch_loss
 from nmt.model import Seq2Seq
 from nmt.search import Hypothesis, decode
-from nmt.tokenizer import PAD_ID, Tokenizer
+from nmt.tokenizer import Tokenizer
 
 
 @dataclass
@@ -50,9 +50,7 @@ def validate(model: Seq2Seq, dev: DevSet, tgt_tok: Tokenizer, decode: DecodeConf
     nll, n_tokens = 0.0, 0
     for batch in eval_batches(dev.src_ids, dev.tgt_ids, decode.batch_size):
         batch = batch.to(device)
-        real = batch.tgt_out != PAD_ID  # the logits of real target tokens only, as in training
-        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, real)
-        nll += translation_loss(logits, batch.tgt_out[real], 0.0).item()
+        nll += batch_loss(model, batch, 0.0).item()
         n_tokens += batch.n_tgt_tokens
     hypotheses = [tgt_tok.decode(h.tokens) for h in greedy_decode(model, dev.src_ids, decode, device)]
     return ValidationResult(nll / n_tokens, score(hypotheses, dev.references), time.time() - t0)

@@ -42,12 +42,12 @@ class Encoder(nn.Module):
     def forward(self, embedded: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # embedded: (batch, src_len, emb); lengths: (batch,) on the CPU
         if self.training and self.takes_fused:
-            outputs, h_n = fused_encode(self.rnn, embedded, lengths)  # (batch, src_len, 2*hidden), (2, batch, hidden)
-            return outputs, torch.cat([h_n[-2], h_n[-1]], dim=-1)
-        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        packed_out, last = run_rnn(self.rnn, packed)  # GRU: h_n; LSTM: (h_n, c_n)
-        h_n = last[0] if isinstance(last, tuple) else last  # (2*layers, batch, hidden), in input order
-        outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=embedded.size(1))
+            outputs, h_n = fused_encode(self.rnn, embedded, lengths)  # (2, batch, hidden): fwd, bwd
+        else:
+            packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed_out, last = run_rnn(self.rnn, packed)  # GRU: h_n; LSTM: (h_n, c_n)
+            h_n = last[0] if isinstance(last, tuple) else last  # (2*layers, batch, hidden), in input order
+            outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=embedded.size(1))
         # outputs: (batch, src_len, 2*hidden), zeros on padding
         final = torch.cat([h_n[-2], h_n[-1]], dim=-1)  # (batch, 2*hidden): top layer, fwd ‖ bwd
         return outputs, final

@@ -79,7 +79,7 @@ class _MemoryGradOnce(torch.autograd.Function):
     `weights` (as `_WeightGradOnce`, per sentence)."""
 
     @staticmethod
-    def forward(ctx: Any, memory: torch.Tensor, weights: list[torch.Tensor], steps: torch.Size) -> torch.Tensor:
+    def forward(ctx: Any, memory: torch.Tensor, weights: list[torch.Tensor], steps: tuple[int, int]) -> torch.Tensor:
         ctx.weights, ctx.memory_dtype = weights, memory.dtype
         return memory.new_zeros(*steps, memory.size(-1), dtype=_loop_dtype(memory))
 
@@ -135,7 +135,7 @@ def fused_unroll(
     zeros_ctx = _WeightGradOnce.apply(w_ctx, ctx_inputs, steps)  # (batch, tgt_len, 3*hidden)
     # under autocast the detached weights are cast to its dtype here, once: autocast would cast
     # them at every step (it caches the casts of parameters only, and these are slices and a cat)
-    w_h_fixed, w_ctx_fixed = _fixed(w_h), _fixed(w_ctx)
+    w_h_fixed, w_ctx_fixed = _fixed(w_h).t(), _fixed(w_ctx).t()  # (hidden, attn + 3*hidden), (in, 3*hidden)
     # the contexts read a detached memory; its gradient comes from these zeros (see _MemoryGradOnce)
     weights_of_steps: list[torch.Tensor] = []  # a_t of every step, filled by the loop
     zeros_mem = _MemoryGradOnce.apply(state.memory, weights_of_steps, steps)  # (batch, tgt_len, memory)
@@ -150,7 +150,6 @@ def fused_unroll(
     # the input gates' step-independent part and the zeros, added once for all steps: each step's
     # matmuls then add them in their GEMM (addmm), not in kernels of their own
     gates_in = gates_emb + zeros_ctx  # (batch, tgt_len, 3*hidden)
-    w_h_fixed, w_ctx_fixed = w_h_fixed.t(), w_ctx_fixed.t()  # (hidden, attn + 3*hidden), (in, 3*hidden)
     for t, (emb_t, gates_in_t, bias_t, zero_mem) in enumerate(
         zip(tgt_emb.unbind(1), gates_in.unbind(1), bias_h.unbind(1), zeros_mem.unbind(1))
     ):
