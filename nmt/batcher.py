@@ -29,7 +29,7 @@ class QueueFull(Exception):
 @dataclass
 class Job:
     sentences: list[str]
-    options: Any  # nmt.decode_options.DecodeOptions (frozen, so it can be compared and hashed)
+    options: Any  # nmt_runtime.decode_options.DecodeOptions (frozen, so it can be compared and hashed)
     attention: bool
     future: Future = field(default_factory=Future)
 

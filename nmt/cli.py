@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nmt.batcher import Batching  # the standard library only: the help costs no torch import
-from nmt.decode_options import STRATEGIES  # likewise
+from nmt_runtime.decode_options import STRATEGIES  # likewise
 from nmt.errors import NmtError
 
 QUANTIZE_CHOICES = ["none", "int8"]  # nmt.translate.QUANTIZE_CHOICES, not imported here: it loads torch

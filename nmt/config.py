@@ -19,7 +19,7 @@ from typing import Any, Literal, Optional
 import yaml
 
 from nmt.corpus_formats import FORMAT_NAMES, FORMATS
-from nmt.decode_options import DecodeOptionError, DecodeOptions
+from nmt_runtime.decode_options import DecodeOptionError, DecodeOptions
 from nmt.errors import NmtError
 from nmt.files import read_text
 
@@ -178,7 +178,7 @@ class TrainConfig:
 
 @dataclass
 class DecodeConfig:
-    """The run's decode defaults. The options are checked by `DecodeOptions` (nmt/decode_options.py,
+    """The run's decode defaults. The options are checked by `DecodeOptions` (runtime/nmt_runtime/decode_options.py,
     which says what each means), so the config, the CLI, the HTTP API and Python refuse a bad value
     with one message; `beam_size` is the option `beam`."""
 

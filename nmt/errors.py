@@ -1,9 +1,6 @@
-"""The one exception type for the user's mistakes."""
+"""The one exception type for the user's mistakes: nmt_runtime's (the lower layer, runtime/), so
+that an `except NmtError` catches the runtime's refusals and nmt's alike."""
 
+from nmt_runtime.errors import NmtError
 
-class NmtError(Exception):
-    """A problem with the user's input (config, corpus, checkpoint, arguments).
-
-    The message is one line that names the file, line or key and says what to do.
-    The CLI prints it and exits with code 2; anything else is a bug.
-    """
+__all__ = ["NmtError"]

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from sacrebleu.metrics import BLEU, CHRF
 
 from nmt.corpus import load_corpus, read_lines
-from nmt.decode_options import DecodeOptions
+from nmt_runtime.decode_options import DecodeOptions
 from nmt.errors import NmtError
 from nmt.translate import Translator
 

@@ -63,7 +63,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from nmt.batching import eval_batches
-from nmt.decode_options import DecodeOptions
+from nmt_runtime.decode_options import DecodeOptions
 from nmt.ensemble import Ensemble
 from nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID
 

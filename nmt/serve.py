@@ -13,7 +13,7 @@ in flight finish, and exits 0.
     GET  /v1/info             languages, vocabularies, checkpoint, step, dev score, settings
     GET  /v1/embeddings/neighbors?word=...&side=src|tgt&k=10&checkpoint=init|best|last
     GET  /health
-    GET  /                    the page (nmt/web/)
+    GET  /                    the page (runtime/nmt_runtime/web/)
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+
+import nmt_runtime
 
 from nmt.batcher import Batching, DynamicBatcher, QueueFull
 from nmt.checkpoint import load_checkpoint
@@ -50,7 +52,7 @@ except ImportError:  # the optional `serve` extra; cli.py says how to install it
     raise NmtError("nmt serve needs FastAPI and uvicorn: pip install 'nmt[serve]' "
                    "(or: pip install fastapi uvicorn)") from None
 
-WEB = Path(__file__).resolve().parent / "web"
+WEB = Path(nmt_runtime.__file__).resolve().parent / "web"
 CHECKPOINTS = ("init", "best", "last")  # the tables /v1/embeddings/neighbors can read
 
 
@@ -68,7 +70,7 @@ class Limits:
 
 class TranslateRequest(BaseModel):
     """POST /v1/translate. Each decode option left out takes the server's default (`nmt serve`'s
-    flags, else the run's decode.*); DecodeOptions (nmt/decode_options.py) checks the values."""
+    flags, else the run's decode.*); DecodeOptions (runtime/nmt_runtime/decode_options.py) checks the values."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     text: list[str]

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from nmt.config import Config
-from nmt.decode_options import DecodeOptions
+from nmt_runtime.decode_options import DecodeOptions
 from nmt.cpu import flush_denormals
 from nmt.errors import NmtError
 from nmt.model import Seq2Seq, load_model

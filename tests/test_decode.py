@@ -1,4 +1,4 @@
-"""Tests for the one decoding path (nmt/search.py `decode`, nmt/decode_options.py, nmt/ensemble.py):
+"""Tests for the one decoding path (nmt/search.py `decode`, runtime/nmt_runtime/decode_options.py, nmt/ensemble.py):
 strategies, n-gram blocking, minimum length, ensembles, batch invariance, and the same refusal
 from every front end."""
 
@@ -19,7 +19,7 @@ from helpers import TINY_TGT_VOCAB, random_sources, tiny_seq2seq, write_yaml
 from nmt.cli import main
 from nmt.config import DecodeConfig
 from nmt.data import DevSet
-from nmt.decode_options import DecodeOptionError, DecodeOptions
+from nmt_runtime.decode_options import DecodeOptionError, DecodeOptions
 from nmt.ensemble import Ensemble
 from nmt.errors import NmtError
 from nmt.evaluate import hypotheses_name, score

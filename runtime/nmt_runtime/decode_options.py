@@ -30,7 +30,7 @@ import numbers
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
-from nmt.errors import NmtError
+from nmt_runtime.errors import NmtError
 
 STRATEGIES = ("beam", "greedy", "sample")
 
