@@ -8,7 +8,6 @@ exactly the steps one process takes with N times the budget, without talking to 
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Iterator, Protocol, Sequence
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from nmt.sampling import SubwordSampler
+from nmt_runtime.batches import make_batches, pad_ids
 from nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 Example = tuple[list[int], list[int]]  # (source ids, target ids), no specials
@@ -66,12 +66,7 @@ class Batch:
 
 
 def _pad(seqs: Sequence[list[int]]) -> torch.Tensor:
-    lengths = np.array([len(s) for s in seqs])
-    out = np.full((len(seqs), int(lengths.max())), PAD_ID, dtype=np.int64)
-    # row-major: the mask's True cells, in order, are the sentences one after the other
-    out[np.arange(out.shape[1]) < lengths[:, None]] = np.fromiter(
-        itertools.chain.from_iterable(seqs), dtype=np.int64, count=int(lengths.sum()))
-    return torch.from_numpy(out)
+    return torch.from_numpy(pad_ids(seqs))
 
 
 def collate(
@@ -89,32 +84,6 @@ def collate(
         _pad([t + [EOS_ID] for t in tgt]),
         indices,
     )
-
-
-def make_batches(
-    lengths: Sequence[int], batch_tokens: int, batch_size: int, order: Sequence[int]
-) -> list[list[int]]:
-    """Cut `order` (indices, already in the wanted order) into batches under the budgets.
-
-    A batch holds at most `batch_size` sentences and at most `batch_tokens` padded tokens
-    (sentences × the longest length in the batch). A single sentence over budget still gets a
-    batch of its own.
-    """
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for i in order:
-        n = lengths[i]
-        if current and (
-            len(current) + 1 > batch_size or max(longest, n) * (len(current) + 1) > batch_tokens
-        ):
-            batches.append(current)
-            current, longest = [], 0
-        current.append(i)
-        longest = max(longest, n)
-    if current:
-        batches.append(current)
-    return batches
 
 
 class Pairs(Protocol):

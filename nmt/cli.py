@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from nmt.batcher import Batching  # the standard library only: the help costs no torch import
-from nmt_runtime.decode_options import STRATEGIES  # likewise
 from nmt.errors import NmtError
+from nmt_runtime.cli import FILTER_HELP, LENGTH_PENALTY_HELP, add_decode_options, decode_given  # likewise
 
 QUANTIZE_CHOICES = ["none", "int8"]  # nmt.translate.QUANTIZE_CHOICES, not imported here: it loads torch
 
@@ -43,14 +43,7 @@ old complete copy or none. An edited corpus or other tokenizer settings get a ne
 old ones stay until you delete them. Ctrl-C stops it (exit 130) with nothing torn.
 """
 
-EPILOG_TRANSLATE = """\
-On a terminal this is an interactive prompt: line editing and history (readline: arrows, Ctrl-R),
-the translation (with --nbest N, the N best with their scores) and the time it took; Ctrl-D
-leaves (exit 0), Ctrl-C too (exit 130). On a pipe or with --input it is a filter: exactly one
-output line per input line, an empty line for an empty one, so outputs stay aligned with inputs.
-With --nbest N, the N translations of a line are printed tab-separated as "score<TAB>translation"
-pairs on that line.
-
+EPILOG_TRANSLATE = FILTER_HELP + """
 examples:
   nmt translate runs/toy
   nmt translate runs/toy --beam 5 --nbest 3        prompt with the 3 best translations
@@ -59,6 +52,7 @@ examples:
   nmt translate runs/toy --checkpoint averaged     the weights made by nmt average
   nmt translate runs/toy --strategy sample --nbest 3 --seed 1      three samples a sentence, reproducible
   nmt translate runs/a --ensemble runs/b runs/c:averaged           three runs decoding as one
+  nmt translate toy-export                          an export folder of nmt export (onnxruntime)
 """
 
 EPILOG_SERVE = """\
@@ -100,11 +94,14 @@ examples:
 QUANTIZE_HELP = ("none (default) or int8: dynamic int8 weights for Linear, GRU and LSTM layers on CPU; "
                  "faster, BLEU may drop slightly")
 
-LENGTH_PENALTY_HELP = ("GNMT's length penalty: beam scores are divided by ((5 + length) / 6)**ALPHA (default: "
-                       "the run's decode.length_penalty; 0 = none, larger favours longer translations)")
-
 CHECKPOINT_HELP = ("'best' (default), 'last', 'averaged' (made by nmt average), 'step_N' (kept by "
                    "train.keep_checkpoints) or a checkpoint path")
+
+ENSEMBLE_HELP = ("decode with these runs too, combining their next-token distributions (log of the mean "
+                 "probability); RUN:averaged (best, last, step_N) names a checkpoint; the tokenizers must be "
+                 "the same files (export folders: with export folders only)")
+
+RUN_HELP = "run directory, or an export folder made by nmt export (decoded with onnxruntime)"
 
 
 EPILOG_EMBEDDINGS = """\
@@ -182,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(BLEU, 13a tokenizer, cased; chrF), print the scores with their "
                                    "signatures and write the hypotheses to a file. Without --src/--ref, "
                                    "use the test set named in the run's config (data.test).")
-    p.add_argument("run", help="run directory (the run.dir of a training config)")
+    p.add_argument("run", help="run directory (the run.dir of a training config), or an export folder of nmt export")
     p.add_argument("--src", default=None, help="source sentences, one a line (default: the run's data.test)")
     p.add_argument("--ref", default=None, help="reference translations, one a line, aligned with --src")
     p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
@@ -191,13 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "--strategy sample, the decoding flags given (SRC.beamK.lpALPHA.hyp), --ensemble "
                         "(.ensN) and --quantize int8 (.int8), so another setting does not replace it)")
     p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none", help=QUANTIZE_HELP)
-    _add_decode_options(p, nbest=False)
+    add_decode_options(p, nbest=False, ensemble_help=ENSEMBLE_HELP)
     _add_debug(p)
 
     p = sub.add_parser("translate", help="translate at a prompt, or filter lines from stdin/--input",
                        description="Translate sentences with a trained run.", epilog=EPILOG_TRANSLATE,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", help="run directory")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--input", default=None, help="read sentences from this file instead of stdin")
     p.add_argument("--output", default=None, help="write translations to this file instead of stdout")
     p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
@@ -206,19 +203,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attention-plots", metavar="DIR", default=None,
                    help="write one attention heatmap PNG per sentence into DIR (0001.png, … in input order; "
                         "needs matplotlib; with --ensemble, the mean of the members' weights)")
-    _add_decode_options(p)
+    add_decode_options(p, ensemble_help=ENSEMBLE_HELP)
     _add_debug(p)
 
     p = sub.add_parser("serve", help="a JSON API and a web page for a trained run (needs the serve extra)",
                        description="Serve a trained run over HTTP: POST /v1/translate, GET /v1/info, "
                                    "GET /v1/embeddings/neighbors, GET /health, the page at /, API docs at /docs.",
                        epilog=EPILOG_SERVE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", help="run directory")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one, printed)")
     p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
     p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none", help=QUANTIZE_HELP)
-    _add_decode_options(p, what="the defaults of requests, which may choose their own")
+    add_decode_options(p, what="the defaults of requests, which may choose their own", ensemble_help=ENSEMBLE_HELP)
     g = p.add_argument_group("dynamic batching")
     g.add_argument("--max-batch", type=int, default=Batching.max_batch,
                    help=f"sentences decoded together at most (default {Batching.max_batch})")
@@ -376,46 +373,6 @@ def _add_embeddings_parser(sub: argparse._SubParsersAction) -> None:
     _add_debug(a)
 
 
-def _add_decode_options(p: argparse.ArgumentParser, nbest: bool = True, what: str = "") -> None:
-    """The decoding flags of evaluate, translate and serve: DecodeOptions' names with dashes. Each
-    defaults to the run's decode.* key; the ranges are checked by DecodeOptions, as for the config,
-    the HTTP API and Python."""
-    g = p.add_argument_group("decoding (default: the run's decode.* keys" + (f"; {what}" if what else "") + ")")
-    g.add_argument("--strategy", choices=STRATEGIES, default=None,
-                   help="beam search, greedy (beam 1) or sample (temperature, top-k, top-p; N samples with --nbest)")
-    g.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy)")
-    if nbest:
-        g.add_argument("--nbest", type=int, default=None, metavar="N",
-                       help="the N best translations with their scores (beam: at most the beam; sample: N samples)")
-    g.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA", help=LENGTH_PENALTY_HELP)
-    g.add_argument("--min-length", type=int, default=None, metavar="N", help="at least N tokens before the end")
-    g.add_argument("--no-repeat-ngram", type=int, default=None, metavar="N",
-                   help="no N-gram of tokens twice in a translation (0 = allowed)")
-    g.add_argument("--temperature", type=float, default=None, metavar="T",
-                   help="sample: p^(1/T) (below 1: closer to greedy; above 1: more varied)")
-    g.add_argument("--top-k", type=int, default=None, metavar="K", help="sample from the K most probable tokens (0 = all)")
-    g.add_argument("--top-p", type=float, default=None, metavar="P",
-                   help="sample from the fewest most probable tokens that hold probability P (1 = all)")
-    g.add_argument("--seed", type=int, default=None, metavar="S",
-                   help="sample: the same seed and sentence give the same samples (default: new ones each run)")
-    g.add_argument("--ensemble", nargs="+", default=[], metavar="RUN2",
-                   help="decode with these runs too, combining their next-token distributions (log of the mean "
-                        "probability); RUN:averaged (best, last, step_N) names a checkpoint; the tokenizers must be "
-                        "the same files")
-
-
-# DecodeOptions' name of each decoding flag's dest
-DECODE_FLAGS = {"strategy": "strategy", "beam": "beam", "nbest": "n_best", "length_penalty": "length_penalty",
-                "min_length": "min_length", "no_repeat_ngram": "no_repeat_ngram_size", "temperature": "temperature",
-                "top_k": "top_k", "top_p": "top_p", "seed": "seed"}
-
-
-def _decode_given(args: argparse.Namespace) -> dict[str, Any]:
-    """The decoding flags given on the command line, by DecodeOptions' names."""
-    return {option: getattr(args, dest) for dest, option in DECODE_FLAGS.items()
-            if getattr(args, dest, None) is not None}
-
-
 def _positive(value: int | None, flag: str) -> None:
     if value is not None and value < 1:
         raise NmtError(f"{flag} must be at least 1, got {value}")
@@ -447,40 +404,26 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from nmt.evaluate import evaluate
+    from nmt_runtime.cli import print_scores
+    import torch
 
     runs = [args.run, *args.ensemble]
     scores, out, options = evaluate(runs, args.src, args.ref, checkpoint=args.checkpoint, out=args.out,
-                                    quantize=args.quantize, **_decode_given(args))
-    print(f"{scores.bleu_text}")
-    print(f"  signature: {scores.bleu_signature}")
-    print(f"{scores.chrf_text}")
-    print(f"  signature: {scores.chrf_signature}")
-    import torch
-
-    print(f"sentences: {scores.n_sentences}  run: {' + '.join(map(str, runs))}  checkpoint: {args.checkpoint}  "
-          f"quantize: {args.quantize}  hypotheses: {out}")
-    print(f"decode: {options.describe()}")
-    print(f"decoding: {scores.decode_s:.2f} s, {scores.n_sentences / scores.decode_s:,.1f} sentences/s "
-          f"({torch.get_num_threads()} threads; model loading not counted)")
+                                    quantize=args.quantize, **decode_given(args))
+    print_scores(scores, out, options, f"run: {' + '.join(map(str, runs))}",
+                 f"checkpoint: {args.checkpoint}  quantize: {args.quantize}", f"{torch.get_num_threads()} threads")
     return 0
 
 
-def _format(nbest: list, n: int) -> str:
-    if n == 1 or not nbest[0].src_pieces:  # an empty input line stays an empty output line
-        return nbest[0].text
-    return "\t".join(f"{h.score:.4f}\t{h.text}" for h in nbest)
-
-
 def cmd_translate(args: argparse.Namespace) -> int:
-    from nmt.corpus import read_lines
-    from nmt import Translator
-    from nmt.files import decode_utf8, split_lines
+    from nmt.translate import load_translator
+    from nmt_runtime.cli import translate_lines
 
-    translator = Translator.load([args.run, *args.ensemble], args.checkpoint, quantize=args.quantize)
-    options = translator.options(**_decode_given(args))
-    plots = None
+    translator = load_translator([args.run, *args.ensemble], args.checkpoint, quantize=args.quantize)
+    options = translator.options(**decode_given(args))
+    plot = None
     if args.attention_plots:
-        from nmt.plots import pyplot
+        from nmt.plots import plot_attention, pyplot
 
         pyplot()  # fail now, with the install hint, rather than after translating
         plots = Path(args.attention_plots)
@@ -488,72 +431,17 @@ def cmd_translate(args: argparse.Namespace) -> int:
             plots.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise NmtError(f"{plots}: cannot create the folder ({e.strerror})") from None
+
+        def plot(best, source: str, number: int) -> None:
+            """The attention heatmap of one translation (nothing for an empty input line)."""
+            if best.attention is not None and best.src_pieces:
+                path = plots / f"{number:04d}.png"
+                plot_attention(best.src_pieces, best.tgt_pieces, best.attention, path, f"{source}\n→ {best.text}")
+                if interactive:
+                    print(f"  attention: {path}", file=sys.stderr)
+
     interactive = args.interactive or (args.input is None and sys.stdin.isatty())
-    if interactive:
-        return _prompt(translator, options, plots)
-    if args.input:
-        lines = read_lines(args.input)
-    else:
-        lines = split_lines(decode_utf8(sys.stdin.buffer.read(), "<stdin>"))
-    results = translator.translate_full(lines, options, attention=plots is not None)
-    if plots is not None:
-        for i, (line, nbest) in enumerate(zip(lines, results), start=1):
-            _plot(nbest[0], line, plots / f"{i:04d}.png")
-    out_text = "".join(_format(nbest, options.n_best) + "\n" for nbest in results)
-    if args.output:
-        try:
-            Path(args.output).write_text(out_text, encoding="utf-8")
-        except OSError as e:
-            raise NmtError(f"{args.output}: cannot write ({e.strerror})") from None
-    else:
-        sys.stdout.write(out_text)
-    return 0
-
-
-def _plot(best, source: str, path: Path) -> None:
-    """The attention heatmap of one translation (nothing for an empty input line)."""
-    from nmt.plots import plot_attention
-
-    if best.attention is not None and best.src_pieces:
-        plot_attention(best.src_pieces, best.tgt_pieces, best.attention, path, f"{source}\n→ {best.text}")
-
-
-def _prompt(translator, options, plots: Path | None = None) -> int:
-    """The interactive prompt. Ctrl-D leaves with exit 0, Ctrl-C (at the prompt or while
-    translating) with 130, the shell's code for an interrupt; neither shows a traceback."""
-    try:
-        import readline  # noqa: F401  (line editing and history for input())
-    except ImportError:  # no readline (Windows): plain input()
-        pass
-    src, tgt = translator.cfg.data.src_lang, translator.cfg.data.tgt_lang
-    nbest = options.n_best
-    int8 = ", int8" if translator.quantize == "int8" else ""
-    models = " + ".join(str(m.checkpoint) for m in translator.members)
-    print(f"nmt {src}→{tgt} ({models}{int8}), {options.describe()}. Type a sentence and press Enter; "
-          "↑/↓ recalls earlier ones; Ctrl-D or Ctrl-C quits.", file=sys.stderr)
-    count = 0
-    try:
-        while True:
-            try:
-                line = input(f"{src}> ")
-            except EOFError:
-                print(file=sys.stderr)
-                return 0
-            if not line.strip():
-                continue
-            t0 = time.time()
-            results = translator.translate_full([line], options, attention=plots is not None)[0]
-            for h in results:
-                prefix = f"{tgt}: " if nbest == 1 else f"{tgt} ({h.score:.3f}): "
-                print(prefix + h.text, flush=True)
-            print(f"  [{time.time() - t0:.2f}s]", file=sys.stderr)
-            if plots is not None:
-                count += 1
-                _plot(results[0], line, plots / f"{count:04d}.png")
-                print(f"  attention: {plots / f'{count:04d}.png'}", file=sys.stderr)
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
-        return 130
+    return translate_lines(translator, options, args.input, args.output, interactive, plot)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -616,7 +504,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from nmt import Translator
 
     translator = Translator.load([args.run, *args.ensemble], args.checkpoint, quantize=args.quantize)
-    given = _decode_given(args)
+    given = decode_given(args)
     options = translator.options(given)
     rows = options.n_best if options.search == "sample" else options.beam
     if rows > args.max_beam:

@@ -21,7 +21,7 @@ import yaml
 from nmt.corpus_formats import FORMAT_NAMES, FORMATS
 from nmt_runtime.decode_options import DecodeOptionError, DecodeOptions
 from nmt.errors import NmtError
-from nmt.files import read_text
+from nmt_runtime.files import read_text
 
 
 def _option(name: str) -> dict:

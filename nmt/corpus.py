@@ -21,7 +21,7 @@ import numpy as np
 from nmt.config import DataConfig
 from nmt.corpus_formats import corpus_format
 from nmt.errors import NmtError
-from nmt.files import open_binary, read_text, split_lines
+from nmt_runtime.files import open_binary, read_lines  # noqa: F401  (read_lines: nmt.corpus's name too)
 
 
 @dataclass
@@ -35,12 +35,6 @@ class Corpus:
 
     def __len__(self) -> int:
         return len(self.src)
-
-
-def read_lines(path: str | Path, strip: bool = True) -> list[str]:
-    """Read a UTF-8 text file into lines (stripped, or with only a CR removed); invalid UTF-8
-    names the line."""
-    return split_lines(read_text(path), strip)
 
 
 def corpus_paths(spec: str, cfg: DataConfig) -> list[Path]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from nmt.errors import NmtError
-from nmt.files import decode_utf8, split_lines
+from nmt_runtime.files import decode_utf8, split_lines
 
 if TYPE_CHECKING:
     from nmt.config import DataConfig

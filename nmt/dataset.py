@@ -30,7 +30,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from nmt.errors import NmtError
-from nmt.files import open_binary
+from nmt_runtime.files import open_binary
 from nmt.tokenizer import Tokenizer
 
 FORMAT_VERSION = 1

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from nmt.errors import NmtError
-from nmt.files import read_text, split_lines
+from nmt_runtime.files import read_text, split_lines
 
 
 def pyplot() -> Any:

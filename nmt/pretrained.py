@@ -28,7 +28,7 @@ import torch
 
 from nmt.config import ModelConfig
 from nmt.errors import NmtError
-from nmt.files import open_binary
+from nmt_runtime.files import open_binary
 from nmt.tokenizer import N_SPECIAL, WORD_MARK, Tokenizer
 
 _FIELDS = re.compile(r"[ \t]+")  # spaces and tabs only: a word may hold other (Unicode) spaces

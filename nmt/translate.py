@@ -17,9 +17,7 @@ weights in the Linear and RNN (GRU or LSTM) layers: faster, at a small cost in B
 
 from __future__ import annotations
 
-import hashlib
 import re
-import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,37 +32,11 @@ from nmt.cpu import flush_denormals
 from nmt.errors import NmtError
 from nmt.model import Seq2Seq, load_model
 from nmt.rundir import RunDir
-from nmt.search import decode
+from nmt.search import Hypothesis, decode
 from nmt.tokenizer import Tokenizer
-
-
-@dataclass
-class Translation:
-    text: str
-    score: float
-    src_pieces: list[str]
-    tgt_pieces: list[str]
-    attention: torch.Tensor | None = None  # (len(tgt_pieces)+1, len(src_pieces)+1), EOS rows/cols included
-
-
-def clean_input(line: str) -> str:
-    """Drop control and format characters (keep tabs/spaces as spaces); collapse whitespace."""
-    chars = [" " if ch.isspace() else ch for ch in line if ch.isspace() or unicodedata.category(ch)[0] != "C"]
-    return " ".join("".join(chars).split())
-
-
-def _sentences(sentences: object) -> list[str]:
-    if isinstance(sentences, (str, bytes)):
-        raise NmtError(f"sentences must be a list of strings, got one {type(sentences).__name__}; "
-                       "wrap it in a list: [sentence]")
-    try:
-        sentences = list(sentences)  # type: ignore[call-overload]
-    except TypeError:
-        raise NmtError(f"sentences must be a list of strings, got {type(sentences).__name__}") from None
-    for i, s in enumerate(sentences):
-        if not isinstance(s, str):
-            raise NmtError(f"sentences[{i}] is {type(s).__name__}, not a string")
-    return sentences
+from nmt_runtime.translator import (  # noqa: F401  (Translation, clean_input: nmt's names too)
+    ExportTranslator, Translation, TranslatorBase, check_same_tokenizers, clean_input, file_sha256, is_export,
+)
 
 
 QUANTIZE_CHOICES = ("none", "int8")
@@ -111,10 +83,6 @@ def split_member(spec: str | Path, default: str) -> tuple[Path, str]:
     return Path(text), default
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @dataclass
 class Member:
     """One model of a Translator: where it came from, and the model."""
@@ -129,20 +97,26 @@ class Member:
                 "parameters": sum(p.numel() for p in self.model.parameters())}
 
 
-class Translator:
+class Translator(TranslatorBase):
     """Translates with one run's model, or with an ensemble of runs' models (`load` with a list)
     that share both tokenizers. The first run's config gives the decode defaults, the source
-    length limit and the languages."""
+    length limit and the languages. translate_full, translate and options: TranslatorBase's
+    (nmt_runtime/translator.py), the same as an export's."""
 
     def __init__(self, members: list[Member], cfg: Config, src_tok: Tokenizer, tgt_tok: Tokenizer,
                  quantize: str = "none") -> None:
-        self.members, self.cfg, self.src_tok, self.tgt_tok, self.quantize = members, cfg, src_tok, tgt_tok, quantize
-        self.choices = cfg.decode.choices()  # what the run's decode.* chooses: the first layer of every call
-        self.defaults = DecodeOptions.resolve(self.choices)
+        super().__init__(src_tok, tgt_tok, cfg.decode.choices(), cfg.data.max_src_len, cfg.decode.batch_size,
+                         (cfg.data.src_lang, cfg.data.tgt_lang), quantize)
+        self.members, self.cfg = members, cfg
 
     model = property(lambda self: self.members[0].model)
     run = property(lambda self: self.members[0].run)
     checkpoint = property(lambda self: self.members[0].checkpoint)
+    home = property(lambda self: self.run.path)
+    n_models = property(lambda self: len(self.members))
+
+    def models_label(self) -> str:
+        return " + ".join(str(m.checkpoint) for m in self.members) + (", int8" if self.quantize == "int8" else "")
 
     @classmethod
     def load(cls, runs: str | Path | Sequence[str | Path], checkpoint: str = "best",
@@ -178,53 +152,32 @@ class Translator:
             members.append(Member(run, ckpt, quantize_int8(model) if quantize == "int8" else model))
         return cls(members, cfg, src_tok, tgt_tok, quantize)
 
-    def options(self, *layers: dict[str, Any], **given: Any) -> DecodeOptions:
-        """The run's decode.* choices, then each layer's (a server's flags, say), then `given`, on
-        top of one another (`DecodeOptions.resolve`; None: not chosen). A bad value raises NmtError
-        (DecodeOptionError) naming the option."""
-        return DecodeOptions.resolve(self.choices, *layers, given)
-
-    def translate_full(
-        self,
-        sentences: list[str],
-        options: DecodeOptions | None = None,
-        attention: bool = False,
-        **given: Any,
-    ) -> list[list[Translation]]:
-        """Translate; n-best lists with scores, pieces and (on request) attention matrices.
-
-        `options` (else the run's defaults) with `given` on top: the names of DecodeOptions
-        (beam, n_best, length_penalty, strategy, temperature, top_k, top_p, seed,
-        min_length, no_repeat_ngram_size, ...). Empty (or whitespace-only) inputs give one empty
-        translation without running the model. Sources longer than the training limit
-        (`data.max_src_len` pieces) are truncated to it. A bad option or a sentence that is not a
-        string raises NmtError.
-        """
-        options = self.options(**given) if options is None else options.given(**given) if given else options
-        sentences = _sentences(sentences)
-        limit = self.cfg.data.max_src_len
-        src_ids = [ids[:limit] for ids in self.src_tok.encode_batch([clean_input(s) for s in sentences])]
-        models = [m.model for m in self.members]
+    def _decode(self, src_ids: list[list[int]], options: DecodeOptions, attention: bool) -> list[list[Hypothesis]]:
         with flush_denormals():
-            hyps = decode(models, src_ids, options, self.cfg.decode.batch_size, "cpu", attention)
-        results = []
-        for ids, nbest in zip(src_ids, hyps):
-            src_pieces = [self.src_tok.id_to_piece(t) for t in ids]
-            results.append([Translation(self.tgt_tok.decode(h.tokens), h.score, src_pieces,
-                                        [self.tgt_tok.id_to_piece(t) for t in h.tokens], h.attention)
-                            for h in nbest])
-        return results
+            return decode([m.model for m in self.members], src_ids, options, self.batch_size, "cpu", attention)
 
-    def translate(self, sentences: list[str], **given: Any) -> list[str]:
-        """Translate a list of sentences; one output string per input, in order (the best of each)."""
-        return [nbest[0].text for nbest in self.translate_full(sentences, **given)]
+
+def load_translator(runs: str | Path | Sequence[str | Path], checkpoint: str = "best",
+                    quantize: str = "none") -> TranslatorBase:
+    """What `nmt translate/evaluate/serve` decode with: run directories' `Translator`, or, for
+    folders of `nmt export`, the runtime's `ExportTranslator` (onnxruntime; the `export` extra)."""
+    specs = [runs] if isinstance(runs, (str, Path)) else list(runs)
+    exports = [is_export(Path(str(spec))) for spec in specs]
+    if not any(exports):
+        return Translator.load(specs if len(specs) > 1 else specs[0], checkpoint, quantize=quantize)
+    if not all(exports):
+        raise NmtError("an ensemble is all run directories or all export folders, not both: "
+                       f"{', '.join(str(s) for s, e in zip(specs, exports) if not e)} is a run, "
+                       f"{', '.join(str(s) for s, e in zip(specs, exports) if e)} an export")
+    if checkpoint != "best":
+        raise NmtError(f"--checkpoint {checkpoint}: an export folder holds the one checkpoint it was made from "
+                       "(nmt export RUN OUT --checkpoint NAME chooses it)")
+    if quantize != "none":
+        raise NmtError(f"--quantize {quantize}: an export is quantized when it is made: nmt export RUN OUT --quantize int8")
+    return ExportTranslator.load(specs)
 
 
 def _check_same_tokenizers(first: RunDir, other: RunDir) -> None:
     """Ensemble members read and write the same ids: their tokenizer files must be the same bytes."""
-    for ours, theirs in ((first.src_tokenizer, other.src_tokenizer), (first.tgt_tokenizer, other.tgt_tokenizer)):
-        if not theirs.is_file():
-            raise NmtError(f"{theirs}: missing; every ensemble member needs the tokenizers of {first.path}")
-        if file_sha256(theirs) != file_sha256(ours):
-            raise NmtError(f"{theirs}: differs from {ours} (sha256); ensemble members must share both tokenizers "
-                           "(train them on the same data with the same tokenizer settings)")
+    check_same_tokenizers((first.src_tokenizer, first.tgt_tokenizer), (other.src_tokenizer, other.tgt_tokenizer),
+                          str(first.path))

@@ -9,6 +9,8 @@ import math
 import shutil
 from pathlib import Path
 
+import array_api_compat
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -20,12 +22,13 @@ from nmt.cli import main
 from nmt.config import DecodeConfig
 from nmt.data import DevSet
 from nmt_runtime.decode_options import DecodeOptionError, DecodeOptions
-from nmt.ensemble import Ensemble
+from nmt_runtime.ensemble import Ensemble
 from nmt.errors import NmtError
 from nmt.evaluate import hypotheses_name, score
 from nmt.model.seq2seq import Seq2Seq
 from nmt.batching import collate
-from nmt.search import _draw, decode, max_output_length, search
+from nmt.search import decode, max_output_length, search
+from nmt_runtime.search import _draw
 from nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from nmt.translate import Translator, split_member
 from nmt.validation import validate
@@ -62,7 +65,7 @@ def tokens(hyps) -> list[list[list[int]]]:
 def reference_greedy(model: Seq2Seq, ids: list[int], options: DecodeOptions) -> list[int]:
     """Greedy decoding of one sentence, written as plainly as possible: the one path must agree."""
     src = torch.tensor([ids + [EOS_ID]])
-    limit = int(max_output_length(torch.tensor([len(ids) + 1]), options.max_len_ratio, options.max_len_extra))
+    limit = max_output_length([len(ids) + 1], options.max_len_ratio, options.max_len_extra)[0]
     state, prev, out = model.encode(src, torch.tensor([len(ids) + 1])), torch.tensor([BOS_ID]), []
     for t in range(limit + 1):
         log_probs, state, _ = model.decode_step(prev, state)
@@ -213,14 +216,20 @@ def test_search_alone_honours_the_seed():
     assert tokens(search(model, src, lengths, options)) == tokens(decode(model, sources, options))
 
 
-def test_top_p_keeps_the_fewest_tokens_that_hold_p():
+@pytest.mark.parametrize("library", ["torch", "numpy"])
+def test_top_p_keeps_the_fewest_tokens_that_hold_p(library):
     log_probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log().repeat(200, 1)
-    generators = [torch.Generator().manual_seed(i) for i in range(200)]
+    if library == "numpy":
+        log_probs = log_probs.numpy()
+    xp = array_api_compat.array_namespace(log_probs)
+
+    def drawn(**given) -> set[int]:
+        generators = [np.random.default_rng(i) for i in range(200)]
+        return set(np.asarray(_draw(xp, log_probs, opts(strategy="sample", **given), generators)).reshape(-1).tolist())
+
     for top_p, allowed in ((0.5, {0}), (0.6, {0, 1}), (0.9, {0, 1, 2}), (1.0, {0, 1, 2, 3})):
-        drawn = set(_draw(log_probs, opts(strategy="sample", top_p=top_p), generators).view(-1).tolist())
-        assert drawn == allowed, (top_p, drawn)
-    drawn = set(_draw(log_probs, opts(strategy="sample", top_k=2), generators).view(-1).tolist())
-    assert drawn == {0, 1}
+        assert drawn(top_p=top_p) == allowed, top_p
+    assert drawn(top_k=2) == {0, 1}
 
 
 # ----------------------------------------------------------------------------- blocking and length

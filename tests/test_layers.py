@@ -3,6 +3,9 @@ imports nothing from the layers above it, the embedding lab (nmt/lab), the serve
 and the command line (nmt/cli.py, nmt/__main__.py). What both sides need lives below, in the core
 (e.g. nmt/drift.py, which the trainer logs and the lab reports).
 
+Below them all is nmt_runtime (runtime/), the torch-free layer an export translates with: it
+imports neither torch nor nmt, so that `pip install ./runtime` runs without either.
+
 The imports are read from the source with `ast`, so an import inside a function (a lazy one) counts
 as much as one at the top, and a new core module is checked without being listed here.
 """
@@ -71,3 +74,15 @@ def test_the_check_sees_lazy_relative_and_from_imports():
     found = imported_modules(source, "nmt.model.sample")
     assert sorted((line, m) for line, m in found if is_above(m)) == [
         (2, "nmt.lab"), (2, "nmt.lab.stats"), (3, "nmt.serve"), (4, "nmt.cli")]
+
+
+RUNTIME = ROOT / "runtime" / "nmt_runtime"
+
+
+@pytest.mark.parametrize("path", sorted(RUNTIME.rglob("*.py")), ids=lambda p: p.name)
+def test_the_runtime_imports_neither_torch_nor_nmt(path):
+    name = "nmt_runtime." + ".".join(path.relative_to(RUNTIME).with_suffix("").parts)
+    found = imported_modules(path.read_text(encoding="utf-8"), name.removesuffix(".__init__"), path.name == "__init__.py")
+    bad = sorted({f"{path.relative_to(ROOT)}:{line} imports {m}" for line, m in found
+                  if m.split(".")[0] in ("torch", "nmt")})
+    assert not bad, "; ".join(bad)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import BinaryIO
 
-from nmt.errors import NmtError
+from nmt_runtime.errors import NmtError
 
 
 def open_binary(path: str | Path, kind: str = "file") -> BinaryIO:
@@ -46,3 +46,9 @@ def split_lines(text: str, strip: bool = True) -> list[str]:
     if strip:
         return [line.strip() for line in lines]
     return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def read_lines(path: str | Path, strip: bool = True) -> list[str]:
+    """Read a UTF-8 text file into lines (stripped, or with only a CR removed); invalid UTF-8
+    names the line."""
+    return split_lines(read_text(path), strip)

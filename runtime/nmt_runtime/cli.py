@@ -1,0 +1,267 @@
+"""The `nmt-runtime` command: translate, evaluate and serve an `nmt export` folder without torch.
+
+The front ends are nmt's: the decoding flags, the pipe filter, the prompt and the scores' print-out
+live here and `nmt translate/evaluate/serve` (nmt/cli.py) run the same functions, so the two
+commands behave alike. Mistakes in the user's input raise NmtError: one line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from nmt_runtime.decode_options import STRATEGIES
+from nmt_runtime.errors import NmtError
+
+LENGTH_PENALTY_HELP = ("GNMT's length penalty: beam scores are divided by ((5 + length) / 6)**ALPHA (default: "
+                       "the run's decode.length_penalty; 0 = none, larger favours longer translations)")
+
+FILTER_HELP = """\
+On a terminal this is an interactive prompt: line editing and history (readline: arrows, Ctrl-R),
+the translation (with --nbest N, the N best with their scores) and the time it took; Ctrl-D
+leaves (exit 0), Ctrl-C too (exit 130). On a pipe or with --input it is a filter: exactly one
+output line per input line, an empty line for an empty one, so outputs stay aligned with inputs.
+With --nbest N, the N translations of a line are printed tab-separated as "score<TAB>translation"
+pairs on that line.
+"""
+
+EPILOG_TRANSLATE = FILTER_HELP + """
+examples:
+  nmt-runtime translate toy-export
+  echo "the king eats ." | nmt-runtime translate toy-export --beam 5
+  nmt-runtime translate toy-export --input test.en --output test.hyp.fr --threads 2
+  nmt-runtime translate a-export --ensemble b-export          two exports decoding as one
+"""
+
+EPILOG_EVALUATE = """\
+examples:
+  nmt-runtime evaluate toy-export --src data/toy/test.en --ref data/toy/test.fr --beam 5
+"""
+
+EPILOG_SERVE = """\
+The model is loaded once, before the port opens. Concurrent requests are decoded together by one
+worker (up to --max-batch sentences, waiting at most --max-wait-ms for more); a full queue answers
+503 with Retry-After. SIGTERM or Ctrl-C lets the requests in flight finish and exits 0.
+
+examples:
+  nmt-runtime serve toy-export                           then open http://127.0.0.1:8000/
+  curl -s localhost:8000/v1/translate -H 'content-type: application/json' -d '{"text": ["the king eats ."]}'
+"""
+
+
+def add_decode_options(p: argparse.ArgumentParser, nbest: bool = True, what: str = "",
+                       ensemble_help: str = "") -> None:
+    """The decoding flags of evaluate, translate and serve: DecodeOptions' names with dashes. Each
+    defaults to the run's decode.* key; the ranges are checked by DecodeOptions, as for the config,
+    the HTTP API and Python."""
+    g = p.add_argument_group("decoding (default: the run's decode.* keys" + (f"; {what}" if what else "") + ")")
+    g.add_argument("--strategy", choices=STRATEGIES, default=None,
+                   help="beam search, greedy (beam 1) or sample (temperature, top-k, top-p; N samples with --nbest)")
+    g.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy)")
+    if nbest:
+        g.add_argument("--nbest", type=int, default=None, metavar="N",
+                       help="the N best translations with their scores (beam: at most the beam; sample: N samples)")
+    g.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA", help=LENGTH_PENALTY_HELP)
+    g.add_argument("--min-length", type=int, default=None, metavar="N", help="at least N tokens before the end")
+    g.add_argument("--no-repeat-ngram", type=int, default=None, metavar="N",
+                   help="no N-gram of tokens twice in a translation (0 = allowed)")
+    g.add_argument("--temperature", type=float, default=None, metavar="T",
+                   help="sample: p^(1/T) (below 1: closer to greedy; above 1: more varied)")
+    g.add_argument("--top-k", type=int, default=None, metavar="K", help="sample from the K most probable tokens (0 = all)")
+    g.add_argument("--top-p", type=float, default=None, metavar="P",
+                   help="sample from the fewest most probable tokens that hold probability P (1 = all)")
+    g.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="sample: the same seed and sentence give the same samples (default: new ones each run)")
+    g.add_argument("--ensemble", nargs="+", default=[], metavar="MODEL2", help=ensemble_help or
+                   "decode with these export folders too, combining their next-token distributions (log of the "
+                   "mean probability); the tokenizers must be the same files")
+
+
+# DecodeOptions' name of each decoding flag's dest
+DECODE_FLAGS = {"strategy": "strategy", "beam": "beam", "nbest": "n_best", "length_penalty": "length_penalty",
+                "min_length": "min_length", "no_repeat_ngram": "no_repeat_ngram_size", "temperature": "temperature",
+                "top_k": "top_k", "top_p": "top_p", "seed": "seed"}
+
+
+def decode_given(args: argparse.Namespace) -> dict[str, Any]:
+    """The decoding flags given on the command line, by DecodeOptions' names."""
+    return {option: getattr(args, dest) for dest, option in DECODE_FLAGS.items()
+            if getattr(args, dest, None) is not None}
+
+
+def format_nbest(nbest: list, n: int) -> str:
+    if n == 1 or not nbest[0].src_pieces:  # an empty input line stays an empty output line
+        return nbest[0].text
+    return "\t".join(f"{h.score:.4f}\t{h.text}" for h in nbest)
+
+
+Plot = Callable[[Any, str, int], None]  # (the best translation, the source line, its number) → draws it
+
+
+def translate_lines(translator: Any, options: Any, input: str | None, output: str | None, interactive: bool,
+                    plot: Plot | None = None) -> int:
+    """`translate`: the prompt on a terminal (or with `interactive`), else a filter of --input or stdin
+    to --output or stdout, one line for one line."""
+    from nmt_runtime.files import decode_utf8, read_lines, split_lines
+
+    if interactive or (input is None and sys.stdin.isatty()):
+        return prompt(translator, options, plot)
+    lines = read_lines(input) if input else split_lines(decode_utf8(sys.stdin.buffer.read(), "<stdin>"))
+    results = translator.translate_full(lines, options, attention=plot is not None)
+    if plot is not None:
+        for i, (line, nbest) in enumerate(zip(lines, results), start=1):
+            plot(nbest[0], line, i)
+    out_text = "".join(format_nbest(nbest, options.n_best) + "\n" for nbest in results)
+    if output:
+        try:
+            Path(output).write_text(out_text, encoding="utf-8")
+        except OSError as e:
+            raise NmtError(f"{output}: cannot write ({e.strerror})") from None
+    else:
+        sys.stdout.write(out_text)
+    return 0
+
+
+def prompt(translator: Any, options: Any, plot: Plot | None = None) -> int:
+    """The interactive prompt. Ctrl-D leaves with exit 0, Ctrl-C (at the prompt or while
+    translating) with 130, the shell's code for an interrupt; neither shows a traceback."""
+    try:
+        import readline  # noqa: F401  (line editing and history for input())
+    except ImportError:  # no readline (Windows): plain input()
+        pass
+    src, tgt = translator.src_lang, translator.tgt_lang
+    nbest = options.n_best
+    print(f"nmt {src}→{tgt} ({translator.models_label()}), {options.describe()}. Type a sentence and press Enter; "
+          "↑/↓ recalls earlier ones; Ctrl-D or Ctrl-C quits.", file=sys.stderr)
+    count = 0
+    try:
+        while True:
+            try:
+                line = input(f"{src}> ")
+            except EOFError:
+                print(file=sys.stderr)
+                return 0
+            if not line.strip():
+                continue
+            t0 = time.time()
+            results = translator.translate_full([line], options, attention=plot is not None)[0]
+            for h in results:
+                prefix = f"{tgt}: " if nbest == 1 else f"{tgt} ({h.score:.3f}): "
+                print(prefix + h.text, flush=True)
+            print(f"  [{time.time() - t0:.2f}s]", file=sys.stderr)
+            if plot is not None:
+                count += 1
+                plot(results[0], line, count)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+
+
+def print_scores(scores: Any, out: Path, options: Any, models: str, settings: str, threads: str) -> None:
+    """What `evaluate` prints: the scores with their signatures, then the settings that made them."""
+    print(f"{scores.bleu_text}")
+    print(f"  signature: {scores.bleu_signature}")
+    print(f"{scores.chrf_text}")
+    print(f"  signature: {scores.chrf_signature}")
+    print(f"sentences: {scores.n_sentences}  {models}  {settings}  hypotheses: {out}")
+    print(f"decode: {options.describe()}")
+    print(f"decoding: {scores.decode_s:.2f} s, {scores.n_sentences / scores.decode_s:,.1f} sentences/s "
+          f"({threads}; model loading not counted)")
+
+
+def _threads(args: argparse.Namespace) -> str:
+    return f"{args.threads} threads" if args.threads else "onnxruntime's default threads"
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from nmt_runtime.translator import ExportTranslator
+
+    translator = ExportTranslator.load([args.export, *args.ensemble], threads=args.threads)
+    options = translator.options(**decode_given(args))
+    return translate_lines(translator, options, args.input, args.output, args.interactive)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from nmt_runtime.files import read_lines
+    from nmt_runtime.scoring import translate_and_score
+    from nmt_runtime.translator import ExportTranslator
+
+    translator = ExportTranslator.load([args.export, *args.ensemble], threads=args.threads)
+    given = decode_given(args)
+    translator.options(**given)  # a bad option is refused before any work
+    src, ref = read_lines(args.src), read_lines(args.ref)
+    if len(src) != len(ref):
+        raise NmtError(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}")
+    if not src:
+        raise NmtError(f"{args.src}: empty file")
+    scores, out, options = translate_and_score(translator, src, ref, Path(args.src).name, translator.home / "hyps",
+                                               args.out, given, translator.n_models)
+    print_scores(scores, out, options, f"export: {translator.models_label()}", f"quantize: {translator.quantize}",
+                 _threads(args))
+    return 0
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("export", help="an export folder (made by nmt export RUN OUT)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="onnxruntime's threads (default: NMT_THREADS, else onnxruntime's choice: the cores)")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nmt-runtime",
+        description="Translate with an nmt export (ONNX graphs and sentencepiece models) without torch: "
+                    "numpy, onnxruntime and sentencepiece.",
+        epilog="An export folder is made where nmt is installed: nmt export RUN OUT. "
+               "Run 'nmt-runtime SUBCOMMAND --help' for the options of each subcommand.")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    p = sub.add_parser("translate", help="translate at a prompt, or filter lines from stdin/--input",
+                       description="Translate sentences with an export.", epilog=EPILOG_TRANSLATE,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common(p)
+    p.add_argument("--input", default=None, help="read sentences from this file instead of stdin")
+    p.add_argument("--output", default=None, help="write translations to this file instead of stdout")
+    p.add_argument("--interactive", action="store_true", help="force the prompt even when stdin is not a terminal")
+    add_decode_options(p)
+    p = sub.add_parser("evaluate", help="translate a test set and print BLEU and chrF",
+                       description="Translate --src with an export, score against --ref with sacrebleu (BLEU, "
+                                   "13a tokenizer, cased; chrF), print the scores with their signatures and write "
+                                   "the hypotheses to a file.", epilog=EPILOG_EVALUATE,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common(p)
+    p.add_argument("--src", required=True, help="source sentences, one a line")
+    p.add_argument("--ref", required=True, help="reference translations, one a line, aligned with --src")
+    p.add_argument("--out", default=None, help="where to write the hypotheses (default EXPORT/hyps/SRC.beamK.hyp, "
+                                               "named like nmt evaluate's)")
+    add_decode_options(p, nbest=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"translate": cmd_translate, "evaluate": cmd_evaluate}
+    try:
+        if args.threads is not None and args.threads < 1:
+            raise NmtError(f"--threads must be at least 1, got {args.threads}")
+        return handlers[args.command](args)
+    except NmtError as e:
+        if args.debug:
+            raise
+        print(f"nmt-runtime {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"nmt-runtime {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
