@@ -8,7 +8,9 @@ look like word2vec now?" from tensors alone: no files, no pictures, no printing.
 
 Rows are named by sentencepiece pieces, not words: "▁king" is the piece that starts a word,
 "s" one that continues a word. A word that sentencepiece keeps whole has one row; a word split
-into several pieces gets the mean of their rows (see `word_vector`).
+into several pieces gets the mean of their rows (see `word_vector`). The word vectors and the
+cosine neighbours are nmt_runtime/neighbours.py's, on the tensors' values: the servers rank with
+the same code.
 
 Drift itself (`drift`, `drift_summary`, `spearman`) is in nmt/drift.py, which the trainer uses
 too; this module names it as before.
@@ -21,68 +23,38 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from nmt.drift import Drift
 from nmt.drift import unit as _unit
-from nmt.errors import NmtError
-from nmt.tokenizer import N_SPECIAL, PAD_ID, UNK_ID, WORD_MARK, Tokenizer
+from nmt.tokenizer import PAD_ID, Tokenizer
+from nmt_runtime import neighbours
 
 
 # ----------------------------------------------------------------------------- queries
 
 
+def _values(t: torch.Tensor) -> np.ndarray:
+    """A tensor's values as a float32 numpy array (bf16 has no numpy type; a GPU tensor comes over)."""
+    return t.detach().float().cpu().numpy()
+
+
 def word_vector(word: str, table: torch.Tensor, tokenizer: Tokenizer) -> tuple[torch.Tensor, list[tuple[str, int]]]:
-    """The vector of a word and the (piece, id) rows it came from.
-
-    The word is tokenized like training text. A word that sentencepiece keeps whole (one piece,
-    e.g. "king" → "▁king") uses that row. A word split into several pieces (e.g. "woman" →
-    "▁wom" + "an") gets the MEAN of its piece rows: the model itself never holds one vector
-    for such a word (the encoder composes the pieces in context), so the mean is only a simple,
-    common stand-in. A word that starts with "▁" is taken as a piece name and looked up as is.
-
-    Raises NmtError naming the word when a piece is unknown (<unk>) or the word is empty.
-    """
-    if not word.strip():
-        raise NmtError("empty word: give a word or a piece")
-    if word.startswith(WORD_MARK) and len(word) > 1:
-        pieces = [word]
-    else:
-        pieces = tokenizer.pieces(word)
-    rows = [(piece, int(tokenizer.piece_to_id(piece))) for piece in pieces]
-    if not rows:
-        raise NmtError(f"{word!r} gives no pieces")
-    unknown = [piece for piece, i in rows if i == UNK_ID]
-    if unknown:
-        raise NmtError(f"{word!r} is not in this vocabulary: its piece(s) {' '.join(unknown)!r} map to <unk>")
-    ids = torch.tensor([i for _, i in rows], device=table.device)
-    return table[ids].mean(dim=0), rows
-
-
-def cosine_to_all(query_vec: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of `query_vec` with every row of `table` (0 for an all-zero row)."""
-    return _unit(table) @ _unit(query_vec)
+    """The vector of a word and the (piece, id) rows it came from: `nmt_runtime.neighbours.word_vector`
+    (one row for a whole word, the mean of its pieces' rows for a split one; a word starting with
+    "▁" is a piece name). Raises NmtError naming the word when a piece is unknown or it is empty."""
+    vec, rows = neighbours.word_vector(word, _values(table), tokenizer)
+    return torch.from_numpy(vec).to(table.device), rows
 
 
 def neighbors(
     query_vec: torch.Tensor, table: torch.Tensor, k: int = 10, exclude_ids: Sequence[int] = ()
 ) -> list[tuple[int, float]]:
-    """The k rows most similar to `query_vec` by cosine: [(id, cosine), …], best first.
-
-    The special rows (pad, unk, bos, eos) and `exclude_ids` are never returned.
-    """
-    scores = cosine_to_all(query_vec.float(), table.float())
-    banned = torch.zeros(table.shape[0], dtype=torch.bool, device=table.device)
-    banned[: min(N_SPECIAL, table.shape[0])] = True
-    for i in exclude_ids:
-        if 0 <= i < table.shape[0]:
-            banned[i] = True
-    scores = scores.masked_fill(banned, float("-inf"))
-    k = min(k, int((~banned).sum()))
-    if k <= 0:
-        return []
-    values, ids = scores.topk(k)
-    return [(int(i), float(v)) for i, v in zip(ids, values)]
+    """The k rows most similar to `query_vec` by cosine: [(id, cosine), …], best first
+    (`nmt_runtime.neighbours.neighbors`, the ranking the servers use). The special rows (pad, unk,
+    bos, eos) and `exclude_ids` are never returned."""
+    return neighbours.neighbors(_values(query_vec), _values(table), k, exclude_ids)
 
 
 def analogy(
