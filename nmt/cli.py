@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nmt.batcher import Batching  # the standard library only: the help costs no torch import
+from nmt_runtime.batcher import Batching  # the standard library only: the help costs no torch import
 from nmt.errors import NmtError
 from nmt_runtime.cli import FILTER_HELP, LENGTH_PENALTY_HELP, add_decode_options, decode_given  # likewise
 

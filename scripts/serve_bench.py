@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -32,11 +33,13 @@ except ImportError:
     sys.exit("serve_bench.py needs httpx: pip install httpx (or: pip install -e '.[serve,test]')")
 
 
-def start_server(run: str, extra: list[str], timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
-    """`nmt serve RUN --port 0 EXTRA`, and its URL once /health answers."""
-    proc = subprocess.Popen([sys.executable, "-m", "nmt", "serve", run, "--host", "127.0.0.1", "--port", "0", *extra],
+def start_server(run: str, extra: list[str], timeout: float = 120.0,
+                 command: Sequence[str] = ("-m", "nmt", "serve")) -> tuple[subprocess.Popen, str]:
+    """`nmt serve RUN --port 0 EXTRA` (or another `command` of python's that serves RUN with the same
+    flags), and its URL once /health answers."""
+    proc = subprocess.Popen([sys.executable, *command, run, "--host", "127.0.0.1", "--port", "0", *extra],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "runtime")])})
     deadline = time.monotonic() + timeout
     url = None
     assert proc.stdout is not None

@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_CACHE = Path(tempfile.mkdtemp(prefix="nmt-test-cache-"))
 os.environ["XDG_CACHE_HOME"] = str(TEST_CACHE)
 atexit.register(shutil.rmtree, TEST_CACHE, ignore_errors=True)
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
+# this checkout's nmt and nmt_runtime (runtime/), whatever the environment has installed
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "runtime")]), "PYTHONIOENCODING": "utf-8"}
 NMT_ERROR = r"nmt \w+: error: "  # how the CLI's one-line errors begin (a regular expression)
 
 

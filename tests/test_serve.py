@@ -1,12 +1,23 @@
-"""Tests for nmt serve (nmt/serve.py, nmt/batcher.py): the API, its refusals, dynamic batching,
-shutdown, and the page in a real browser."""
+"""Tests for the servers: `nmt serve` (nmt/serve.py) and the runtime's HTTP layer it stands on
+(nmt_runtime/serve.py, batcher.py, neighbours.py): the API, its refusals, dynamic batching, shutdown,
+and the page in a real browser.
+
+The API, refusal, batching, shutdown and page tests run once per backend, a way of serving a model:
+BUILDERS names each one's builder (a run served by `nmt serve`; an export served by
+`nmt-runtime serve` is one more builder). What only a run has (its checkpoint file, nmt serve's
+flags, the lab's tables) is tested on the run alone (RUN_ONLY).
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import threading
 import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -15,25 +26,60 @@ httpx = pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from helpers import ROOT, assert_error, load_script, nmt, nmt_process, until  # noqa: E402
-from nmt.batcher import Batching, DynamicBatcher  # noqa: E402
+from helpers import ENV, assert_error, load_script, nmt, nmt_process, python, until  # noqa: E402
+from nmt import serve as nmt_serve  # noqa: E402
 from nmt.lab.stats import neighbors, word_vector  # noqa: E402
 from nmt.lab.tables import load_tables  # noqa: E402
-from nmt.serve import Limits, create_app  # noqa: E402
 from nmt.translate import Translator  # noqa: E402
+from nmt_runtime import serve as http  # noqa: E402
+from nmt_runtime.batcher import Batching, DynamicBatcher  # noqa: E402
+from nmt_runtime.neighbours import Neighbours  # noqa: E402
+from nmt_runtime.serve import Limits  # noqa: E402
 
 SENTENCES = ["the king eats .", "the queen sings a song .", "", "a dog sees the cat ."]
 bench = load_script("serve_bench.py")
 
 
-@pytest.fixture(scope="module")
-def translator(trained_run) -> Translator:
-    return Translator.load(trained_run)
+# ----------------------------------------------------------------------------- the backends
+
+
+@dataclass
+class Backend:
+    """One way of serving a model: what decodes, how its app is built, and the command that serves it."""
+
+    name: str
+    translator: Any  # options(*layers, **given) and translate_full(sentences, options, attention)
+    app: Callable[..., Any]  # app(limits=None, batching=None, decode=None): a new FastAPI app of it
+    source: Path  # what the command serves: a run directory, an export folder
+    command: tuple[str, ...]  # python's arguments before `source`; nmt serve's flags follow it
+
+
+def run_backend(request: pytest.FixtureRequest) -> Backend:
+    """`nmt serve` of the tiny trained run."""
+    run = request.getfixturevalue("trained_run")
+    translator = Translator.load(run)
+    return Backend("run", translator, lambda **kw: nmt_serve.create_app(translator, **kw), run,
+                   ("-m", "nmt", "serve"))
+
+
+BUILDERS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {"run": run_backend}
+BACKENDS = list(BUILDERS)
+RUN_ONLY = pytest.mark.parametrize("backend", ["run"], indirect=True)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    return BUILDERS[request.param](request)
 
 
 @pytest.fixture(scope="module")
-def client(translator):
-    with TestClient(create_app(translator), raise_server_exceptions=False) as c:
+def served_translator(backend: Backend) -> Any:
+    return backend.translator
+
+
+@pytest.fixture(scope="module")
+def client(backend: Backend) -> Iterator[TestClient]:
+    with TestClient(backend.app(), raise_server_exceptions=False) as c:
         yield c
 
 
@@ -41,19 +87,24 @@ def translate(client, **body):
     return client.post("/v1/translate", json=body)
 
 
+def texts(translator: Any, sentences: list[str], **given: Any) -> list[str]:
+    """The best translation of each sentence, straight from the translator."""
+    return [nbest[0].text for nbest in translator.translate_full(sentences, translator.options(given), False)]
+
+
 # ----------------------------------------------------------------------------- the endpoints
 
 
-def test_translations_are_the_translators_for_the_same_settings(client, translator):
+def test_translations_are_the_translators_for_the_same_settings(client, served_translator):
     r = translate(client, text=SENTENCES, beam=3)
     assert r.status_code == 200
-    assert [t["text"] for t in r.json()["translations"]] == translator.translate(SENTENCES, beam=3)
+    assert [t["text"] for t in r.json()["translations"]] == texts(served_translator, SENTENCES, beam=3)
     assert r.json()["translations"][2] == {"text": "", "score": 0.0}
 
 
-def test_n_best_and_attention_come_with_the_pieces(client, translator):
+def test_n_best_and_attention_come_with_the_pieces(client, served_translator):
     body = translate(client, text=SENTENCES[:2], beam=4, n_best=3, attention=True).json()
-    want = translator.translate_full(SENTENCES[:2], beam=4, n_best=3, attention=True)
+    want = served_translator.translate_full(SENTENCES[:2], served_translator.options(beam=4, n_best=3), True)
     for got, nbest in zip(body["translations"], want):
         assert [h["text"] for h in got["n_best"]] == [h.text for h in nbest]
         assert got["src_pieces"] == nbest[0].src_pieces
@@ -64,15 +115,40 @@ def test_n_best_and_attention_come_with_the_pieces(client, translator):
             assert all(abs(sum(row) - 1) < 1e-2 for row in h["attention"])
 
 
-def test_info_names_the_model_and_its_settings(client, trained_run):
+def test_info_names_the_languages_the_settings_and_the_neighbours_checkpoints(client, served_translator):
     info = client.get("/v1/info").json()
-    assert info["languages"] == {"src": "en", "tgt": "fr"}
+    assert info["languages"] == {"src": "en", "tgt": "fr"} and info["vocab"]["src"] > 4
+    assert info["decode"]["beam"] == 2 == served_translator.options().beam  # the run's decode.beam_size
+    assert info["limits"] == asdict(Limits()) and info["batching"] == asdict(Batching())
+    assert info["neighbors"]["default"] in info["neighbors"]["checkpoints"]
+    assert {"received", "requests", "sentences", "batches"} <= set(info["served"])
+
+
+@RUN_ONLY
+def test_info_names_the_runs_checkpoint_and_architecture(client, trained_run):
+    info = client.get("/v1/info").json()
+    assert info["run"] == str(trained_run)
     assert info["checkpoint"]["path"].endswith("best.pt") and info["checkpoint"]["step"] > 0
     assert info["checkpoint"]["dev_metric"] == "bleu" and info["checkpoint"]["dev_score"] is not None
-    assert info["decode"]["beam"] == 2 and info["vocab"]["src"] > 4
     assert info["architecture"] == {"rnn_type": "gru", "attention": "bahdanau"}
+    assert info["decode"]["max_src_pieces"] > 0
+    assert info["neighbors"] == {"checkpoints": ["init", "best", "last"], "default": "best"}
 
 
+def test_neighbours_of_a_word_exclude_its_pieces_and_a_piece_is_looked_up_as_is(client):
+    default = client.get("/v1/info").json()["neighbors"]["default"]
+    body = client.get("/v1/embeddings/neighbors", params={"word": "king", "side": "src", "k": 3}).json()
+    assert body["checkpoint"] == default and body["query"] == "king" and len(body["neighbors"]) == 3
+    cosines = [n["cosine"] for n in body["neighbors"]]
+    assert cosines == sorted(cosines, reverse=True) and all(-1 <= c <= 1 for c in cosines)
+    ids = [n["id"] for n in body["neighbors"]]
+    assert all(i >= 4 for i in ids) and not {p["id"] for p in body["pieces"]} & set(ids)  # no specials, not itself
+    first = body["pieces"][0]["piece"]
+    by_piece = client.get("/v1/embeddings/neighbors", params={"piece": first, "side": "src"}).json()
+    assert by_piece["pieces"] == [body["pieces"][0]] and by_piece["query"] == first
+
+
+@RUN_ONLY
 def test_neighbours_are_the_labs_for_words_and_pieces(client, trained_run):
     table, tok = load_tables(trained_run, "best", "src")
     vec, rows = word_vector("king", table, tok)
@@ -83,6 +159,23 @@ def test_neighbours_are_the_labs_for_words_and_pieces(client, trained_run):
     first = body["pieces"][0]["piece"]
     by_piece = client.get("/v1/embeddings/neighbors", params={"piece": first, "checkpoint": "init"}).json()
     assert by_piece["pieces"] == [body["pieces"][0]] and by_piece["checkpoint"] == "init"
+
+
+def one_table_app(translator: Translator, run: Path) -> Any:
+    """The run's model behind the runtime's app with the tables of one checkpoint, "last", as a
+    server that has one (an export) is built."""
+    last = Neighbours(("last",), nmt_serve.run_neighbours(run).load)
+    return http.create_app(translator, nmt_serve.run_info(translator), last)
+
+
+@RUN_ONLY
+def test_a_server_with_the_tables_of_one_checkpoint_offers_that_one(backend):
+    with TestClient(one_table_app(backend.translator, backend.source)) as c:
+        assert c.get("/v1/info").json()["neighbors"] == {"checkpoints": ["last"], "default": "last"}
+        assert c.get("/v1/embeddings/neighbors", params={"word": "king"}).json()["checkpoint"] == "last"
+        r = c.get("/v1/embeddings/neighbors", params={"word": "king", "checkpoint": "best"})
+        assert r.status_code == 422
+        assert r.json() == {"error": "parameter 'checkpoint' is 'best'; it must be one of last"}
 
 
 def test_health_the_page_and_the_api_docs(client):
@@ -147,8 +240,8 @@ def test_unknown_paths_and_methods_say_so(client):
     assert r.status_code == 405 and r.json() == {"error": "GET is not allowed on /v1/translate; use POST"}
 
 
-def test_a_failure_inside_decoding_is_a_json_500_without_traceback_and_the_server_goes_on(translator, monkeypatch):
-    calls, real = [], translator.translate_full
+def test_a_failure_inside_decoding_is_a_json_500_without_traceback_and_the_server_goes_on(backend, monkeypatch):
+    calls, real = [], backend.translator.translate_full
 
     def flaky(sentences, **kw):
         calls.append(1)
@@ -156,8 +249,8 @@ def test_a_failure_inside_decoding_is_a_json_500_without_traceback_and_the_serve
             raise RuntimeError("boom")
         return real(sentences, **kw)
 
-    monkeypatch.setattr(translator, "translate_full", flaky)
-    with TestClient(create_app(translator), raise_server_exceptions=False) as c:
+    monkeypatch.setattr(backend.translator, "translate_full", flaky)
+    with TestClient(backend.app(), raise_server_exceptions=False) as c:
         r = translate(c, text=["a"])
         assert r.status_code == 500 and r.json() == {"error": "internal error (RuntimeError); the server log has the details"}
         assert translate(c, text=["the king eats ."]).status_code == 200
@@ -178,9 +271,9 @@ def blocking_translator(translator, monkeypatch) -> tuple[threading.Event, threa
     return started, release
 
 
-def test_a_full_queue_is_503_with_retry_after(translator, monkeypatch):
-    started, release = blocking_translator(translator, monkeypatch)
-    app = create_app(translator, batching=Batching(max_queue=1, max_wait_ms=0))
+def test_a_full_queue_is_503_with_retry_after(backend, monkeypatch):
+    started, release = blocking_translator(backend.translator, monkeypatch)
+    app = backend.app(batching=Batching(max_queue=1, max_wait_ms=0))
     with TestClient(app) as c:
         busy = [threading.Thread(target=translate, args=(c,), kwargs={"text": ["a"]}) for _ in range(2)]
         busy[0].start()
@@ -194,9 +287,9 @@ def test_a_full_queue_is_503_with_retry_after(translator, monkeypatch):
     assert r.status_code == 503 and r.headers["retry-after"] == "1" and "requests are waiting" in r.json()["error"]
 
 
-def test_a_request_over_the_timeout_is_503(translator, monkeypatch):
-    _, release = blocking_translator(translator, monkeypatch)
-    with TestClient(create_app(translator, Limits(timeout_s=0.2))) as c:
+def test_a_request_over_the_timeout_is_503(backend, monkeypatch):
+    _, release = blocking_translator(backend.translator, monkeypatch)
+    with TestClient(backend.app(limits=Limits(timeout_s=0.2))) as c:
         r = translate(c, text=["a"])
         release.set()
     assert r.status_code == 503 and "over the limit of 0.2 s" in r.json()["error"]
@@ -205,8 +298,8 @@ def test_a_request_over_the_timeout_is_503(translator, monkeypatch):
 # ----------------------------------------------------------------------------- dynamic batching
 
 
-def test_concurrent_requests_are_decoded_together_each_getting_its_own_in_order(translator):
-    calls = []
+def test_concurrent_requests_are_decoded_together_each_getting_its_own_in_order(served_translator):
+    translator, calls = served_translator, []
 
     def recording(sentences, **kw):
         calls.append(len(sentences))
@@ -218,12 +311,12 @@ def test_concurrent_requests_are_decoded_together_each_getting_its_own_in_order(
     batcher.start()
     got = [[h[0].text for h in f.result(timeout=60)] for f in futures]
     batcher.stop()
-    assert got == [translator.translate(r, beam=2) for r in requests]
+    assert got == [texts(translator, r, beam=2) for r in requests]
     assert len(calls) < len(requests) and sum(calls) == sum(map(len, requests))
 
 
-def test_without_batching_each_request_is_decoded_alone(translator):
-    calls = []
+def test_without_batching_each_request_is_decoded_alone(served_translator):
+    translator, calls = served_translator, []
 
     def recording(sentences, **kw):
         calls.append(len(sentences))
@@ -237,8 +330,8 @@ def test_without_batching_each_request_is_decoded_alone(translator):
     assert calls == [len(SENTENCES)] * 4
 
 
-def test_requests_with_other_decode_settings_are_not_merged_and_keep_their_order(translator):
-    calls = []
+def test_requests_with_other_decode_settings_are_not_merged_and_keep_their_order(served_translator):
+    translator, calls = served_translator, []
 
     def recording(sentences, options, attention):
         calls.append((len(sentences), options.beam))
@@ -263,17 +356,21 @@ def test_serve_refuses_bad_flags_in_one_line(trained_run, tmp_path):
     assert_error(nmt("serve", tmp_path / "nothing"), "nothing")
 
 
-def test_without_the_serve_extra_serve_says_how_to_install_it(trained_run, tmp_path):
+def test_without_the_serve_extra_each_server_names_its_own(trained_run, tmp_path):
     (tmp_path / "fastapi").mkdir()
     (tmp_path / "fastapi" / "__init__.py").write_text("raise ImportError('not installed')\n")
-    proc = nmt_process("serve", trained_run, env={"PYTHONPATH": f"{tmp_path}:{ROOT}"})  # a fresh import of fastapi
-    assert_error(proc, "nmt serve needs FastAPI and uvicorn: pip install 'nmt[serve]'")
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), ENV["PYTHONPATH"]])}  # a fresh import of fastapi
+    assert_error(nmt_process("serve", trained_run, env=env),
+                 "nmt serve needs FastAPI and uvicorn: pip install 'nmt[serve]'")
+    proc = python("-c", "import nmt_runtime.serve", env=env)
+    assert proc.returncode == 1
+    assert "nmt-runtime serve needs FastAPI and uvicorn: pip install 'nmt-runtime[serve]'" in proc.stderr.decode()
 
 
 @pytest.mark.slow
-def test_sigterm_during_a_request_finishes_it_and_exits_0(trained_run):
+def test_sigterm_during_a_request_finishes_it_and_exits_0(backend):
     # the decoder holds a lone request for --max-wait-ms, waiting for company: SIGTERM comes meanwhile
-    proc, url = bench.start_server(str(trained_run), ["--max-wait-ms", "3000"])
+    proc, url = bench.start_server(str(backend.source), ["--max-wait-ms", "3000"], command=backend.command)
     answer: dict = {}
 
     def post() -> None:
@@ -311,12 +408,12 @@ def chrome():
 
 
 @pytest.mark.slow
-def test_the_page_translates_draws_the_attention_and_shows_neighbours(trained_run, tmp_path):
+def test_the_page_translates_draws_the_attention_and_shows_neighbours(backend, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     browser = chrome()
-    proc, url = bench.start_server(str(trained_run), [])
+    proc, url = bench.start_server(str(backend.source), [], command=backend.command)
     try:
         browser.get(url + "/")
         browser.find_element(By.ID, "text").send_keys("the king eats .")
@@ -346,3 +443,4 @@ def test_the_page_translates_draws_the_attention_and_shows_neighbours(trained_ru
     finally:
         browser.quit()
         assert bench.stop_server(proc) == 0
+

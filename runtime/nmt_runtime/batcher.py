@@ -1,4 +1,5 @@
-"""Dynamic batching for `nmt serve`: concurrent requests decoded together by one worker.
+"""Dynamic batching for `nmt serve` and `nmt-runtime serve`: concurrent requests decoded together
+by one worker.
 
 A beam search over 32 sentences costs little more than over one (the matmuls get wider, the
 number of steps stays), so a service that decodes each request alone wastes most of the CPU.
@@ -41,7 +42,8 @@ class Job:
 
 @dataclass
 class Batching:
-    """The decoder worker's settings (the flags of `nmt serve` take their defaults from here)."""
+    """The decoder worker's settings (the flags of `nmt serve` and `nmt-runtime serve` take their
+    defaults from here)."""
 
     enabled: bool = True
     max_batch: int = 64  # sentences decoded together
