@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -24,6 +26,7 @@ import pytest
 pytest.importorskip("fastapi", reason="nmt serve needs the serve extra: pip install -e '.[serve]'")
 httpx = pytest.importorskip("httpx")
 
+import uvicorn  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from helpers import ENV, assert_error, load_script, nmt, nmt_process, python, until  # noqa: E402
@@ -415,6 +418,8 @@ def test_the_page_translates_draws_the_attention_and_shows_neighbours(backend, t
     browser = chrome()
     proc, url = bench.start_server(str(backend.source), [], command=backend.command)
     try:
+        tables = httpx.get(f"{url}/v1/info").json()["neighbors"]
+        shown = [tables["default"]] + (["init"] if "init" in tables["checkpoints"] else [])
         browser.get(url + "/")
         browser.find_element(By.ID, "text").send_keys("the king eats .")
         browser.find_element(By.ID, "go").click()
@@ -427,8 +432,9 @@ def test_the_page_translates_draws_the_attention_and_shows_neighbours(backend, t
         assert len(cells) == (len(best["src_pieces"]) + 1) * (len(best["tgt_pieces"]) + 1)
         assert len(browser.find_elements(By.CSS_SELECTOR, "#hyps li")) >= 1
         browser.find_elements(By.CSS_SELECTOR, "#heatmap text.piece")[0].click()
-        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#nb-best li") and b.find_elements(By.CSS_SELECTOR, "#nb-init li"))
-        assert len(browser.find_elements(By.CSS_SELECTOR, "#nb-best li")) == 10
+        wait.until(lambda b: all(b.find_elements(By.CSS_SELECTOR, f"#nb-{c} li") for c in shown))
+        assert [len(browser.find_elements(By.CSS_SELECTOR, f"#nb-{c} li")) for c in shown] == [10] * len(shown)
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#nb-columns ol")) == len(shown)
         # the beam/sample choice: sampling hides the beam, shows the temperature, and draws n-best samples
         Select(browser.find_element(By.ID, "strategy")).select_by_value("sample")
         assert not browser.find_element(By.ID, "beam").is_displayed()
@@ -444,3 +450,44 @@ def test_the_page_translates_draws_the_attention_and_shows_neighbours(backend, t
         browser.quit()
         assert bench.stop_server(proc) == 0
 
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """The app on a free loopback port, served by a thread of this process: its URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        until(lambda: server.started, 30, "the server to start")
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+@pytest.mark.slow
+@RUN_ONLY
+def test_the_page_of_a_server_with_one_checkpoint_shows_one_column_of_neighbours(backend):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = chrome()
+    try:
+        with serving(one_table_app(backend.translator, backend.source)) as url:
+            browser.get(url + "/")
+            browser.find_element(By.ID, "text").send_keys("the king eats .")
+            browser.find_element(By.ID, "go").click()
+            wait = WebDriverWait(browser, 30)
+            wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#heatmap text.piece"))
+            browser.find_elements(By.CSS_SELECTOR, "#heatmap text.piece")[0].click()
+            wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#nb-last li"))
+            assert len(browser.find_elements(By.CSS_SELECTOR, "#nb-last li")) == 10
+            titles = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#nb-columns h3")]
+            assert titles == ["trained (last checkpoint)"]
+            assert "before the first step" not in browser.find_element(By.ID, "nb-about").text
+    finally:
+        browser.quit()

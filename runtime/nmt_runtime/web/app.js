@@ -1,11 +1,13 @@
-// The nmt page: translate a sentence with POST /v1/translate, draw the chosen hypothesis's attention
-// as an SVG heatmap, and show a clicked piece's nearest embedding rows (GET /v1/embeddings/neighbors)
-// in the trained table and the initial one. Plain DOM and SVG, no library.
+// The page of nmt serve and nmt-runtime serve: translate a sentence with POST /v1/translate, draw the
+// chosen hypothesis's attention as an SVG heatmap, and show a clicked piece's nearest embedding rows
+// (GET /v1/embeddings/neighbors) in the served table and, where the server has it (a run's "init"),
+// the table before training. Plain DOM and SVG, no library.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 let current = null; // the last response's translation: {text, score, n_best, src_pieces, ...}
+let tables = []; // the checkpoints whose neighbours the page shows, from /v1/info: the default, then init
 
 async function call(url, options) {
   const response = await fetch(url, options);
@@ -30,19 +32,48 @@ async function describe() {
   try {
     const info = await call("/v1/info");
     $("direction").textContent = `${info.languages.src} → ${info.languages.tgt}`;
-    const c = info.checkpoint;
-    const score = c.dev_score === null || c.dev_score === undefined ? "?" : c.dev_score.toFixed(2);
-    $("model").textContent = `${info.run}: ${c.path.split("/").pop()}, step ${c.step}, dev ${c.dev_metric} ${score}; ` +
-      `vocabulary ${info.vocab.src} / ${info.vocab.tgt}; ${info.parameters.toLocaleString()} parameters`;
+    $("model").textContent = modelLine(info);
     $("beam").value = info.decode.beam;
     $("beam").max = info.limits.max_beam;
     $("nbest").value = Math.min(3, info.decode.beam);
     $("temperature").value = info.decode.temperature;
     $("strategy").value = info.decode.strategy === "sample" ? "sample" : "beam";
     chooseStrategy();
+    neighbourColumns(info.neighbors);
   } catch (e) {
     $("model").textContent = `cannot describe the model: ${e.message}`;
   }
+}
+
+// What /v1/info says of the model, in one line; a part the server does not give is left out.
+function modelLine(info) {
+  const known = (v) => v !== null && v !== undefined;
+  const c = info.checkpoint || {};
+  const where = [info.run, c.path && c.path.split("/").pop()].filter(Boolean).join(": ");
+  const facts = [where, known(c.step) ? `step ${c.step}` : null,
+    c.dev_metric ? `dev ${c.dev_metric} ${known(c.dev_score) ? c.dev_score.toFixed(2) : "?"}` : null].filter(Boolean);
+  return [facts.join(", "), `vocabulary ${info.vocab.src} / ${info.vocab.tgt}`,
+    known(info.parameters) ? `${info.parameters.toLocaleString()} parameters` : null].filter(Boolean).join("; ");
+}
+
+// One column of neighbours for the served table (the default checkpoint) and, when the server has
+// it, one for the table before training ("init").
+function neighbourColumns(neighbors) {
+  const before = neighbors.checkpoints.includes("init") && neighbors.default !== "init";
+  tables = before ? [neighbors.default, "init"] : [neighbors.default];
+  const title = (c) => c === "init" ? "initial (random)" : `trained (${c} checkpoint)`;
+  $("nb-columns").replaceChildren(...tables.map((c) => {
+    const column = document.createElement("div");
+    const h = document.createElement("h3");
+    h.textContent = title(c);
+    const list = document.createElement("ol");
+    list.id = `nb-${c}`;
+    list.className = "neighbours";
+    column.append(h, list);
+    return column;
+  }));
+  $("nb-about").textContent = "By cosine similarity in the embedding table after training" +
+    (before ? ", and in the same table before the first step." : ".");
 }
 
 function chooseStrategy() {
@@ -133,7 +164,7 @@ async function neighbours(piece, side) {
   $("neighbours").hidden = false;
   $("nb-query").textContent = piece;
   $("nb-side").textContent = side === "src" ? "(source table)" : "(target table)";
-  for (const checkpoint of ["best", "init"]) {
+  for (const checkpoint of tables) {
     const list = $(`nb-${checkpoint}`);
     list.replaceChildren();
     try {
