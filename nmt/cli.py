@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nmt_runtime.batcher import Batching  # the standard library only: the help costs no torch import
 from nmt.errors import NmtError
-from nmt_runtime.cli import FILTER_HELP, LENGTH_PENALTY_HELP, add_decode_options, decode_given  # likewise
+from nmt_runtime.cli import (  # the standard library only: the help costs no torch import
+    FILTER_HELP, add_decode_options, add_serve_limits, add_serve_options, decode_given, positive,
+)
 
 QUANTIZE_CHOICES = ["none", "int8"]  # nmt.translate.QUANTIZE_CHOICES, not imported here: it loads torch
 
@@ -211,26 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "GET /v1/embeddings/neighbors, GET /health, the page at /, API docs at /docs.",
                        epilog=EPILOG_SERVE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help=RUN_HELP)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one, printed)")
+    add_serve_options(p)
     p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
     p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none", help=QUANTIZE_HELP)
     add_decode_options(p, what="the defaults of requests, which may choose their own", ensemble_help=ENSEMBLE_HELP)
-    g = p.add_argument_group("dynamic batching")
-    g.add_argument("--max-batch", type=int, default=Batching.max_batch,
-                   help=f"sentences decoded together at most (default {Batching.max_batch})")
-    g.add_argument("--max-wait-ms", type=float, default=Batching.max_wait_ms,
-                   help=f"how long the decoder waits for more requests once one is in "
-                        f"(default {Batching.max_wait_ms:g})")
-    g.add_argument("--max-queue", type=int, default=Batching.max_queue,
-                   help=f"requests waiting at most; more get 503 (default {Batching.max_queue})")
-    g.add_argument("--no-batching", action="store_true", help="decode each request alone, one after the other")
-    g = p.add_argument_group("limits per request (a refusal is a 4xx with a JSON error)")
-    g.add_argument("--max-sentences", type=int, default=64, help="sentences (default 64)")
-    g.add_argument("--max-chars", type=int, default=1000, help="characters per sentence (default 1000)")
-    g.add_argument("--max-body-bytes", type=int, default=1 << 20, help="body size (default 1 MiB)")
-    g.add_argument("--max-beam", type=int, default=16, help="beam size, and samples with --strategy sample (default 16)")
-    g.add_argument("--timeout", type=float, default=30.0, help="seconds queued and decoding; then 503 (default 30)")
+    add_serve_limits(p)
     _add_debug(p)
 
     p = sub.add_parser("plot", help="draw training curves from a run's metrics log (needs matplotlib)",
@@ -373,11 +359,6 @@ def _add_embeddings_parser(sub: argparse._SubParsersAction) -> None:
     _add_debug(a)
 
 
-def _positive(value: int | None, flag: str) -> None:
-    if value is not None and value < 1:
-        raise NmtError(f"{flag} must be at least 1, got {value}")
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from nmt import train
 
@@ -390,7 +371,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from nmt.config import load_config
     from nmt.prepare import prepare
 
-    _positive(args.workers, "--workers")
+    positive(args.workers, "--workers")
     cfg = load_config(args.config, args.overrides)
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731 (progress on stderr, the result on stdout)
     result = prepare(cfg, args.config, workers=args.workers, force=args.force, say=say)
@@ -467,8 +448,8 @@ def cmd_average(args: argparse.Namespace) -> int:
 def cmd_embeddings(args: argparse.Namespace) -> int:
     from nmt.lab.report import Lab
 
-    _positive(getattr(args, "k", None), "-k")
-    _positive(getattr(args, "n", None), "-n")
+    positive(getattr(args, "k", None), "-k")
+    positive(getattr(args, "n", None), "-n")
     lab = Lab(args.run, args.side, args.checkpoint)
     if args.action == "neighbors":
         print(lab.neighbors(args.word, args.k))
@@ -482,7 +463,7 @@ def cmd_embeddings(args: argparse.Namespace) -> int:
         from nmt.lab.compare import Word2VecSettings
 
         for flag in ("top", "sample", "epochs", "window"):
-            _positive(getattr(args, flag), f"--{flag}")
+            positive(getattr(args, flag), f"--{flag}")
         settings = Word2VecSettings(dim=lab.table.shape[1], window=args.window, epochs=args.epochs, seed=args.seed)
         print(lab.compare_word2vec(settings, args.top, args.k, args.sample, args.analogies, args.classes,
                                    args.json_out, args.plot_out, args.words))
@@ -492,32 +473,17 @@ def cmd_embeddings(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    for name in ("max_batch", "max_queue", "max_sentences", "max_chars", "max_body_bytes", "max_beam"):
-        _positive(getattr(args, name), "--" + name.replace("_", "-"))
-    if not 0 < args.timeout < float("inf"):  # a NaN fails both
-        raise NmtError(f"--timeout must be a finite number of seconds above 0, got {args.timeout}")
-    if not 0 <= args.max_wait_ms < float("inf"):
-        raise NmtError(f"--max-wait-ms must be a finite number of at least 0, got {args.max_wait_ms}")
-    if not 0 <= args.port <= 65535:
-        raise NmtError(f"--port must be between 0 and 65535, got {args.port}")
-    from nmt.serve import Limits, create_app, serve
-    from nmt import Translator
+    from nmt_runtime.cli import check_serve_flags, serve_translator
 
-    translator = Translator.load([args.run, *args.ensemble], args.checkpoint, quantize=args.quantize)
-    given = decode_given(args)
-    options = translator.options(given)
-    rows = options.n_best if options.search == "sample" else options.beam
-    if rows > args.max_beam:
-        what = f"--nbest {rows} (samples)" if options.search == "sample" else f"the beam {rows}"
-        raise NmtError(f"{what} exceeds --max-beam {args.max_beam}")
-    limits = Limits(args.max_sentences, args.max_chars, args.max_body_bytes, args.max_beam, args.timeout)
-    batching = Batching(not args.no_batching, args.max_batch, args.max_wait_ms, args.max_queue)
-    app = create_app(translator, limits, batching, given)
-    models = " + ".join(str(m.checkpoint) for m in translator.members)
-    print(f"loaded {models} ({translator.cfg.data.src_lang}→{translator.cfg.data.tgt_lang}, "
-          f"quantize {args.quantize}); decoding by default: {options.describe()}; dynamic batching "
-          f"{'off' if args.no_batching else f'up to {args.max_batch} sentences, {args.max_wait_ms:g} ms wait'}")
-    return serve(app, args.host, args.port)
+    check_serve_flags(args)
+    from nmt.translate import ExportTranslator, load_translator
+
+    translator = load_translator([args.run, *args.ensemble], args.checkpoint, quantize=args.quantize)
+    if isinstance(translator, ExportTranslator):
+        from nmt.serve import export_app as make_app
+    else:
+        from nmt.serve import create_app as make_app
+    return serve_translator(translator, args, make_app)
 
 
 def main(argv: list[str] | None = None) -> int:

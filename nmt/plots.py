@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from nmt.errors import NmtError
@@ -35,7 +36,8 @@ def attention_figure(src_pieces: list[str], tgt_pieces: list[str], attention: to
     plt = pyplot()
     src = src_pieces + ["</s>"]
     tgt = tgt_pieces + ["</s>"]
-    weights = attention.detach().float().cpu().numpy()
+    # a torch tensor (a run) or a numpy array (an export)
+    weights = np.asarray(attention.detach().float().cpu() if isinstance(attention, torch.Tensor) else attention)
     assert weights.shape == (len(tgt), len(src)), (weights.shape, len(tgt), len(src))
     cell = 0.32  # inches per piece
     fig, ax = plt.subplots(figsize=(max(4.0, 1.8 + cell * len(src)), max(3.0, 1.4 + cell * len(tgt))))
@@ -66,7 +68,7 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
 
 
 def plot_attention(
-    src_pieces: list[str], tgt_pieces: list[str], attention: torch.Tensor, path: str | Path, title: str = ""
+    src_pieces: list[str], tgt_pieces: list[str], attention: torch.Tensor | np.ndarray, path: str | Path, title: str = ""
 ) -> Path:
     """Write `attention_figure` to `path` (PNG, or any format matplotlib knows by the suffix)."""
     return save_figure(attention_figure(src_pieces, tgt_pieces, attention, title), path)

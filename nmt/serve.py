@@ -23,12 +23,12 @@ from nmt_runtime.neighbours import Neighbours, Table
 
 try:  # Limits and serve are nmt serve's too: cli.py imports them from here
     from nmt_runtime import serve as http
-    from nmt_runtime.serve import FastAPI, Limits, serve
+    from nmt_runtime.serve import FastAPI, Limits, export_app, serve
 except MissingExtra:  # the same extra, by nmt's name
     raise NmtError("nmt serve needs FastAPI and uvicorn: pip install 'nmt[serve]' "
                    "(or: pip install fastapi uvicorn)") from None
 
-__all__ = ["Limits", "checkpoint_info", "create_app", "run_info", "run_neighbours", "serve"]
+__all__ = ["Limits", "checkpoint_info", "create_app", "export_app", "run_info", "run_neighbours", "serve"]
 
 CHECKPOINTS = ("init", "best", "last")  # the tables of a run that /v1/embeddings/neighbors reads
 

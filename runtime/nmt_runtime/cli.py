@@ -92,6 +92,70 @@ def decode_given(args: argparse.Namespace) -> dict[str, Any]:
             if getattr(args, dest, None) is not None}
 
 
+def positive(value: int | None, flag: str) -> None:
+    if value is not None and value < 1:
+        raise NmtError(f"{flag} must be at least 1, got {value}")
+
+
+def add_serve_options(p: argparse.ArgumentParser) -> None:
+    """Where `serve` listens."""
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one, printed)")
+
+
+def add_serve_limits(p: argparse.ArgumentParser) -> None:
+    """`serve`'s dynamic batching and the limits of a request (nmt_runtime/serve.py's Limits)."""
+    from nmt_runtime.batcher import Batching  # the standard library only
+
+    g = p.add_argument_group("dynamic batching")
+    g.add_argument("--max-batch", type=int, default=Batching.max_batch,
+                   help=f"sentences decoded together at most (default {Batching.max_batch})")
+    g.add_argument("--max-wait-ms", type=float, default=Batching.max_wait_ms,
+                   help=f"how long the decoder waits for more requests once one is in "
+                        f"(default {Batching.max_wait_ms:g})")
+    g.add_argument("--max-queue", type=int, default=Batching.max_queue,
+                   help=f"requests waiting at most; more get 503 (default {Batching.max_queue})")
+    g.add_argument("--no-batching", action="store_true", help="decode each request alone, one after the other")
+    g = p.add_argument_group("limits per request (a refusal is a 4xx with a JSON error)")
+    g.add_argument("--max-sentences", type=int, default=64, help="sentences (default 64)")
+    g.add_argument("--max-chars", type=int, default=1000, help="characters per sentence (default 1000)")
+    g.add_argument("--max-body-bytes", type=int, default=1 << 20, help="body size (default 1 MiB)")
+    g.add_argument("--max-beam", type=int, default=16, help="beam size, and samples with --strategy sample (default 16)")
+    g.add_argument("--timeout", type=float, default=30.0, help="seconds queued and decoding; then 503 (default 30)")
+
+
+def check_serve_flags(args: argparse.Namespace) -> None:
+    """The serve flags' ranges, checked before the model is loaded."""
+    for name in ("max_batch", "max_queue", "max_sentences", "max_chars", "max_body_bytes", "max_beam"):
+        positive(getattr(args, name), "--" + name.replace("_", "-"))
+    if not 0 < args.timeout < float("inf"):  # a NaN fails both
+        raise NmtError(f"--timeout must be a finite number of seconds above 0, got {args.timeout}")
+    if not 0 <= args.max_wait_ms < float("inf"):
+        raise NmtError(f"--max-wait-ms must be a finite number of at least 0, got {args.max_wait_ms}")
+    if not 0 <= args.port <= 65535:
+        raise NmtError(f"--port must be between 0 and 65535, got {args.port}")
+
+
+def serve_translator(translator: Any, args: argparse.Namespace, make_app: Callable[..., Any]) -> int:
+    """`serve`: the app `make_app(translator, limits, batching, decode)` on --host/--port until SIGTERM."""
+    from nmt_runtime.batcher import Batching
+    from nmt_runtime.serve import Limits, serve
+
+    given = decode_given(args)
+    options = translator.options(given)
+    rows = options.n_best if options.search == "sample" else options.beam
+    if rows > args.max_beam:
+        what = f"--nbest {rows} (samples)" if options.search == "sample" else f"the beam {rows}"
+        raise NmtError(f"{what} exceeds --max-beam {args.max_beam}")
+    limits = Limits(args.max_sentences, args.max_chars, args.max_body_bytes, args.max_beam, args.timeout)
+    batching = Batching(not args.no_batching, args.max_batch, args.max_wait_ms, args.max_queue)
+    app = make_app(translator, limits, batching, given)
+    print(f"loaded {translator.models_label()} ({translator.src_lang}→{translator.tgt_lang}, "
+          f"quantize {translator.quantize}); decoding by default: {options.describe()}; dynamic batching "
+          f"{'off' if args.no_batching else f'up to {args.max_batch} sentences, {args.max_wait_ms:g} ms wait'}")
+    return serve(app, args.host, args.port)
+
+
 def format_nbest(nbest: list, n: int) -> str:
     if n == 1 or not nbest[0].src_pieces:  # an empty input line stays an empty output line
         return nbest[0].text
@@ -204,6 +268,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    check_serve_flags(args)
+    from nmt_runtime.serve import export_app
+    from nmt_runtime.translator import ExportTranslator
+
+    translator = ExportTranslator.load([args.export, *args.ensemble], threads=args.threads)
+    return serve_translator(translator, args, export_app)
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("export", help="an export folder (made by nmt export RUN OUT)")
     p.add_argument("--threads", type=int, default=None,
@@ -238,13 +311,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="where to write the hypotheses (default EXPORT/hyps/SRC.beamK.hyp, "
                                                "named like nmt evaluate's)")
     add_decode_options(p, nbest=False)
+    p = sub.add_parser("serve", help="a JSON API and a web page for an export (needs the serve extra)",
+                       description="Serve an export over HTTP: POST /v1/translate, GET /v1/info, "
+                                   "GET /v1/embeddings/neighbors, GET /health, the page at /, API docs at /docs; "
+                                   "the same API, limits and page as nmt serve.",
+                       epilog=EPILOG_SERVE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common(p)
+    add_serve_options(p)
+    add_decode_options(p, what="the defaults of requests, which may choose their own")
+    add_serve_limits(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"translate": cmd_translate, "evaluate": cmd_evaluate}
+    handlers = {"translate": cmd_translate, "evaluate": cmd_evaluate, "serve": cmd_serve}
     try:
         if args.threads is not None and args.threads < 1:
             raise NmtError(f"--threads must be at least 1, got {args.threads}")

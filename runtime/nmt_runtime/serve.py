@@ -306,6 +306,13 @@ def create_app(translator: ServedTranslator, info: Mapping[str, Any], neighbours
     return app
 
 
+def export_app(translator: Any, limits: Limits | None = None, batching: Batching | None = None,
+               decode: Mapping[str, Any] | None = None) -> FastAPI:
+    """The service for an export (or an ensemble of exports; the first one's tables): an
+    `ExportTranslator` (nmt_runtime/translator.py) with its info and neighbours."""
+    return create_app(translator, translator.info(), translator.neighbours(), limits, batching, decode)
+
+
 def _translation(nbest: list, n_best: int, attention: bool) -> dict[str, Any]:
     """One sentence's answer: the best; with n_best > 1 the list; with attention, each
     hypothesis's target pieces and weights (rows: its pieces and </s>; columns: the source's)."""

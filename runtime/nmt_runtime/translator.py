@@ -126,7 +126,9 @@ def check_same_tokenizers(first: tuple[Path, Path], other: tuple[Path, Path], fi
 
 def is_export(path: Path) -> bool:
     """Whether `path` is an `nmt export` folder (it holds export.json), not a run directory."""
-    return (path / "export.json").is_file()  # TODO(merge): exported.EXPORT_JSON
+    from nmt_runtime.exported import EXPORT_JSON
+
+    return (path / EXPORT_JSON).is_file()
 
 
 def _numpy_arrays(src: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -171,6 +173,34 @@ class ExportTranslator(TranslatorBase):
 
     def models_label(self) -> str:
         return " + ".join(str(e.path) for e in self.exports)
+
+    def info(self) -> dict[str, Any]:
+        """The export's part of GET /v1/info (nmt_runtime/serve.py adds the settings)."""
+        meta, source = self.export.meta, self.export.meta["source"]
+        return {
+            "languages": {"src": self.src_lang, "tgt": self.tgt_lang},
+            "vocab": {"src": len(self.src_tok), "tgt": len(self.tgt_tok)},
+            "export": str(self.export.path),
+            "checkpoint": {"path": source["checkpoint"], "step": source.get("step"),
+                           "dev_score": source.get("dev_score"), "dev_metric": source.get("dev_metric")},
+            "architecture": {key: meta["architecture"][key] for key in ("rnn_type", "attention")},
+            "quantize": self.quantize,
+            "members": [{"export": str(e.path), "run": e.meta["source"]["run"], "checkpoint": e.meta["source"]["checkpoint"],
+                         "architecture": e.meta["architecture"]} for e in self.exports],
+            "decode": {"max_src_pieces": self.max_src_len},
+        }
+
+    def neighbours(self) -> Any:
+        """/v1/embeddings/neighbors over the first export's tables: the one checkpoint it was made from."""
+        from nmt_runtime.neighbours import Neighbours, Table
+
+        name = Path(self.export.meta["source"]["checkpoint"]).stem  # best, last, averaged, step_N
+        tokenizers = {"src": self.src_tok, "tgt": self.tgt_tok}
+
+        def load(checkpoint: str, side: str) -> Table:
+            return Table(self.export.tables(side), tokenizers[side], self.export.counts(side))
+
+        return Neighbours((name,), load)
 
     def _decode(self, src_ids: list[list[int]], options: DecodeOptions, attention: bool) -> list[list[Hypothesis]]:
         return decode([e.model for e in self.exports], src_ids, options, self.batch_size, _numpy_arrays, attention)
