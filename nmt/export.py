@@ -32,7 +32,7 @@ from nmt.checkpoint import _umask, load_checkpoint
 from nmt.config import ModelConfig
 from nmt.errors import NmtError
 from nmt.export_graphs import OPSET, CHECK_LENGTHS, CHECK_STEPS, Differences, compare, export_graphs, quantize_int8
-from nmt.lab.tables import load_counts
+from nmt.token_counts import load_counts
 from nmt.model import Seq2Seq
 from nmt.tokenizer import SPECIAL_IDS
 from nmt.translate import QUANTIZE_CHOICES, Translator
