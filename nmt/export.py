@@ -36,7 +36,7 @@ from nmt.token_counts import load_counts
 from nmt.model import Seq2Seq
 from nmt.tokenizer import SPECIAL_IDS
 from nmt.translate import QUANTIZE_CHOICES, Translator
-from nmt_runtime.exported import (COUNT_FILES, ENCODER_FILE, EXPORT_FILES, EXPORT_VERSION, FORMAT, META_FILE,
+from nmt_runtime.exported import (COUNT_FILES, ENCODER_FILE, EXPORT_FILES, EXPORT_VERSION, FORMAT, EXPORT_JSON,
                                   SIDES, SPECIAL_NAMES, STEP_FILE, TABLE_FILES, TOKENIZER_FILES, ExportedModel,
                                   StateTensor, load_export)
 
@@ -92,7 +92,7 @@ def check_exportable(cfg: ModelConfig, config: Path) -> None:
 def is_export(folder: Path) -> bool:
     """Whether `folder` holds an nmt export (an export.json of its format, any version)."""
     try:
-        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        meta = json.loads((folder / EXPORT_JSON).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return False
     return isinstance(meta, dict) and meta.get("format") == FORMAT
@@ -110,7 +110,7 @@ def check_out(out: Path, overwrite: bool) -> None:
     if not any(out.iterdir()):
         return
     if not is_export(out):
-        raise NmtError(f"{out}: exists and is not an nmt export (no {META_FILE} of format {FORMAT!r}); "
+        raise NmtError(f"{out}: exists and is not an nmt export (no {EXPORT_JSON} of format {FORMAT!r}); "
                        "nmt export writes a new folder or replaces an earlier export: choose another OUT")
     if not overwrite:
         raise NmtError(f"{out}: holds an nmt export already; add --overwrite to replace it")
@@ -207,7 +207,7 @@ def describe(translator: Translator, quantize: str, state: list[StateTensor], fo
                          "share_src_tgt": cfg.model.embeddings.share_src_tgt,
                          "embedding_scale": cfg.model.embeddings.scale},
         "decode": cfg.decode.choices(),  # a layer for DecodeOptions.resolve, as Translator uses it
-        "decode_batch_size": cfg.decode.batch_size,
+        "batch_size": cfg.decode.batch_size,  # sentences decoded together (decode.batch_size)
         "max_src_len": cfg.data.max_src_len,
         "quantize": quantize,
         "opset": OPSET,
@@ -216,12 +216,12 @@ def describe(translator: Translator, quantize: str, state: list[StateTensor], fo
         "source": {"run": str(translator.run.path.resolve()), "checkpoint": str(translator.checkpoint.resolve()),
                    "step": step, "dev_score": ckpt.get("score"),
                    "dev_metric": cfg.train.early_stopping_metric},
-        "files": {name: sha256(folder / name) for name in files if name != META_FILE},
+        "files": {name: sha256(folder / name) for name in files if name != EXPORT_JSON},
     }
 
 
 def write_meta(folder: Path, meta: dict[str, Any]) -> None:
-    (folder / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    (folder / EXPORT_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
 def sha256(path: Path) -> str:
@@ -246,11 +246,12 @@ def source_commit() -> str | None:
 
 def summary(out: Path) -> str:
     """What `nmt export` prints: the folder, each file and its size, the check's figures, what to run next."""
-    meta = json.loads((out / META_FILE).read_text(encoding="utf-8"))
+    meta = json.loads((out / EXPORT_JSON).read_text(encoding="utf-8"))
     source, v = meta["source"], meta["verification"]
-    lines = [f"wrote {out} ({meta['languages']['src']}→{meta['languages']['tgt']}, {'fp32' if meta['quantize'] == 'none' else meta['quantize']} graphs, "
+    weights = "fp32" if meta["quantize"] == "none" else meta["quantize"]
+    lines = [f"wrote {out} ({meta['languages']['src']}→{meta['languages']['tgt']}, {weights} graphs, "
              f"opset {meta['opset']}; from {source['checkpoint']}, step {source['step']}):"]
-    for name in sorted([*meta["files"], META_FILE]):
+    for name in sorted([*meta["files"], EXPORT_JSON]):
         lines.append(f"  {name:<20} {_size((out / name).stat().st_size):>9}")
     diff = v["max_abs_diff"]
     lines.append(f"checked in onnxruntime {meta['onnxruntime']} against torch ({v['sources']} random sources, "

@@ -110,7 +110,8 @@ class StepGraph(nn.Module):
 
 
 def sources(lengths: Sequence[int], vocab: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random sources of these lengths (ids of text pieces, then EOS), padded: src (batch, max+1), src_lengths (batch,)."""
+    """Random sources of these lengths (ids of text pieces, then EOS), padded: src (batch, max + 1)
+    and src_lengths (batch,)."""
     g = torch.Generator().manual_seed(seed)
     src = torch.full((len(lengths), max(lengths) + 1), PAD_ID)
     for row, n in enumerate(lengths):

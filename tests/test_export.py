@@ -30,7 +30,7 @@ from nmt.errors import NmtError
 from nmt.model import build_model
 from nmt.tokenizer import EOS_ID, PAD_ID, train_tokenizer
 from nmt.translate import Translator
-from nmt_runtime.exported import META_FILE, load_export
+from nmt_runtime.exported import EXPORT_JSON, load_export
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -108,9 +108,9 @@ def refused(folder: Path, *fragments: str) -> str:
 
 def rehash(folder: Path, name: str) -> None:
     """Put a changed file's sha256 into export.json, so that only the check after the sha256 can refuse it."""
-    meta = json.loads((folder / META_FILE).read_text())
+    meta = json.loads((folder / EXPORT_JSON).read_text())
     meta["files"][name] = sha256(folder / name)
-    (folder / META_FILE).write_text(json.dumps(meta))
+    (folder / EXPORT_JSON).write_text(json.dumps(meta))
 
 
 # ----------------------------------------------------------------------------- torch and onnxruntime agree
@@ -201,8 +201,8 @@ def test_int8_graphs_run_with_log_probabilities_close_to_torchs(int8_over_fp32, 
 
 def test_export_writes_the_graphs_tokenizers_tables_and_a_description_of_them(exported, trained_run):
     folder, printed = exported
-    meta = json.loads((folder / META_FILE).read_text())
-    assert sorted(p.name for p in folder.iterdir()) == sorted([*meta["files"], META_FILE])
+    meta = json.loads((folder / EXPORT_JSON).read_text())
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*meta["files"], EXPORT_JSON])
     assert set(meta["files"]) == {"encoder.onnx", "decoder_step.onnx", "src.model", "tgt.model", "src_embeddings.npy",
                                   "tgt_embeddings.npy", "src_counts.npy", "tgt_counts.npy"}
     assert all(sha256(folder / name) == digest for name, digest in meta["files"].items())
@@ -224,7 +224,7 @@ def test_export_writes_the_graphs_tokenizers_tables_and_a_description_of_them(ex
 def test_the_export_describes_decode_defaults_that_decode_options_accept(exported):
     from nmt_runtime.decode_options import DecodeOptions
 
-    meta = json.loads((exported[0] / META_FILE).read_text())
+    meta = json.loads((exported[0] / EXPORT_JSON).read_text())
     assert DecodeOptions.resolve(meta["decode"]).beam == 2
 
 
@@ -279,7 +279,7 @@ def test_an_earlier_export_is_replaced_only_with_overwrite(exported, trained_run
 
 def test_overwrite_replaces_an_earlier_export_whole(int8_over_fp32):
     folder, printed = int8_over_fp32
-    meta = json.loads((folder / META_FILE).read_text())
+    meta = json.loads((folder / EXPORT_JSON).read_text())
     assert meta["quantize"] == "int8" and "int8 graphs" in printed
     assert sorted(p.name for p in folder.parent.iterdir()) == ["toy"]  # no temporary or replaced folder left
     load_export(folder)
@@ -341,9 +341,9 @@ def test_a_file_whose_sha256_does_not_match_is_refused(exported, tmp_path):
 
 def test_an_unknown_export_version_is_refused_naming_the_versions_read(exported, tmp_path):
     folder = copy_of(exported, tmp_path)
-    meta = json.loads((folder / META_FILE).read_text())
-    (folder / META_FILE).write_text(json.dumps({**meta, "export_version": 2}))
-    refused(folder, f"{folder / META_FILE}: export_version 2", "reads version 1")
+    meta = json.loads((folder / EXPORT_JSON).read_text())
+    (folder / EXPORT_JSON).write_text(json.dumps({**meta, "export_version": 2}))
+    refused(folder, f"{folder / EXPORT_JSON}: export_version 2", "reads version 1")
 
 
 @pytest.mark.parametrize("text, fragment", [(None, "missing"), ("{", "not readable JSON"),
@@ -351,10 +351,10 @@ def test_an_unknown_export_version_is_refused_naming_the_versions_read(exported,
 def test_a_folder_without_a_valid_export_json_is_refused(exported, tmp_path, text, fragment):
     folder = copy_of(exported, tmp_path)
     if text is None:
-        (folder / META_FILE).unlink()
+        (folder / EXPORT_JSON).unlink()
     else:
-        (folder / META_FILE).write_text(text)
-    refused(folder, f"{folder / META_FILE}: {fragment}")
+        (folder / EXPORT_JSON).write_text(text)
+    refused(folder, f"{folder / EXPORT_JSON}: {fragment}")
 
 
 def test_a_tokenizer_of_another_vocabulary_is_refused_even_with_its_sha256(exported, tmp_path):

@@ -39,15 +39,16 @@ from nmt_runtime.errors import NmtError
 FORMAT = "nmt-export"
 EXPORT_VERSION = 1  # what nmt export writes
 READS_VERSIONS = (1,)  # what this runtime reads
-META_FILE = "export.json"
+EXPORT_JSON = "export.json"
 ENCODER_FILE = "encoder.onnx"
 STEP_FILE = "decoder_step.onnx"
 SIDES = ("src", "tgt")
-TOKENIZER_FILES = {"src": "src.model", "tgt": "tgt.model"}
+SRC_TOKENIZER, TGT_TOKENIZER = "src.model", "tgt.model"
+TOKENIZER_FILES = {"src": SRC_TOKENIZER, "tgt": TGT_TOKENIZER}
 TABLE_FILES = {"src": "src_embeddings.npy", "tgt": "tgt_embeddings.npy"}
 COUNT_FILES = {"src": "src_counts.npy", "tgt": "tgt_counts.npy"}  # optional
 REQUIRED_FILES = (ENCODER_FILE, STEP_FILE, *TOKENIZER_FILES.values(), *TABLE_FILES.values())
-EXPORT_FILES = (*REQUIRED_FILES, *COUNT_FILES.values(), META_FILE)  # every file nmt export writes
+EXPORT_FILES = (*REQUIRED_FILES, *COUNT_FILES.values(), EXPORT_JSON)  # every file nmt export writes
 
 # the graphs' input and output names besides the state's
 ENCODER_INPUTS = ("src", "src_lengths")
@@ -170,7 +171,7 @@ def load_export(path: str | Path, threads: int | None = None) -> Export:
     files = meta["files"]
     unlisted = [name for name in REQUIRED_FILES if name not in files]
     if unlisted:
-        raise NmtError(f"{path / META_FILE}: lists no {unlisted[0]}; the export is incomplete, export the run again")
+        raise NmtError(f"{path / EXPORT_JSON}: lists no {unlisted[0]}; the export is incomplete, export the run again")
     for name, digest in files.items():
         _check_file(path, name, digest)
     protos = {side: (path / TOKENIZER_FILES[side]).read_bytes() for side in SIDES}
@@ -183,13 +184,13 @@ def load_export(path: str | Path, threads: int | None = None) -> Export:
     model = ExportedModel.from_files(path / ENCODER_FILE, path / STEP_FILE, layout, threads, meta.get("onnxruntime"))
     if model.tgt_vocab != meta["vocab"]["tgt"]:
         raise NmtError(f"{path / STEP_FILE}: gives log-probabilities over {model.tgt_vocab} target ids, but "
-                       f"{META_FILE} says vocab.tgt is {meta['vocab']['tgt']}; export the run again")
+                       f"{EXPORT_JSON} says vocab.tgt is {meta['vocab']['tgt']}; export the run again")
     return Export(path, meta, model, protos)
 
 
 def read_meta(path: Path) -> dict[str, Any]:
     """export.json, checked to be an nmt export of a version this runtime reads, with the keys it needs."""
-    file = path / META_FILE
+    file = path / EXPORT_JSON
     if not path.is_dir():
         raise NmtError(f"{path}: not found (an export folder, made by nmt export RUN {path})")
     try:
@@ -218,7 +219,7 @@ def _check_meta(meta: dict[str, Any]) -> None:
     if not isinstance(meta["files"], dict) or not all(isinstance(d, str) for d in meta["files"].values()):
         raise TypeError("'files' must map file names to sha256 digests")
     for name in meta["files"]:
-        if not isinstance(name, str) or name not in EXPORT_FILES or name == META_FILE:
+        if not isinstance(name, str) or name not in EXPORT_FILES or name == EXPORT_JSON:
             raise ValueError(f"'files' names {name!r}, which is not a file of an export")
     for side in SIDES:
         if not isinstance(meta["vocab"][side], int):
@@ -237,11 +238,12 @@ def _check_file(path: Path, name: str, digest: str) -> None:
     try:
         data = file.read_bytes()
     except FileNotFoundError:
-        raise NmtError(f"{file}: missing ({META_FILE} lists it); copy the whole export folder, or export the run again") from None
+        raise NmtError(f"{file}: missing ({EXPORT_JSON} lists it); copy the whole export folder, "
+                       "or export the run again") from None
     except OSError as e:
         raise NmtError(f"{file}: cannot read it ({e.strerror})") from None
     if hashlib.sha256(data).hexdigest() != digest:
-        raise NmtError(f"{file}: sha256 does not match {META_FILE}; the file was changed or damaged after the export")
+        raise NmtError(f"{file}: sha256 does not match {EXPORT_JSON}; the file was changed or damaged after the export")
 
 
 def _check_tokenizer(file: Path, proto: bytes, meta: dict[str, Any], side: str) -> None:
@@ -252,7 +254,7 @@ def _check_tokenizer(file: Path, proto: bytes, meta: dict[str, Any], side: str) 
         raise NmtError(f"{file}: not a valid sentencepiece model") from None
     if sp.get_piece_size() != meta["vocab"][side]:
         raise NmtError(f"{file}: has {sp.get_piece_size()} pieces, but the graphs were made for {meta['vocab'][side]} "
-                       f"{side} ids ({META_FILE} vocab.{side}); it is not the tokenizer of this export")
+                       f"{side} ids ({EXPORT_JSON} vocab.{side}); it is not the tokenizer of this export")
     ids = [sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id()]
     want = [meta["special_ids"][name] for name in SPECIAL_NAMES]
     if ids != want:
@@ -267,12 +269,12 @@ def _check_rows(file: Path, meta: dict[str, Any], side: str, dtype: type, ndim: 
         raise NmtError(f"{file}: not a readable .npy array ({str(e).splitlines()[0]})") from None
     if array.ndim != ndim or array.dtype != dtype or array.shape[0] != meta["vocab"][side]:
         raise NmtError(f"{file}: {array.dtype} array of shape {array.shape}, expected {np.dtype(dtype)} with "
-                       f"{meta['vocab'][side]} rows ({META_FILE} vocab.{side})")
+                       f"{meta['vocab'][side]} rows ({EXPORT_JSON} vocab.{side})")
 
 
 def _check_names(file: Path, what: str, got: list[str], want: list[str]) -> None:
     if got != want:
-        raise NmtError(f"{file}: its {what} are {', '.join(got)}; {META_FILE} says {', '.join(want)}")
+        raise NmtError(f"{file}: its {what} are {', '.join(got)}; {EXPORT_JSON} says {', '.join(want)}")
 
 
 def _session(file: Path, threads: int | None, made_with: str | None) -> Any:
