@@ -18,16 +18,8 @@ from nmt.checkpoint import load_checkpoint
 from nmt.errors import NmtError
 from nmt.model import Seq2Seq
 from nmt.rundir import RunDir
+from nmt.token_counts import check_side, load_counts  # noqa: F401  (serve.py and report.py import load_counts here)
 from nmt.tokenizer import Tokenizer
-
-SIDES = tuple(Seq2Seq.EMBEDDINGS)  # ("src", "tgt")
-
-
-def check_side(side: str) -> None:
-    """Refuse a side the model has no table for, before any file is read."""
-    if side not in SIDES:
-        raise NmtError(f"side must be {' or '.join(map(repr, SIDES))}, got {side!r}")
-
 
 def checkpoint_file(run: RunDir, checkpoint: str) -> Path:
     """The file that `checkpoint` ('best', 'last', 'init' or a path) names in a run directory."""
@@ -68,24 +60,6 @@ def load_tables(run_dir: str | Path, checkpoint: str = "best", side: str = "src"
         raise NmtError(f"{path}: the {side} table has shape {tuple(table.shape)}, "
                        f"but the run's {side} tokenizer has {len(tokenizer)} pieces")
     return table, tokenizer
-
-
-def load_counts(run_dir: str | Path, side: str, vocab_size: int | None = None) -> torch.Tensor | None:
-    """How often each id of `side` occurs in the training data (RUN/token_counts.pt), or None
-    when the run has no counts (runs trained before nmt saved them)."""
-    check_side(side)
-    path = RunDir(run_dir).token_counts
-    if not path.is_file():
-        return None
-    try:
-        counts = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        raise NmtError(f"{path}: not a readable token-counts file") from None
-    if not isinstance(counts, dict) or not isinstance(counts.get(side), torch.Tensor) or counts[side].dim() != 1:
-        raise NmtError(f"{path}: expected {{'src': LongTensor, 'tgt': LongTensor}}")
-    if vocab_size is not None and counts[side].numel() != vocab_size:
-        raise NmtError(f"{path}: {counts[side].numel()} {side} counts for {vocab_size} vocabulary ids")
-    return counts[side].long()
 
 
 def training_side(run_dir: str | Path, side: str) -> list[list[int]]:
