@@ -139,6 +139,14 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def trained_export(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """trained_run's best.pt exported once per session by `nmt export` (fp32); treat it as read-only."""
+    from nmt.export import export_run
+
+    return export_run(trained_run, tmp_path_factory.mktemp("exported") / "toy")
+
+
+@pytest.fixture(scope="session")
 def trained_run_config(trained_run: Path) -> dict[str, Any]:
     import yaml
 

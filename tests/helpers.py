@@ -56,6 +56,30 @@ def python(*args: str | Path, input: str | bytes | None = None, cwd: Path | None
     )
 
 
+# torch and nmt as if not installed: importing them fails. (None in sys.modules instead would be taken
+# for a module by array-api-compat's checks, which the search makes.)
+WITHOUT_TORCH = """\
+import sys
+class _Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "nmt"):
+            raise ImportError(f"No module named {name!r}")
+sys.meta_path.insert(0, _Absent())
+"""
+
+
+def runtime_process(code: str, *args: str | Path, **kwargs) -> subprocess.CompletedProcess:
+    """`python -c CODE ARGS` where torch and nmt cannot be imported (only runtime/ on the path): what
+    nmt-runtime sees on a machine without them. CODE must not need more than nmt_runtime."""
+    env = {"PYTHONPATH": str(ROOT / "runtime"), **kwargs.pop("env", {})}
+    return python("-c", WITHOUT_TORCH + code, *args, env=env, **kwargs)
+
+
+def nmt_runtime(*args: str | Path, **kwargs) -> subprocess.CompletedProcess:
+    """`nmt-runtime ARGS` in a process where torch and nmt cannot be imported (keywords as for `python`)."""
+    return runtime_process("from nmt_runtime.cli import main; sys.exit(main(sys.argv[1:]))", *args, **kwargs)
+
+
 def nmt_process(*args: str | Path, **kwargs) -> subprocess.CompletedProcess:
     """`python -m nmt ARGS` in a process of its own (keywords as for `python`): for what only a
     process shows (an exit code from a crash, signals, what a fresh interpreter imports)."""

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
-import subprocess
-import sys
 import typing
 from pathlib import Path
 
@@ -22,7 +19,7 @@ import torch
 import yaml
 
 from conftest import DEV_PAIRS, PAIRS, tiny_config_dict, write_parallel
-from helpers import ROOT, assert_error, nmt, ok, sha256, snapshot
+from helpers import assert_error, nmt, ok, runtime_process, sha256, snapshot
 from nmt.checkpoint import save_checkpoint
 from nmt.config import ModelConfig, load_config
 from nmt import export as exporting
@@ -380,17 +377,8 @@ def test_a_graph_this_onnxruntime_cannot_load_is_refused_naming_both_versions(ex
 
 # ----------------------------------------------------------------------------- the runtime without torch
 
-WITHOUT_TORCH = """\
-import json, sys
-
-# torch and nmt as if not installed: importing them fails (None in sys.modules instead would be
-# taken for a module by array-api-compat's checks, which the search makes)
-class Absent:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "nmt"):
-            raise ImportError(f"No module named {name!r}")
-
-sys.meta_path.insert(0, Absent())
+WITHOUT_TORCH_CODE = """\
+import json
 import numpy as np
 from nmt_runtime.exported import load_export
 
@@ -403,13 +391,9 @@ print(json.dumps({"log_probs": log_probs.tolist(), "attention": list(attention.s
 """
 
 
-def test_the_runtime_loads_and_runs_an_export_with_torch_and_nmt_unimportable(exported, tmp_path):
-    script = tmp_path / "without_torch.py"
-    script.write_text(WITHOUT_TORCH)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "runtime")}  # nmt_runtime of this checkout
-    proc = subprocess.run([sys.executable, str(script), str(exported[0])], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+def test_the_runtime_loads_and_runs_an_export_with_torch_and_nmt_unimportable(exported):
+    proc = runtime_process(WITHOUT_TORCH_CODE, exported[0])
+    assert proc.returncode == 0, proc.stderr.decode()
     result = json.loads(proc.stdout)
     assert result["loaded"] == [] and result["attention"] == [3, 4]
     # the same numbers as in this process

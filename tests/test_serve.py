@@ -38,6 +38,7 @@ from nmt_runtime import serve as http  # noqa: E402
 from nmt_runtime.batcher import Batching, DynamicBatcher  # noqa: E402
 from nmt_runtime.neighbours import Neighbours  # noqa: E402
 from nmt_runtime.serve import Limits  # noqa: E402
+from nmt_runtime.translator import ExportTranslator  # noqa: E402
 
 SENTENCES = ["the king eats .", "the queen sings a song .", "", "a dog sees the cat ."]
 bench = load_script("serve_bench.py")
@@ -65,7 +66,15 @@ def run_backend(request: pytest.FixtureRequest) -> Backend:
                    ("-m", "nmt", "serve"))
 
 
-BUILDERS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {"run": run_backend}
+def export_backend(request: pytest.FixtureRequest) -> Backend:
+    """`nmt-runtime serve` of the tiny trained run's export (onnxruntime, no torch in the path)."""
+    export = request.getfixturevalue("trained_export")
+    translator = ExportTranslator.load(export)
+    return Backend("export", translator, lambda **kw: http.export_app(translator, **kw), export,
+                   ("-m", "nmt_runtime.cli", "serve"))
+
+
+BUILDERS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {"run": run_backend, "export": export_backend}
 BACKENDS = list(BUILDERS)
 RUN_ONLY = pytest.mark.parametrize("backend", ["run"], indirect=True)
 
