@@ -7,7 +7,7 @@ One code path serves a file, a pipe, the interactive prompt and Python:
     t.translate(["the king eats ."], beam=5)
 
 `Translator.load([run1, run2])` (CLI: `--ensemble RUN2`) decodes with an ensemble of runs that
-share their tokenizers (nmt/ensemble.py). Decode settings are DecodeOptions' names as keywords
+share their tokenizers (runtime/nmt_runtime/ensemble.py). Decode settings are DecodeOptions' names as keywords
 (`beam=5`, `strategy="sample"`, `seed=1`, ...), on top of the first run's `decode.*`; decoding is
 `nmt.search.decode`, the one path every command shares.
 
@@ -123,7 +123,7 @@ class Translator(TranslatorBase):
              quantize: str = "none") -> "Translator":
         """Load run directories' configs, tokenizers and checkpoints.
 
-        `runs`: one run directory, or a list of them to decode as an ensemble (nmt/ensemble.py);
+        `runs`: one run directory, or a list of them to decode as an ensemble (runtime/nmt_runtime/ensemble.py);
         each may end in ':best', ':last', ':averaged' or ':step_N' to name its checkpoint. Otherwise
         the first run takes `checkpoint` ('best', 'last', 'averaged', 'step_N' or a path) and the
         others take it too when it is a name, else 'best'. Members must have the same tokenizer

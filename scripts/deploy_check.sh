@@ -20,7 +20,9 @@ fi
 
 # 2. where it is deployed: a fresh environment with the runtime only
 python3 -m venv "$WORK/venv"
-"$WORK/venv/bin/pip" install --quiet --disable-pip-version-check './runtime[serve]'
+if ! "$WORK/venv/bin/pip" install --quiet --disable-pip-version-check './runtime[serve]' > "$WORK/pip.log" 2>&1; then
+  cat "$WORK/pip.log" >&2; exit 1
+fi
 if "$WORK/venv/bin/python" -c "import torch" 2>/dev/null; then
   echo "deploy_check: torch is importable in the runtime's environment" >&2; exit 1
 fi

@@ -1,4 +1,4 @@
-"""Tests for the one decoding path (nmt/search.py `decode`, runtime/nmt_runtime/decode_options.py, nmt/ensemble.py):
+"""Tests for the one decoding path (nmt/search.py `decode` over runtime/nmt_runtime/search.py, decode_options.py, ensemble.py):
 strategies, n-gram blocking, minimum length, ensembles, batch invariance, and the same refusal
 from every front end."""
 
@@ -145,7 +145,7 @@ def test_the_toy_test_set_decodes_the_same_in_batches_of_1_7_and_100(translator,
     runs = {size: decode(translator.model, ids, options, batch_size=size) for size in (1, 7, 100)}
     assert tokens(runs[1]) == tokens(runs[7]) == tokens(runs[100])
     # the scores are not bitwise equal: the BLAS rounds a matmul's tail rows (a row count that is
-    # not a multiple of its kernel's block) in another order (nmt/search.py's docstring); measured
+    # not a multiple of its kernel's block) in another order (runtime/nmt_runtime/search.py's docstring); measured
     # at most 1.6e-5 on a toy score of -10 to -90, bounded here
     for size in (7, 100):
         for alone, batched in zip(runs[1], runs[size]):

@@ -1,4 +1,4 @@
-"""Tests for nmt/search.py: batched greedy and beam search."""
+"""Tests for the search (nmt/search.py over runtime/nmt_runtime/search.py): batched greedy and beam search."""
 
 from __future__ import annotations
 
