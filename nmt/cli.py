@@ -15,7 +15,7 @@ from typing import Any
 
 from nmt.errors import NmtError
 from nmt_runtime.cli import (  # the standard library only: the help costs no torch import
-    FILTER_HELP, add_decode_options, add_serve_limits, add_serve_options, decode_given, positive,
+    FILTER_HELP, add_decode_options, add_serve_limits, add_serve_options, decode_given, guarded, positive,
 )
 
 QUANTIZE_CHOICES = ["none", "int8"]  # nmt.translate.QUANTIZE_CHOICES, not imported here: it loads torch
@@ -532,25 +532,17 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"train": cmd_train, "prepare": cmd_prepare, "evaluate": cmd_evaluate, "translate": cmd_translate,
                 "plot": cmd_plot, "average": cmd_average, "embeddings": cmd_embeddings, "serve": cmd_serve,
                 "export": cmd_export}
-    try:
+    rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
+
+    def run() -> int:
         from nmt.torch_version import require_torch
 
         require_torch()
         return handlers[args.command](args)
-    except NmtError as e:
-        if args.debug:
-            raise
-        if not getattr(e, "quiet", False):  # rank 0's error echoed on another rank is not said twice
-            rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
-            print(f"nmt {args.command}{'' if rank == '0' else f' [rank {rank}]'}: error: {e}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        return 0
-    except KeyboardInterrupt:  # outside the training loop, which saves and says how to resume
-        if args.debug:
-            raise
-        print(f"nmt {args.command}: interrupted", file=sys.stderr)
-        return 130
+
+    # rank 0's error echoed on another rank (NmtError.quiet) is not said twice;
+    # KeyboardInterrupt: outside the training loop, which saves and says how to resume
+    return guarded(run, args, f"nmt {args.command}", f"nmt {args.command}{'' if rank == '0' else f' [rank {rank}]'}")
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from nmt.corpus import load_corpus, read_lines
+from nmt.corpus import load_corpus
 from nmt.errors import NmtError
 from nmt.translate import Translator, load_translator
 from nmt_runtime.decode_options import DecodeOptions
-from nmt_runtime.scoring import Scores, hypotheses_name, score, translate_and_score  # noqa: F401  (nmt's names too)
+from nmt_runtime.scoring import (  # noqa: F401  (Scores, hypotheses_name, score: nmt's names too)
+    Scores, hypotheses_name, read_test_set, score, translate_and_score,
+)
 
 
 def evaluate(
@@ -44,9 +46,5 @@ def evaluate(
     elif src_file is None or ref_file is None:
         raise NmtError("give both --src and --ref, or neither (to use the run's data.test)")
     else:
-        src, ref, name = read_lines(src_file), read_lines(ref_file), Path(src_file).name
-        if len(src) != len(ref):
-            raise NmtError(f"{src_file} has {len(src)} lines but {ref_file} has {len(ref)}")
-        if not src:
-            raise NmtError(f"{src_file}: empty file")
+        (src, ref), name = read_test_set(src_file, ref_file), Path(src_file).name
     return translate_and_score(translator, src, ref, name, translator.home / "hyps", out, given, translator.n_models)

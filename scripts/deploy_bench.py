@@ -18,7 +18,7 @@
    one with `pip install -c constraints.txt .` (nmt and the CPU torch wheel): their size on disk.
 
 It prints a table and writes the JSON (default WORK/deploy_bench.json): the commit, the machine,
-every command and figure. Run it on an otherwise idle machine.
+every command and figure. Run it on an otherwise idle machine. `--equality-only`: steps 1 and 2.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import report  # scripts/report.py: the commit and machine facts, as the other reports record them
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # report.py beside it, also when imported by a test
+import report  # noqa: E402  scripts/report.py: the commit and machine facts, as the other reports record them
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("torch_fp32", "torch_int8", "onnx_fp32", "onnx_int8")
@@ -170,6 +171,8 @@ def table(result: dict[str, Any]) -> str:
     for name, e in result["equality"].items():
         lines.append(f"equality {name}: {e['identical']}/{e['sentences']} identical ({e['identical_pct']:.2f}%), "
                      f"BLEU torch {e['bleu_torch']:.2f} onnx {e['bleu_onnx']:.2f}, max score gap {e['max_score_gap']:.2e}")
+    if "speed" not in result:
+        return "\n".join(lines)
     threads = list(next(iter(result["speed"].values())))
     lines.append("| | " + " | ".join(f"beam 5, {t} thread(s), sentences/s" for t in threads) + " | BLEU |")
     lines.append("|---|" + "---:|" * (len(threads) + 1))
@@ -192,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--work", default="/tmp/deploy_bench")
     p.add_argument("--footprint", action="store_true", help="also build the two environments and measure them")
+    p.add_argument("--equality-only", action="store_true", help="export and compare translations only (no speed)")
     p.add_argument("--json", default=None)
     p.add_argument("--one", choices=VARIANTS, help=argparse.SUPPRESS)
     p.add_argument("--one-threads", type=int, default=2, help=argparse.SUPPRESS)
@@ -210,14 +214,17 @@ def main(argv: list[str] | None = None) -> int:
     result["export"] = export(args.run, work)
     print("equality", flush=True)
     result["equality"] = equality(args.run, work, read_lines(args.src), read_lines(args.ref))
+    if args.equality_only:
+        args.footprint, args.threads, args.rounds = False, [], 0
     if args.footprint:
         print("footprint", flush=True)
         result["footprint"] = footprint(work)
     runtime_python = result.get("footprint", {}).get("nmt-runtime", {}).get("python", sys.executable)
-    print("start-up", flush=True)
-    result["startup"] = startup(args.run, work, runtime_python)
-    print("speed", flush=True)
-    result["speed"] = speed(args, work)
+    if not args.equality_only:
+        print("start-up", flush=True)
+        result["startup"] = startup(args.run, work, runtime_python)
+        print("speed", flush=True)
+        result["speed"] = speed(args, work)
     result["machine"] = report.machine(load_start)
     out = Path(args.json) if args.json else work / "deploy_bench.json"
     out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -5,12 +5,15 @@ each damaged one: tests/test_export.py; numpy against torch on every option: tes
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+httpx = pytest.importorskip("httpx")
+
 from conftest import DEV_PAIRS, PAIRS
-from helpers import assert_error, nmt, nmt_runtime, ok
+from helpers import assert_error, load_script, nmt, nmt_runtime, ok
 from nmt.export import export_run
 from nmt.translate import Translator
 from nmt_runtime.translator import ExportTranslator
@@ -102,3 +105,29 @@ def test_nmt_runtime_refuses_a_run_directory_and_bad_flags_in_one_line(trained_r
     src.write_text("a\nb\n")
     assert_error(nmt_runtime("evaluate", trained_export, "--src", src, "--ref", tmp_path / "missing"),
                  "missing: file not found", prefix=prefix)
+
+
+def test_deploy_bench_compares_a_run_with_its_export(trained_run, tmp_path):
+    src, ref = tmp_path / "dev.en", tmp_path / "dev.fr"
+    src.write_text("".join(en + "\n" for en, _ in DEV_PAIRS))
+    ref.write_text("".join(fr + "\n" for _, fr in DEV_PAIRS))
+    bench = load_script("deploy_bench.py")
+    assert bench.main([str(trained_run), "--src", str(src), "--ref", str(ref), "--work", str(tmp_path / "w"),
+                       "--equality-only", "--json", str(tmp_path / "out.json")]) == 0
+    result = json.loads((tmp_path / "out.json").read_text())
+    for name in ("greedy", "beam5"):
+        e = result["equality"][name]
+        assert e["identical"] == e["sentences"] == len(DEV_PAIRS) and e["bleu_torch"] == e["bleu_onnx"]
+    assert result["export"]["onnx_int8"]["bytes"] > 0
+
+
+def test_nmt_serve_serves_an_export_folder(trained_export):
+    bench = load_script("serve_bench.py")
+    proc, url = bench.start_server(str(trained_export), [], command=("-m", "nmt", "serve"))
+    try:
+        info = httpx.get(f"{url}/v1/info", timeout=30).json()
+        assert info["export"] == str(trained_export) and info["neighbors"]["checkpoints"] == ["best"]
+        r = httpx.post(f"{url}/v1/translate", json={"text": ["the king eats ."]}, timeout=30)
+        assert r.status_code == 200 and r.json()["translations"][0]["text"]
+    finally:
+        assert bench.stop_server(proc) == 0

@@ -92,6 +92,26 @@ def decode_given(args: argparse.Namespace) -> dict[str, Any]:
             if getattr(args, dest, None) is not None}
 
 
+def guarded(run: Callable[[], int], args: argparse.Namespace, prog: str, label: str | None = None) -> int:
+    """A command's exit code: run(), or 2 with the user's mistake in one line (`label: error: ...`;
+    the traceback with --debug), 0 on a closed pipe, 130 on Ctrl-C."""
+    try:
+        return run()
+    except NmtError as e:
+        if args.debug:
+            raise
+        if not getattr(e, "quiet", False):
+            print(f"{label or prog}: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
 def positive(value: int | None, flag: str) -> None:
     if value is not None and value < 1:
         raise NmtError(f"{flag} must be at least 1, got {value}")
@@ -249,18 +269,13 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from nmt_runtime.files import read_lines
-    from nmt_runtime.scoring import translate_and_score
+    from nmt_runtime.scoring import read_test_set, translate_and_score
     from nmt_runtime.translator import ExportTranslator
 
     translator = ExportTranslator.load([args.export, *args.ensemble], threads=args.threads)
     given = decode_given(args)
     translator.options(**given)  # a bad option is refused before any work
-    src, ref = read_lines(args.src), read_lines(args.ref)
-    if len(src) != len(ref):
-        raise NmtError(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}")
-    if not src:
-        raise NmtError(f"{args.src}: empty file")
+    src, ref = read_test_set(args.src, args.ref)
     scores, out, options = translate_and_score(translator, src, ref, Path(args.src).name, translator.home / "hyps",
                                                args.out, given, translator.n_models)
     print_scores(scores, out, options, f"export: {translator.models_label()}", f"quantize: {translator.quantize}",
@@ -327,22 +342,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"translate": cmd_translate, "evaluate": cmd_evaluate, "serve": cmd_serve}
-    try:
+
+    def run() -> int:
         if args.threads is not None and args.threads < 1:
             raise NmtError(f"--threads must be at least 1, got {args.threads}")
         return handlers[args.command](args)
-    except NmtError as e:
-        if args.debug:
-            raise
-        print(f"nmt-runtime {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        return 0
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
-        print(f"nmt-runtime {args.command}: interrupted", file=sys.stderr)
-        return 130
+
+    return guarded(run, args, f"nmt-runtime {args.command}")
 
 
 if __name__ == "__main__":

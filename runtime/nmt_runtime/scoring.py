@@ -60,6 +60,18 @@ def hypotheses_name(test: str, options: DecodeOptions, given: dict[str, Any], me
     return ".".join(parts + ["hyp"])
 
 
+def read_test_set(src_file: str | Path, ref_file: str | Path) -> tuple[list[str], list[str]]:
+    """The sources and references of a test set: aligned, not empty; each problem names the file."""
+    from nmt_runtime.files import read_lines
+
+    src, ref = read_lines(src_file), read_lines(ref_file)
+    if len(src) != len(ref):
+        raise NmtError(f"{src_file} has {len(src)} lines but {ref_file} has {len(ref)}")
+    if not src:
+        raise NmtError(f"{src_file}: empty file")
+    return src, ref
+
+
 def translate_and_score(translator: Any, src: list[str], ref: list[str], name: str, out_dir: Path,
                         out: str | Path | None, given: dict[str, Any], members: int) -> tuple[Scores, Path, DecodeOptions]:
     """Translate `src` (the best of each), write the hypotheses (`out`, else out_dir/`hypotheses_name`),
