@@ -4,8 +4,8 @@
 It is written once, on the Python array API (array-api-compat's namespace of the arrays the model
 returns): numpy arrays for an export (nmt_runtime/exported.py), torch tensors, on any device, for
 nmt's models (nmt/search.py runs it under torch.inference_mode). The one thing the array API
-lacks is done per library: the top k of a row (torch.topk; numpy's argpartition, then a stable
-sort); sampling draws its uniforms from numpy for both. So a model and its export
+lacks is done per library: the top k of a row (torch.topk; in numpy, a sort of the few values
+above a bound made of block maxima, see `topk`); sampling draws its uniforms from numpy for both. So a model and its export
 decode by the same steps, and differ only where their log-probabilities do (in the last bits).
 
 Validation, TensorBoard's samples, `Translator` (evaluate, translate, the prompt, `nmt average`'s
