@@ -148,3 +148,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if stored is not None and stored != content_digest(ckpt):
         raise NmtError(f"{path}: checkpoint is corrupted (its content does not match its sha256)")
     return ckpt
+
+
+def step_and_score(ckpt: dict[str, Any]) -> tuple[int | None, float | None]:
+    """A loaded checkpoint's training step and dev score: best.pt and step_N.pt hold both; last.pt
+    its trainer state (the step, and the best score so far)."""
+    trainer = ckpt.get("trainer", {})
+    return ckpt.get("step", trainer.get("step")), ckpt.get("score", trainer.get("best_score"))

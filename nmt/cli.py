@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref", default=None, help="reference translations, one a line, aligned with --src")
     p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
     p.add_argument("--out", default=None,
-                   help="where to write the hypotheses (default RUN/hyps/SRC.beamK.hyp; the name also says "
+                   help="where to write the hypotheses (default RUN/hyps/SRC.beamK.hyp, for an export hyps/EXPORT-NAME/ here; "
+                        "the name also says "
                         "--strategy sample, the decoding flags given (SRC.beamK.lpALPHA.hyp), --ensemble "
                         "(.ensN) and --quantize int8 (.int8), so another setting does not replace it)")
     p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none", help=QUANTIZE_HELP)
@@ -417,15 +418,18 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from nmt.evaluate import evaluate
+    from nmt.evaluate import evaluate_with
+    from nmt.translate import ExportTranslator, load_translator
     from nmt_runtime.cli import print_scores
-    import torch
 
     runs = [args.run, *args.ensemble]
-    scores, out, options = evaluate(runs, args.src, args.ref, checkpoint=args.checkpoint, out=args.out,
-                                    quantize=args.quantize, **decode_given(args))
-    print_scores(scores, out, options, f"run: {' + '.join(map(str, runs))}",
-                 f"checkpoint: {args.checkpoint}  quantize: {args.quantize}", f"{torch.get_num_threads()} threads")
+    translator = load_translator(runs, args.checkpoint, quantize=args.quantize)
+    scores, out, options = evaluate_with(translator, args.src, args.ref, out=args.out, **decode_given(args))
+    if isinstance(translator, ExportTranslator):
+        models, settings = f"export: {translator.models_label()}", f"quantize: {translator.quantize}"
+    else:
+        models, settings = f"run: {' + '.join(map(str, runs))}", f"checkpoint: {args.checkpoint}  quantize: {args.quantize}"
+    print_scores(scores, out, options, models, settings, translator.threads_label())
     return 0
 
 

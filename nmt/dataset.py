@@ -30,22 +30,12 @@ from typing import Any, Iterator
 import numpy as np
 
 from nmt.errors import NmtError
-from nmt_runtime.files import open_binary
+from nmt_runtime.files import file_sha256  # noqa: F401  (nmt.dataset's name too)
 from nmt.tokenizer import Tokenizer
 
 FORMAT_VERSION = 1
 SIDES = ("src", "tgt")
 KEY_CHARS = 20  # a prepared folder's name: the first characters of its key (a sha256)
-
-
-def file_sha256(path: Path, block_bytes: int = 1 << 24) -> str:
-    """A file's sha256, read a block at a time: the manifest holds those of the sources and the
-    tokenizer models, and a run checks its tokenizers against them."""
-    digest = hashlib.sha256()
-    with open_binary(path) as f:
-        while block := f.read(block_bytes):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def ids_dtype(vocab_size: int) -> type:

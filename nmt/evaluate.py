@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from nmt.corpus import load_corpus
 from nmt.errors import NmtError
-from nmt.translate import Translator, load_translator
+from nmt.translate import Translator, TranslatorBase, load_translator
 from nmt_runtime.decode_options import DecodeOptions
 from nmt_runtime.scoring import (  # noqa: F401  (Scores, hypotheses_name, score: nmt's names too)
     Scores, hypotheses_name, read_test_set, score, translate_and_score,
@@ -30,10 +30,15 @@ def evaluate(
 
     Without files, use the test set of the run's config (`data.test`, parallel or tsv).
     `quantize="int8"` decodes with dynamic int8 weights (`nmt.translate.quantize_int8`). The default
-    hypotheses file (RUN/hyps/, or EXPORT/hyps/) names the strategy, the options given, the ensemble size and the
+    hypotheses file (RUN/hyps/; for an export hyps/EXPORT-NAME/ in the working folder) names the strategy, the options given, the ensemble size and the
     quantization (`hypotheses_name`), so it does not replace another setting's.
     """
-    translator = load_translator(runs, checkpoint, quantize=quantize)
+    return evaluate_with(load_translator(runs, checkpoint, quantize=quantize), src_file, ref_file, out, **given)
+
+
+def evaluate_with(translator: TranslatorBase, src_file: str | Path | None = None, ref_file: str | Path | None = None,
+                  out: str | Path | None = None, **given: Any) -> tuple[Scores, Path, DecodeOptions]:
+    """`evaluate` with a translator already loaded (a run's, or an export's)."""
     translator.options(**given)  # a bad option is refused before any work
     if src_file is None and ref_file is None:
         if not isinstance(translator, Translator):
@@ -47,4 +52,4 @@ def evaluate(
         raise NmtError("give both --src and --ref, or neither (to use the run's data.test)")
     else:
         (src, ref), name = read_test_set(src_file, ref_file), Path(src_file).name
-    return translate_and_score(translator, src, ref, name, translator.home / "hyps", out, given, translator.n_models)
+    return translate_and_score(translator, src, ref, name, translator.hyps_dir, out, given, translator.n_models)

@@ -15,7 +15,6 @@ when it is an nmt export, with `overwrite`, and holds nothing but the files an e
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 import nmt
-from nmt.checkpoint import _umask, load_checkpoint
+from nmt.checkpoint import _umask, load_checkpoint, step_and_score
 from nmt.config import ModelConfig
 from nmt.errors import NmtError
 from nmt.export_graphs import OPSET, CHECK_LENGTHS, CHECK_STEPS, Differences, compare, export_graphs, quantize_int8
@@ -36,6 +35,7 @@ from nmt.token_counts import load_counts
 from nmt.model import Seq2Seq
 from nmt.tokenizer import SPECIAL_IDS
 from nmt.translate import QUANTIZE_CHOICES, Translator
+from nmt_runtime.files import file_sha256
 from nmt_runtime.exported import (COUNT_FILES, ENCODER_FILE, EXPORT_FILES, EXPORT_VERSION, FORMAT, EXPORT_JSON,
                                   SIDES, SPECIAL_NAMES, STEP_FILE, TABLE_FILES, TOKENIZER_FILES, ExportedModel,
                                   StateTensor, load_export)
@@ -89,8 +89,10 @@ def check_exportable(cfg: ModelConfig, config: Path) -> None:
                            f"{', '.join(EXPORTS.get(key, ()))})")
 
 
-def is_export(folder: Path) -> bool:
-    """Whether `folder` holds an nmt export (an export.json of its format, any version)."""
+def is_earlier_export(folder: Path) -> bool:
+    """Whether `folder` holds an export nmt made (an export.json of its format, any version), which
+    --overwrite may replace. (nmt_runtime.translator.is_export: any folder with an export.json, which the
+    loader then checks.)"""
     try:
         meta = json.loads((folder / EXPORT_JSON).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
@@ -109,7 +111,7 @@ def check_out(out: Path, overwrite: bool) -> None:
         raise NmtError(f"{out}: is the working directory or a folder above it; choose another OUT")
     if not any(out.iterdir()):
         return
-    if not is_export(out):
+    if not is_earlier_export(out):
         raise NmtError(f"{out}: exists and is not an nmt export (no {EXPORT_JSON} of format {FORMAT!r}); "
                        "nmt export writes a new folder or replaces an earlier export: choose another OUT")
     if not overwrite:
@@ -193,7 +195,7 @@ def describe(translator: Translator, quantize: str, state: list[StateTensor], fo
 
     model, cfg = translator.model, translator.cfg
     ckpt = load_checkpoint(translator.checkpoint)
-    step = ckpt.get("step", ckpt.get("trainer", {}).get("step"))
+    step, score = step_and_score(ckpt)
     files = sorted(p.name for p in folder.iterdir())
     return {
         "format": FORMAT,
@@ -214,22 +216,14 @@ def describe(translator: Translator, quantize: str, state: list[StateTensor], fo
         "onnxruntime": onnxruntime.__version__,
         "state": [s.as_dict() for s in state],
         "source": {"run": str(translator.run.path.resolve()), "checkpoint": str(translator.checkpoint.resolve()),
-                   "step": step, "dev_score": ckpt.get("score"),
+                   "step": step, "dev_score": score,
                    "dev_metric": cfg.train.early_stopping_metric},
-        "files": {name: sha256(folder / name) for name in files if name != EXPORT_JSON},
+        "files": {name: file_sha256(folder / name) for name in files if name != EXPORT_JSON},
     }
 
 
 def write_meta(folder: Path, meta: dict[str, Any]) -> None:
     (folder / EXPORT_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def source_commit() -> str | None:

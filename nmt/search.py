@@ -34,7 +34,7 @@ def decode(
 ) -> list[list[Hypothesis]]:
     """The n-best hypotheses of each source (a list of ids, without EOS), in input order: one
     model, or several decoded as an ensemble (nmt_runtime/ensemble.py). See nmt_runtime.search.decode."""
-    members = [models] if isinstance(models, nn.Module) else list(models)
+    members = list(models) if isinstance(models, (list, tuple)) else [models]
 
     def arrays(src: np.ndarray, lengths: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(src).to(device), torch.from_numpy(lengths)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nmt.checkpoint import load_checkpoint
+from nmt.checkpoint import load_checkpoint, step_and_score
 from nmt.errors import NmtError
 from nmt.lab.tables import load_counts, load_tables
 from nmt.translate import Translator
@@ -35,10 +35,8 @@ CHECKPOINTS = ("init", "best", "last")  # the tables of a run that /v1/embedding
 
 def checkpoint_info(translator: Translator) -> dict[str, Any]:
     """The served checkpoint's step and dev score (best.pt and step_N.pt hold them; last.pt its step)."""
-    ckpt = load_checkpoint(translator.checkpoint)
-    trainer = ckpt.get("trainer", {})
-    return {"path": str(translator.checkpoint), "step": ckpt.get("step", trainer.get("step")),
-            "dev_score": ckpt.get("score", trainer.get("best_score")),
+    step, score = step_and_score(load_checkpoint(translator.checkpoint))
+    return {"path": str(translator.checkpoint), "step": step, "dev_score": score,
             "dev_metric": translator.cfg.train.early_stopping_metric}
 
 

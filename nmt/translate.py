@@ -112,7 +112,7 @@ class Translator(TranslatorBase):
     model = property(lambda self: self.members[0].model)
     run = property(lambda self: self.members[0].run)
     checkpoint = property(lambda self: self.members[0].checkpoint)
-    home = property(lambda self: self.run.path)
+    hyps_dir = property(lambda self: self.run.path / "hyps")
     n_models = property(lambda self: len(self.members))
 
     def models_label(self) -> str:
@@ -151,6 +151,9 @@ class Translator(TranslatorBase):
             model = load_model(run, run.load_config() if i else cfg, ckpt, len(src_tok), len(tgt_tok))
             members.append(Member(run, ckpt, quantize_int8(model) if quantize == "int8" else model))
         return cls(members, cfg, src_tok, tgt_tok, quantize)
+
+    def threads_label(self) -> str:
+        return f"{torch.get_num_threads()} threads"
 
     def _decode(self, src_ids: list[list[int]], options: DecodeOptions, attention: bool) -> list[list[Hypothesis]]:
         with flush_denormals():

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -63,7 +64,8 @@ def measure(tree: Path, run: str, beam: int, args: argparse.Namespace) -> dict:
     payload = json.dumps({"run": run, "beam": beam, "threads": args.threads, "sentences": args.sentences,
                           "src": args.src})
     proc = subprocess.run([sys.executable, "-c", CHILD, payload], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(tree.resolve()), "PATH": "/usr/bin:/bin"})
+                          env={"PYTHONPATH": os.pathsep.join([str(tree.resolve()), str(tree.resolve() / "runtime")]),
+                               "PATH": "/usr/bin:/bin"})
     if proc.returncode != 0:
         sys.exit(f"decode_bench: error: {tree} on {run} beam {beam} failed:\n{proc.stderr.strip()[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

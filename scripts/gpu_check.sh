@@ -6,7 +6,8 @@
 #
 # Usage:  bash scripts/gpu_check.sh [OUT_DIR]      (from the repository root; default /tmp/gpu_check)
 # Env:    PYTHON [python3]  STEPS [300]  CONFIG [configs/multi30k_de_en.yaml]
-# Needs:  a CUDA GPU, torch with CUDA, the Multi30k data (python scripts/get_data.py multi30k).
+# Needs:  a CUDA GPU, torch with CUDA, nmt's other dependencies (numpy, sentencepiece, sacrebleu, pyyaml,
+#         tqdm, array-api-compat), the Multi30k data (python scripts/get_data.py multi30k).
 # Takes:  about 3–5 minutes on one H100, most of it sentencepiece training and start-up.
 # Prints: one line per run — precision, batch, steps, median tokens/s (log lines after the first),
 #         peak GPU memory — then the toy run's dev BLEU.
@@ -15,7 +16,7 @@ OUT=${1:-/tmp/gpu_check}
 PY=${PYTHON:-python3}
 STEPS=${STEPS:-300}
 CONFIG=${CONFIG:-configs/multi30k_de_en.yaml}
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD:$PWD/runtime${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 
 "$PY" - <<'EOF'

@@ -402,3 +402,17 @@ def test_the_runtime_loads_and_runs_an_export_with_torch_and_nmt_unimportable(ex
     _, state, _ = model.decode_step(np.array([2, 2]), state)
     log_probs, _, _ = model.decode_step(np.array([4, 5, 6]), state.select(np.array([1, 0, 0])))
     np.testing.assert_allclose(np.array(result["log_probs"]), log_probs, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("decode", None, "'decode' must map decode options to values"),
+    ("decode", {"beam_size": 0}, "'decode': "),
+    ("special_ids", [0, 1, 2, 3], "special_ids must map pad, unk, bos, eos to ids"),
+    ("max_src_len", "60", "'max_src_len' must be a whole number of at least 1"),
+    ("languages", {"src": "en"}, "not a valid export description"),
+])
+def test_a_bad_value_in_export_json_is_refused_naming_the_key(exported, tmp_path, key, value, fragment):
+    folder = copy_of(exported, tmp_path)
+    meta = json.loads((folder / EXPORT_JSON).read_text())
+    (folder / EXPORT_JSON).write_text(json.dumps({**meta, key: value}))
+    refused(folder, f"{folder / EXPORT_JSON}: not a valid export description", fragment)

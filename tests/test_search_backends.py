@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 
 from helpers import random_sources, tiny_seq2seq
@@ -94,6 +96,45 @@ def test_numpy_topk_ranks_as_torch_does(k):
     np.testing.assert_array_equal(got_v, want_v.numpy())
 
 
-def test_numpy_topk_breaks_exact_ties_by_the_lower_index():
-    values, ids = one.topk(np.array([[1.0, 3.0, 3.0, 0.0, 3.0]], dtype=np.float32), 2)
+@pytest.mark.parametrize("n", [5, 4000], ids=["a short row", "a long row (the block bound)"])
+def test_numpy_topk_breaks_exact_ties_by_the_lower_index(n):
+    x = np.zeros((1, n), dtype=np.float32)
+    x[0, [1, 2, n - 1]] = 3.0
+    values, ids = one.topk(x, 2)
     assert ids.tolist() == [[1, 2]] and values.tolist() == [[3.0, 3.0]]
+
+
+def reference_topk(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A stable sort of each whole row: values descending, a NaN first, ties by the lower index."""
+    idx = np.argsort(-np.where(np.isnan(x), np.inf, x), axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(x, idx, 1), idx
+
+
+@settings(max_examples=300)
+@given(st.integers(1, 6), st.integers(1, 3000), st.integers(1, 80), st.integers(0, 2**32 - 1),
+       st.sampled_from(["plain", "ties", "mostly -inf", "a NaN"]))
+def test_numpy_topk_is_a_stable_sort_of_each_row(rows, n, k, seed, kind):
+    k = min(k, n)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, n)).astype(np.float32)
+    if kind == "ties":
+        x = np.round(x, 1)
+    elif kind == "mostly -inf":
+        x[rng.random((rows, n)) < 0.95] = -np.inf
+    elif kind == "a NaN":
+        x[0, rng.integers(n)] = np.nan
+    values, ids = one.topk(x, k)
+    want_values, want_ids = reference_topk(x, k)
+    np.testing.assert_array_equal(values, want_values)
+    np.testing.assert_array_equal(ids, want_ids)
+
+
+def test_sampling_draws_each_token_at_its_probability():
+    probs = np.array([0.5, 0.3, 0.15, 0.05, 0.0], dtype=np.float32)
+    with np.errstate(divide="ignore"):  # log 0 = -inf: a token never drawn
+        log_probs = np.log(np.tile(probs, (20000, 1)))
+    generators = [np.random.default_rng(i) for i in range(20000)]
+    drawn = np.asarray(one._draw(np, log_probs, DecodeOptions.resolve(dict(strategy="sample")), generators)).ravel()
+    counts = np.bincount(drawn, minlength=5) / 20000
+    assert counts[4] == 0
+    np.testing.assert_allclose(counts[:4], probs[:4], atol=0.012)  # > 4 standard deviations of each share

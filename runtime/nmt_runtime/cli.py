@@ -256,10 +256,6 @@ def print_scores(scores: Any, out: Path, options: Any, models: str, settings: st
           f"({threads}; model loading not counted)")
 
 
-def _threads(args: argparse.Namespace) -> str:
-    return f"{args.threads} threads" if args.threads else "onnxruntime's default threads"
-
-
 def cmd_translate(args: argparse.Namespace) -> int:
     from nmt_runtime.translator import ExportTranslator
 
@@ -276,10 +272,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     given = decode_given(args)
     translator.options(**given)  # a bad option is refused before any work
     src, ref = read_test_set(args.src, args.ref)
-    scores, out, options = translate_and_score(translator, src, ref, Path(args.src).name, translator.home / "hyps",
+    scores, out, options = translate_and_score(translator, src, ref, Path(args.src).name, translator.hyps_dir,
                                                args.out, given, translator.n_models)
     print_scores(scores, out, options, f"export: {translator.models_label()}", f"quantize: {translator.quantize}",
-                 _threads(args))
+                 translator.threads_label())
     return 0
 
 
@@ -295,7 +291,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("export", help="an export folder (made by nmt export RUN OUT)")
     p.add_argument("--threads", type=int, default=None,
-                   help="onnxruntime's threads (default: NMT_THREADS, else onnxruntime's choice: the cores)")
+                   help="onnxruntime's threads (default: onnxruntime's choice, one a core)")
     p.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
 
 
@@ -323,8 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--src", required=True, help="source sentences, one a line")
     p.add_argument("--ref", required=True, help="reference translations, one a line, aligned with --src")
-    p.add_argument("--out", default=None, help="where to write the hypotheses (default EXPORT/hyps/SRC.beamK.hyp, "
-                                               "named like nmt evaluate's)")
+    p.add_argument("--out", default=None, help="where to write the hypotheses (default hyps/EXPORT-NAME/SRC.beamK.hyp in the "
+                                               "working folder, named like nmt evaluate's; the export is left as it is)")
     add_decode_options(p, nbest=False)
     p = sub.add_parser("serve", help="a JSON API and a web page for an export (needs the serve extra)",
                        description="Serve an export over HTTP: POST /v1/translate, GET /v1/info, "

@@ -24,7 +24,6 @@ folder) takes its names and version from here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -34,7 +33,9 @@ from typing import Any, Sequence
 import numpy as np
 import sentencepiece as spm
 
+from nmt_runtime.decode_options import DecodeOptions
 from nmt_runtime.errors import NmtError
+from nmt_runtime.files import file_sha256
 
 FORMAT = "nmt-export"
 EXPORT_VERSION = 1  # what nmt export writes
@@ -224,8 +225,21 @@ def _check_meta(meta: dict[str, Any]) -> None:
     for side in SIDES:
         if not isinstance(meta["vocab"][side], int):
             raise TypeError(f"vocab.{side} must be a whole number")
-    if sorted(meta["special_ids"]) != sorted(SPECIAL_NAMES):
-        raise ValueError(f"special_ids must name {', '.join(SPECIAL_NAMES)}")
+    if not isinstance(meta["special_ids"], dict) or sorted(meta["special_ids"]) != sorted(SPECIAL_NAMES) \
+            or not all(_count(i, 0) for i in meta["special_ids"].values()):
+        raise ValueError(f"special_ids must map {', '.join(SPECIAL_NAMES)} to ids")
+    for key in ("max_src_len", "batch_size"):
+        if not _count(meta[key], 1):
+            raise ValueError(f"'{key}' must be a whole number of at least 1, got {meta[key]!r}")
+    for key, names in (("languages", SIDES), ("architecture", ("rnn_type", "attention")), ("source", ("checkpoint",))):
+        if not isinstance(meta[key], dict) or not all(isinstance(meta[key][n], str) for n in names):
+            raise TypeError(f"'{key}' must hold {', '.join(names)} as text")
+    if not isinstance(meta["decode"], dict):
+        raise TypeError("'decode' must map decode options to values")
+    try:
+        DecodeOptions.resolve(meta["decode"])
+    except NmtError as e:
+        raise ValueError(f"'decode': {e}") from None
     if not isinstance(meta["state"], list) or not meta["state"]:
         raise TypeError("'state' must be a list of the state's tensors")
     for s in meta["state"]:
@@ -233,16 +247,17 @@ def _check_meta(meta: dict[str, Any]) -> None:
             raise ValueError(f"a 'state' entry is {s!r}; each is {{name, rows_axis: 0 or 1, changes}}")
 
 
+def _count(value: Any, least: int) -> bool:
+    """A whole number (not a bool) of at least `least`."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
 def _check_file(path: Path, name: str, digest: str) -> None:
     file = path / name
-    try:
-        data = file.read_bytes()
-    except FileNotFoundError:
+    if not file.is_file():
         raise NmtError(f"{file}: missing ({EXPORT_JSON} lists it); copy the whole export folder, "
-                       "or export the run again") from None
-    except OSError as e:
-        raise NmtError(f"{file}: cannot read it ({e.strerror})") from None
-    if hashlib.sha256(data).hexdigest() != digest:
+                       "or export the run again")
+    if file_sha256(file) != digest:
         raise NmtError(f"{file}: sha256 does not match {EXPORT_JSON}; the file was changed or damaged after the export")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,6 +19,16 @@ def open_binary(path: str | Path, kind: str = "file") -> BinaryIO:
         raise NmtError(f"{path}: is a directory, expected a {kind}") from None
     except OSError as e:
         raise NmtError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def file_sha256(path: str | Path, block_bytes: int = 1 << 24) -> str:
+    """A file's sha256, read a block at a time (a missing file is an NmtError naming it): prepared
+    datasets' manifests, exports' export.json and ensembles' tokenizer checks all compare these."""
+    digest = hashlib.sha256()
+    with open_binary(path) as f:
+        while block := f.read(block_bytes):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_text(path: str | Path, kind: str = "file") -> str:

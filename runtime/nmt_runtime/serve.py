@@ -47,8 +47,8 @@ try:
     from pydantic import BaseModel, ConfigDict, ValidationError
     from starlette.exceptions import HTTPException
 except ImportError:  # the optional `serve` extra; nmt/serve.py names nmt's
-    raise MissingExtra("nmt-runtime serve needs FastAPI and uvicorn: pip install 'nmt-runtime[serve]' "
-                       "(or: pip install fastapi uvicorn)") from None
+    raise MissingExtra("nmt-runtime serve needs FastAPI and uvicorn: pip install fastapi uvicorn "
+                       "(the serve extra: pip install './runtime[serve]' in a clone of nmt)") from None
 
 WEB = Path(__file__).resolve().parent / "web"
 SIDES = ("src", "tgt")

@@ -9,8 +9,6 @@ what: `ExportTranslator` (here) on ONNX exports with onnxruntime, nmt's `Transla
 
 from __future__ import annotations
 
-import hashlib
-import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ import numpy as np
 
 from nmt_runtime.decode_options import DecodeOptions
 from nmt_runtime.errors import NmtError
+from nmt_runtime.files import file_sha256
 from nmt_runtime.search import Hypothesis, decode
 from nmt_runtime.tokenizer import Tokenizer
 
@@ -53,10 +52,6 @@ def _sentences(sentences: object) -> list[str]:
     return sentences
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 class TranslatorBase:
     """Translate with `_decode`, the decode defaults `choices` (the run's decode.*), sources cut to
     `max_src_len` pieces, `batch_size` sentences decoded together."""
@@ -69,11 +64,15 @@ class TranslatorBase:
         self.choices = choices  # what the run's decode.* chooses: the first layer of every call
         self.defaults = DecodeOptions.resolve(self.choices)
 
-    home: Path  # the folder of the (first) model: `evaluate` writes its hypotheses in home/hyps/
+    hyps_dir: Path  # where `evaluate` writes its hypotheses by default
     n_models: int  # more than one: an ensemble
 
     def models_label(self) -> str:
         """What decodes, for the prompt's and the server's first line."""
+        raise NotImplementedError
+
+    def threads_label(self) -> str:
+        """How many threads decode, for the figures `evaluate` prints."""
         raise NotImplementedError
 
     def _decode(self, src_ids: list[list[int]], options: DecodeOptions, attention: bool) -> list[list[Hypothesis]]:
@@ -140,23 +139,22 @@ class ExportTranslator(TranslatorBase):
     exports' as an ensemble (`load` with a list) that share both tokenizers. The first export's
     export.json gives the decode defaults, the source length limit and the languages."""
 
-    def __init__(self, exports: list[Any], src_tok: Tokenizer, tgt_tok: Tokenizer) -> None:
+    def __init__(self, exports: list[Any], src_tok: Tokenizer, tgt_tok: Tokenizer, threads: int | None = None) -> None:
         meta = exports[0].meta
         super().__init__(src_tok, tgt_tok, dict(meta["decode"]), int(meta["max_src_len"]),
                          int(meta.get("batch_size", 64)), (meta["languages"]["src"], meta["languages"]["tgt"]),
                          meta.get("quantize", "none"))
-        self.exports = exports
-        self.home = exports[0].path  # where `evaluate` writes hypotheses by default (hyps/)
+        self.exports, self.threads = exports, threads
+        # an export is what is deployed, maybe read-only: hypotheses go to hyps/EXPORT-NAME/ in the working folder
+        self.hyps_dir = Path("hyps") / exports[0].path.resolve().name
         self.n_models = len(exports)
 
     @classmethod
     def load(cls, paths: str | Path | Sequence[str | Path], threads: int | None = None) -> "ExportTranslator":
         """Load and verify export folders (nmt_runtime/exported.py); a list decodes as an ensemble.
-        `threads`: onnxruntime's intra-op threads (None: NMT_THREADS, else onnxruntime's default)."""
+        `threads`: onnxruntime's intra-op threads (None: onnxruntime's default, one a core)."""
         from nmt_runtime.exported import SRC_TOKENIZER, TGT_TOKENIZER, load_export
 
-        if threads is None and os.environ.get("NMT_THREADS"):
-            threads = int(os.environ["NMT_THREADS"])
         folders = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
         if not folders:
             raise NmtError("ExportTranslator.load needs at least one export folder")
@@ -165,7 +163,7 @@ class ExportTranslator(TranslatorBase):
         for other in toks[1:]:
             check_same_tokenizers(toks[0], other, str(folders[0]))
         src_tok, tgt_tok = Tokenizer.load(toks[0][0]), Tokenizer.load(toks[0][1])
-        return cls(exports, src_tok, tgt_tok)
+        return cls(exports, src_tok, tgt_tok, threads)
 
     @property
     def export(self) -> Any:
@@ -173,6 +171,9 @@ class ExportTranslator(TranslatorBase):
 
     def models_label(self) -> str:
         return " + ".join(str(e.path) for e in self.exports)
+
+    def threads_label(self) -> str:
+        return f"{self.threads} threads" if self.threads else "onnxruntime's default threads"
 
     def info(self) -> dict[str, Any]:
         """The export's part of GET /v1/info (nmt_runtime/serve.py adds the settings)."""
