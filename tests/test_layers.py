@@ -86,3 +86,13 @@ def test_the_runtime_imports_neither_torch_nor_nmt(path):
     bad = sorted({f"{path.relative_to(ROOT)}:{line} imports {m}" for line, m in found
                   if m.split(".")[0] in ("torch", "nmt")})
     assert not bad, "; ".join(bad)
+
+
+def test_the_wheel_holds_every_package_of_nmt_and_of_the_runtime():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    setuptools = pytest.importorskip("setuptools")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    found = {f"nmt.{p}" for p in setuptools.find_packages(str(PACKAGE))} | {"nmt"}
+    found |= {f"nmt_runtime.{p}" for p in setuptools.find_packages(str(RUNTIME))} | {"nmt_runtime"}
+    assert set(config["packages"]) == found
+    assert config["package-dir"] == {"nmt_runtime": "runtime/nmt_runtime"}
