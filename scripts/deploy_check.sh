@@ -26,7 +26,7 @@ fi
 if "$WORK/venv/bin/python" -c "import torch" 2>/dev/null; then
   echo "deploy_check: torch is importable in the runtime's environment" >&2; exit 1
 fi
-echo "environment: $(du -sm "$WORK/venv" | cut -f1) MB, no torch"
+echo "environment: $(du -sm "$WORK/venv" | cut -f1) MiB, no torch"
 
 echo "the king eats ." | "$WORK/venv/bin/nmt-runtime" translate "$WORK/export" --beam 5
 "$WORK/venv/bin/nmt-runtime" evaluate "$WORK/export" --src data/toy/test.en --ref data/toy/test.fr --beam 5 \

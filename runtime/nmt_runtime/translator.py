@@ -186,7 +186,7 @@ class ExportTranslator(TranslatorBase):
                            "dev_score": source.get("dev_score"), "dev_metric": source.get("dev_metric")},
             "architecture": {key: meta["architecture"][key] for key in ("rnn_type", "attention")},
             "quantize": self.quantize,
-            "members": [{"export": str(e.path), "run": e.meta["source"]["run"], "checkpoint": e.meta["source"]["checkpoint"],
+            "members": [{"export": str(e.path), "run": e.meta["source"].get("run"), "checkpoint": e.meta["source"]["checkpoint"],
                          "architecture": e.meta["architecture"]} for e in self.exports],
             "decode": {"max_src_pieces": self.max_src_len},
         }
