@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from nmt.sampling import SubwordSampler
-from nmt_runtime.batches import make_batches, pad_ids
+from nmt_runtime.batches import by_length, make_batches, pad_ids
 from nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 Example = tuple[list[int], list[int]]  # (source ids, target ids), no specials
@@ -318,8 +318,7 @@ def eval_batches(
 ) -> Iterator[Batch]:
     """Batches for evaluation/translation: sorted by length for speed; `Batch.indices` gives the
     original positions so results can be put back in input order."""
-    lengths = [len(s) + 1 for s in src]
-    order = sorted(range(len(src)), key=lambda i: lengths[i])
+    lengths, order = by_length(src)
     for ids in make_batches(lengths, batch_tokens, batch_size, order):
         yield collate(
             [src[i] for i in ids], None if tgt is None else [tgt[i] for i in ids], ids

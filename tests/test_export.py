@@ -174,7 +174,8 @@ def test_the_trained_runs_export_computes_what_torch_does(exported, trained_run)
 
 @pytest.mark.parametrize("lengths, index", [((0,), (0, 0)), ((3, 1), (1,))])
 def test_one_row_and_a_source_of_only_its_eos_compute_what_torch_does(exported, trained_run, lengths, index):
-    """The smallest shapes the search makes: one sentence (an empty one: src_len 1), and rows pruned to one."""
+    """The smallest shapes the search makes: one sentence (an empty one: its EOS and a padding column), and rows
+    pruned to one."""
     round_trip(trained_run, exported[0], lengths, index)
 
 

@@ -47,10 +47,16 @@ def make_batches(
     return batches
 
 
-def source_batches(src: Sequence[list[int]], batch_size: int) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
-    """Sources to decode, `batch_size` at a time, sorted by length (nmt.batching.eval_batches' order):
-    (their positions in `src`, ids with EOS appended (batch, src_len) int64, lengths (batch,) int64)."""
+def by_length(src: Sequence[list[int]]) -> tuple[list[int], list[int]]:
+    """The sources' lengths with EOS, and their positions sorted by that length: the order every
+    decoding batch is cut in (here, and nmt.batching.eval_batches for validation)."""
     lengths = [len(s) + 1 for s in src]
-    order = sorted(range(len(src)), key=lambda i: lengths[i])
+    return lengths, sorted(range(len(src)), key=lambda i: lengths[i])
+
+
+def source_batches(src: Sequence[list[int]], batch_size: int) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+    """Sources to decode, `batch_size` at a time, sorted by length: (their positions in `src`, ids
+    with EOS appended (batch, src_len) int64, lengths (batch,) int64)."""
+    lengths, order = by_length(src)
     for ids in make_batches(lengths, 1 << 30, batch_size, order):
         yield ids, pad_ids([src[i] + [EOS_ID] for i in ids]), np.array([lengths[i] for i in ids], dtype=np.int64)
