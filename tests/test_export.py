@@ -417,3 +417,18 @@ def test_a_bad_value_in_export_json_is_refused_naming_the_key(exported, tmp_path
     meta = json.loads((folder / EXPORT_JSON).read_text())
     (folder / EXPORT_JSON).write_text(json.dumps({**meta, key: value}))
     refused(folder, f"{folder / EXPORT_JSON}: not a valid export description", fragment)
+
+
+def test_a_tokenizer_of_the_right_size_with_other_special_ids_is_refused(exported, tmp_path):
+    import io
+
+    import sentencepiece as spm
+
+    folder = copy_of(exported, tmp_path)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter([t for _, t in PAIRS]), model_writer=model, vocab_size=30,
+                                   pad_id=3, unk_id=1, bos_id=2, eos_id=0, num_threads=1, minloglevel=2)
+    (folder / "tgt.model").write_bytes(model.getvalue())
+    rehash(folder, "tgt.model")
+    refused(folder, f"{folder / 'tgt.model'}: special ids (pad, unk, bos, eos) are [3, 1, 2, 0]",
+            "the graphs were made for [0, 1, 2, 3]")
