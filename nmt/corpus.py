@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -53,6 +54,27 @@ class ScannedFile:
     chunk_starts: list[int]  # byte offset of line 1, 1 + chunk_lines, 1 + 2 * chunk_lines, …
 
 
+# the corpora nmt's own scripts make, by folder: a missing file of one names the command that makes it
+MADE_BY = {
+    "data/toy": "make toy",
+    "data/multi30k": "python scripts/get_data.py multi30k",
+    "data/tatoeba": "python scripts/get_data.py tatoeba",
+    "data/tatoeba_tutorial": "python scripts/get_data.py tatoeba --tutorial-subset",
+}
+
+
+def open_corpus(path: str | Path) -> BinaryIO:
+    """Open a corpus file; a missing one is an NmtError naming it, and, for a corpus nmt's scripts
+    make, the command that makes it."""
+    path = Path(path)
+    if not path.exists():
+        folder = path.parent.as_posix()
+        made_by = next((cmd for prefix, cmd in MADE_BY.items() if folder == prefix or folder.endswith("/" + prefix)), None)
+        if made_by:
+            raise NmtError(f"{path}: file not found; make it with: {made_by}")
+    return open_binary(path)
+
+
 def line_count(newlines: int, last_byte: bytes) -> int:
     """Lines of a file with this many newlines and this last byte: a last line without "\\n" counts."""
     return newlines + (last_byte not in (b"", b"\n"))
@@ -62,7 +84,7 @@ def scan_file(path: Path, chunk_lines: int, block_bytes: int = 1 << 24) -> Scann
     """One streaming pass over a file: sha256, lines (a last line without "\n" counts), chunks."""
     digest, size, newlines, last = hashlib.sha256(), 0, 0, b""
     starts = [0]
-    with open_binary(path) as f:
+    with open_corpus(path) as f:
         while block := f.read(block_bytes):
             digest.update(block)
             ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)  # positions of "\n"
@@ -79,7 +101,7 @@ def scan_file(path: Path, chunk_lines: int, block_bytes: int = 1 << 24) -> Scann
 
 
 def read_range(path: Path, start: int, end: int) -> bytes:
-    with open_binary(path) as f:
+    with open_corpus(path) as f:
         f.seek(start)
         return f.read(end - start)
 
@@ -121,7 +143,7 @@ def load_corpus(spec: str, cfg: DataConfig, name: str) -> Corpus:
     paths = corpus_paths(spec, cfg)
     data = []
     for path in paths:
-        with open_binary(path) as f:
+        with open_corpus(path) as f:
             data.append(f.read())
     check_aligned(paths, [line_count(d.count(b"\n"), d[-1:]) for d in data])
     src, tgt, empty = parse_pairs(cfg, paths, data, 1)

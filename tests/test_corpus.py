@@ -87,6 +87,18 @@ def test_missing_file_is_an_error_naming_it(tmp_path):
         load_corpus(str(tmp_path / "train"), PARALLEL, "training")
 
 
+@pytest.mark.parametrize("folder, command", [
+    ("data/toy", "make toy"),
+    ("data/multi30k", "python scripts/get_data.py multi30k"),
+    ("data/tatoeba", "python scripts/get_data.py tatoeba"),
+    ("data/tatoeba_tutorial", "python scripts/get_data.py tatoeba --tutorial-subset"),
+])
+def test_a_missing_corpus_that_nmt_makes_names_the_command_that_makes_it(tmp_path, folder, command):
+    with pytest.raises(NmtError) as info:
+        load_corpus(str(tmp_path / folder / "train"), PARALLEL, "training")
+    assert str(info.value) == f"{tmp_path / folder / 'train.en'}: file not found; make it with: {command}"
+
+
 def test_directory_instead_of_file_is_an_error(tmp_path):
     with pytest.raises(NmtError, match="is a directory"):
         read_lines(tmp_path)
