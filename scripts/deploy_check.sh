@@ -10,9 +10,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${2:-$(mktemp -d)}
+mkdir -p "$WORK"
 RUN=${1:-$WORK/run}
 if [ ! -d "$RUN" ]; then
-  .venv/bin/nmt train configs/toy.yaml --set run.dir="$RUN" --set train.max_steps=150 --set train.validate_every=150 >/dev/null
+  if ! .venv/bin/nmt train configs/toy.yaml --set run.dir="$RUN" --set train.max_steps=150 \
+       --set train.validate_every=150 > "$WORK/train.log" 2>&1; then
+    cat "$WORK/train.log" >&2; exit 1
+  fi
 fi
 
 # 1. where nmt is installed: the export
