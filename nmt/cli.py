@@ -117,6 +117,7 @@ Rows belong to sentencepiece pieces, not words: "▁king" starts a word, "s" con
 kept whole uses its one row; a word split into several pieces gets the MEAN of their rows (a
 simple stand-in: the model composes pieces in context, it never stores one vector for such a
 word). Every action prints the pieces it used. An argument that starts with "▁" is a piece name.
+In a word vocabulary (tokenizer.type: word) every row is a word, and is shown as the word ("king").
 
 examples:
   nmt embeddings runs/toy neighbors king

@@ -46,6 +46,7 @@ def run_info(translator: Translator) -> dict[str, Any]:
     return {
         "languages": {"src": cfg.data.src_lang, "tgt": cfg.data.tgt_lang},
         "vocab": {"src": len(translator.src_tok), "tgt": len(translator.tgt_tok)},
+        "word_level": {"src": translator.src_tok.word_level, "tgt": translator.tgt_tok.word_level},
         "run": str(translator.run.path),
         "checkpoint": checkpoint_info(translator),
         "parameters": sum(p.numel() for p in translator.model.parameters()),

@@ -187,3 +187,40 @@ def test_a_missing_checkpoint_is_one_line(trained_run, tmp_path):
 
 def test_k_must_be_positive(trained_run):
     assert_error(nmt("embeddings", trained_run, "neighbors", "a", "-k", "0"), "-k must be at least 1")
+
+
+# ----------------------------------------------------------------------------- a word vocabulary shows words
+
+
+@pytest.fixture
+def word_run(make_config) -> Path:
+    """A run whose vocabularies are words (tokenizer.type: word)."""
+    from nmt.trainer import train
+
+    return train(make_config("words", tokenizer={"type": "word", "src_vocab_size": 23, "tgt_vocab_size": 23},
+                             train={"max_steps": 4, "validate_every": 4}))
+
+
+def test_a_word_vocabulary_shows_words_not_pieces(word_run, tmp_path):
+    text = ok(nmt("embeddings", word_run, "neighbors", "king", "-k", "5"))
+    assert "'king' = king (id " in text and "▁" not in text.split("\n", 1)[1]
+    ok(nmt("embeddings", word_run, "export", "--format", "word2vec", tmp_path / "src.vec"))
+    words = [line.split(" ", 1)[0] for line in (tmp_path / "src.vec").read_text().splitlines()[1:]]
+    assert "king" in words and not any(w.startswith("▁") for w in words)
+
+
+def test_a_subword_vocabulary_keeps_showing_pieces(trained_run):
+    assert "▁" in ok(nmt("embeddings", trained_run, "neighbors", "king", "-k", "5"))
+
+
+def test_the_neighbours_api_labels_a_word_vocabularys_rows_with_words(word_run):
+    from nmt.lab.tables import load_tables
+    from nmt_runtime.neighbours import Neighbours, Table
+
+    def load(checkpoint: str, side: str) -> Table:
+        table, tok = load_tables(word_run, checkpoint, side)
+        return Table(table.numpy(), tok, None)
+
+    body = Neighbours(("best",), load).query("king", None, "src", 3, "best")
+    assert body["pieces"][0]["piece"] == "▁king" and body["pieces"][0]["label"] == "king"
+    assert all(n["label"] == n["piece"][1:] for n in body["neighbors"])

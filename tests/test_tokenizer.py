@@ -152,3 +152,12 @@ def test_loading_a_garbage_model_is_an_nmt_error(tmp_path):
     (tmp_path / "bad.model").write_bytes(b"not a sentencepiece model at all")
     with pytest.raises(NmtError, match="not a valid sentencepiece model"):
         Tokenizer.load(tmp_path / "bad.model")
+
+
+def test_a_word_vocabulary_is_known_as_one_and_shows_its_words():
+    from conftest import PAIRS
+
+    words = train_tokenizer([en for en, _ in PAIRS], 30, model_type="word", hard_vocab_limit=False)
+    pieces = train_tokenizer([en for en, _ in PAIRS], 30)
+    assert words.word_level and not pieces.word_level
+    assert words.show("▁king") == "king" and pieces.show("▁king") == "▁king" and words.show("▁") == "▁"

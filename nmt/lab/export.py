@@ -12,13 +12,15 @@ import torch
 
 from nmt.errors import NmtError
 from nmt.tokenizer import N_SPECIAL, Tokenizer
+from nmt_runtime.tokenizer import shown
 
 
 def exportable(tokenizer: Tokenizer) -> list[tuple[int, str]]:
-    """(id, piece) of every non-special piece whose name has no whitespace."""
+    """(id, name) of every non-special piece whose name has no whitespace: the piece, or in a word
+    vocabulary the word (`Tokenizer.show`)."""
     rows = []
     for i in range(N_SPECIAL, len(tokenizer)):
-        piece = tokenizer.id_to_piece(i)
+        piece = shown(tokenizer, tokenizer.id_to_piece(i))
         if piece and not any(ch.isspace() for ch in piece):
             rows.append((i, piece))
     return rows

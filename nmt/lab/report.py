@@ -19,6 +19,7 @@ from nmt.lab.stats import analogy, most_and_least_moved, neighbors, word_vector
 from nmt.lab.tables import check_side, checkpoint_file, load_counts, load_tables, training_side
 from nmt.rundir import RunDir
 from nmt.tokenizer import WORD_MARK
+from nmt_runtime.tokenizer import shown
 
 if TYPE_CHECKING:
     from nmt.lab.compare import Word2VecSettings
@@ -48,9 +49,10 @@ def _count(counts: torch.Tensor | None, i: int) -> str:
     return "?" if counts is None else f"{int(counts[i]):,}"
 
 
-def _rows_text(rows: list[tuple[str, int]], counts: torch.Tensor | None) -> str:
-    """'▁king (id 57, count 1,234)' or 'mean of 2 rows: ▁wom (id 87, …) + an (id 40, …)'."""
-    named = [f"{piece} (id {i}, count {_count(counts, i)})" for piece, i in rows]
+def _rows_text(rows: list[tuple[str, int]], counts: torch.Tensor | None, tokenizer: object = None) -> str:
+    """'▁king (id 57, count 1,234)' or 'mean of 2 rows: ▁wom (id 87, …) + an (id 40, …)'; in a word
+    vocabulary 'king (id 57, …)'."""
+    named = [f"{shown(tokenizer, piece)} (id {i}, count {_count(counts, i)})" for piece, i in rows]
     return named[0] if len(named) == 1 else f"mean of {len(named)} rows: " + " + ".join(named)
 
 
@@ -80,7 +82,8 @@ class Lab:
                 f"table {rows} × {dim}")
 
     def piece(self, i: int) -> str:
-        return self.tokenizer.id_to_piece(i)
+        """Row i's name as shown: the piece, or in a word vocabulary the word."""
+        return shown(self.tokenizer, self.tokenizer.id_to_piece(i))
 
     def ranked(self, results: list[tuple[int, float]]) -> str:
         rows = [(r, i, self.piece(i), f"{score:.4f}", _count(self.counts, i)) for r, (i, score) in enumerate(results, 1)]
@@ -94,7 +97,7 @@ class Lab:
         results = neighbors(vec, self.table, k, [i for _, i in rows])
         return "\n".join([
             self.header(),
-            f"{word!r} = {_rows_text(rows, self.counts)}",
+            f"{word!r} = {_rows_text(rows, self.counts, self.tokenizer)}",
             f"the {len(results)} nearest rows by cosine similarity (specials and the word's own pieces left out):",
             self.ranked(results),
             *self.no_counts_note(),
@@ -104,7 +107,7 @@ class Lab:
         lines = [self.header(), f"{a} − {b} + {c} = ?"]
         width = max(len(w) for w in (a, b, c))
         for word in (a, b, c):
-            lines.append(f"  {word.ljust(width)} = {_rows_text(word_vector(word, self.table, self.tokenizer)[1], self.counts)}")
+            lines.append(f"  {word.ljust(width)} = {_rows_text(word_vector(word, self.table, self.tokenizer)[1], self.counts, self.tokenizer)}")
         results = analogy(a, b, c, self.table, self.tokenizer, k)
         lines += [
             f"the {len(results)} rows nearest to unit({a}) − unit({b}) + unit({c}) by cosine (3CosAdd; "
@@ -159,7 +162,8 @@ class Lab:
         return "\n".join([
             self.header(),
             f"wrote {n} vectors of {self.table.shape[1]} dimensions to {where}",
-            f"  ({how}; pieces keep the ▁ word-start marker, specials skipped)",
+            f"  ({how}; " + ("the words of a word vocabulary" if getattr(self.tokenizer, "word_level", False)
+                           else "pieces keep the ▁ word-start marker") + ", specials skipped)",
         ])
 
     def training_text(self) -> list[str] | None:
@@ -183,7 +187,7 @@ class Lab:
         for word in words:
             rows = word_vector(word, self.table, self.tokenizer)[1]
             if len(rows) > 1:
-                multi.append(f"  {word}* = {_rows_text(rows, self.counts)}")
+                multi.append(f"  {word}* = {_rows_text(rows, self.counts, self.tokenizer)}")
         return "\n".join([
             self.header(),
             f"wrote {path}: 2-D PCA of {len(words)} words, init (left) vs {self.checkpoint} (right), "

@@ -17,7 +17,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 
 from nmt_runtime.errors import NmtError
-from nmt_runtime.tokenizer import N_SPECIAL, UNK_ID, WORD_MARK
+from nmt_runtime.tokenizer import N_SPECIAL, UNK_ID, WORD_MARK, shown
 
 
 def word_rows(word: str, tokenizer: Any) -> list[tuple[str, int]]:
@@ -113,7 +113,9 @@ class Neighbours:
             vec, rows = word_vector(word or "", vectors, tok)
 
         def row(i: int, **more: Any) -> dict[str, Any]:
-            return {"piece": tok.id_to_piece(i), "id": i, **more, "count": None if counts is None else int(counts[i])}
+            piece = tok.id_to_piece(i)  # what a query names it by; `label`, what the page shows (the word, in a word vocabulary)
+            return {"piece": piece, "label": shown(tok, piece), "id": i, **more,
+                    "count": None if counts is None else int(counts[i])}
 
         return {
             "query": piece if piece is not None else word, "side": side, "checkpoint": checkpoint,

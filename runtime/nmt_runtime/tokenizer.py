@@ -35,6 +35,11 @@ class Tokenizer:
         specials = [self.sp.pad_id(), self.sp.unk_id(), self.sp.bos_id(), self.sp.eos_id()]
         if specials != list(SPECIAL_IDS):
             raise NmtError(f"{path or 'tokenizer'}: special ids are {specials}, nmt needs {list(SPECIAL_IDS)}")
+        # a word vocabulary (tokenizer.type: word): every piece of text is a whole word, "▁" and the
+        # word; unigram and BPE always hold single characters, which never start with it
+        size = self.sp.get_piece_size()
+        self.word_level = size > N_SPECIAL and all(
+            self.sp.id_to_piece(i).startswith(WORD_MARK) for i in range(N_SPECIAL, size))
 
     @classmethod
     def load(cls, path: str | Path) -> "Tokenizer":
@@ -73,3 +78,15 @@ class Tokenizer:
 
     def piece_to_id(self, piece: str) -> int:
         return self.sp.piece_to_id(piece)
+
+    def show(self, piece: str) -> str:
+        """A piece as the lab, the page and the exports show it: the word itself in a word
+        vocabulary ("king", not sentencepiece's "▁king"), else the piece as it is."""
+        return shown(self, piece)
+
+
+def shown(tokenizer: object, piece: str) -> str:
+    """`Tokenizer.show` for any tokenizer (a stand-in without `word_level` shows pieces as they are)."""
+    if getattr(tokenizer, "word_level", False) and piece.startswith(WORD_MARK) and len(piece) > 1:
+        return piece[1:]
+    return piece

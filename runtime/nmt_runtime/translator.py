@@ -181,6 +181,7 @@ class ExportTranslator(TranslatorBase):
         return {
             "languages": {"src": self.src_lang, "tgt": self.tgt_lang},
             "vocab": {"src": len(self.src_tok), "tgt": len(self.tgt_tok)},
+            "word_level": {"src": self.src_tok.word_level, "tgt": self.tgt_tok.word_level},
             "export": str(self.export.path),
             "checkpoint": {"path": source["checkpoint"], "step": source.get("step"),
                            "dev_score": source.get("dev_score"), "dev_metric": source.get("dev_metric")},

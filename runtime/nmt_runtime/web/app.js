@@ -8,6 +8,10 @@ const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 let current = null; // the last response's translation: {text, score, n_best, src_pieces, ...}
 let tables = []; // the checkpoints whose neighbours the page shows, from /v1/info: the default, then init
+let wordLevel = { src: false, tgt: false }; // from /v1/info: a side whose vocabulary is words shows them without "▁"
+
+// a piece as the page shows it: the word itself in a word vocabulary (the server's Tokenizer.show)
+const shownPiece = (piece, side) => (wordLevel[side] && piece.startsWith("\u2581") && piece.length > 1 ? piece.slice(1) : piece);
 
 async function call(url, options) {
   const response = await fetch(url, options);
@@ -40,6 +44,7 @@ async function describe() {
     $("strategy").value = info.decode.strategy === "sample" ? "sample" : "beam";
     chooseStrategy();
     neighbourColumns(info.neighbors);
+    wordLevel = info.word_level || wordLevel;
   } catch (e) {
     $("model").textContent = `cannot describe the model: ${e.message}`;
   }
@@ -144,7 +149,7 @@ function heatmap(srcPieces, tgtPieces, weights) {
     const clickable = text !== "</s>";
     // source labels rise to the right from above their column, clear of the cells
     const t = element("text", { x, y, class: clickable ? "piece" : "eos", "text-anchor": rotate ? "start" : "end",
-      transform: rotate ? `rotate(-45 ${x} ${y})` : "" }, text);
+      transform: rotate ? `rotate(-45 ${x} ${y})` : "" }, clickable ? shownPiece(text, side) : text);
     if (clickable) t.addEventListener("click", () => neighbours(text, side));
     svg.append(t);
   };
@@ -162,7 +167,7 @@ function heatmap(srcPieces, tgtPieces, weights) {
 
 async function neighbours(piece, side) {
   $("neighbours").hidden = false;
-  $("nb-query").textContent = piece;
+  $("nb-query").textContent = shownPiece(piece, side);
   $("nb-side").textContent = side === "src" ? "(source table)" : "(target table)";
   for (const checkpoint of tables) {
     const list = $(`nb-${checkpoint}`);
@@ -172,7 +177,7 @@ async function neighbours(piece, side) {
       const body = await call(`/v1/embeddings/neighbors?${q}`);
       for (const n of body.neighbors) {
         const li = document.createElement("li");
-        li.textContent = n.piece;
+        li.textContent = n.label ?? n.piece;
         const s = document.createElement("span");
         s.className = "score";
         s.textContent = n.cosine.toFixed(3);
