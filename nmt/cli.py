@@ -189,8 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a config key, as for nmt train (repeatable)")
     p.add_argument("--workers", type=int, default=None,
-                   help=f"processes that read and encode the text (default: the number of cores, "
-                        f"{os.cpu_count()}, at most one per 50,000-line chunk of the training files)")
+                   help="processes that read and encode the text (default: the number of cores, at most one "
+                        "per 50,000-line chunk of the training files)")
     p.add_argument("--force", action="store_true",
                    help="prepare again even if a prepared copy is there (it is replaced only once the new one is whole)")
     _add_debug(p)

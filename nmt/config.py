@@ -51,17 +51,25 @@ class RunConfig:
 
 @dataclass
 class DataConfig:
+    # the source language; with tgt_lang it picks the files (parallel) or the columns (tsv), hence the
+    # direction
     src_lang: str = "en"
+    # the target language
     tgt_lang: str = "fr"
     # parallel: <prefix>.<src_lang> and <prefix>.<tgt_lang>, one sentence a line
     # tsv: one file, one pair a line, columns named by `tsv_columns`
     # (each format is one entry of FORMATS in nmt/corpus_formats.py: these values and their checks)
     format: Literal[FORMAT_NAMES] = "parallel"  # type: ignore[valid-type]
+    # the names of a tsv file's columns, in order
     tsv_columns: list[str] = field(default_factory=lambda: ["en", "fr"])
+    # the training set: a file prefix (parallel) or a .tsv file; required
     train: str = ""
+    # the dev set, validated every train.validate_every steps; required
     dev: str = ""
+    # the test set that `nmt evaluate RUN` scores when given no --src/--ref
     test: Optional[str] = None
     max_src_len: int = field(default=100, metadata=_range(1))  # in sentencepiece pieces
+    # in sentencepiece pieces: longer training pairs are dropped (and counted)
     max_tgt_len: int = field(default=100, metadata=_range(1))
     # where `nmt prepare` puts the tokenized arrays, one folder per corpus and tokenizer settings;
     # null: $XDG_CACHE_HOME/nmt/prepared (~/.cache/nmt/prepared)
@@ -73,9 +81,12 @@ class TokenizerConfig:
     # word: one piece per whitespace-separated word (sentencepiece's word model, the most frequent
     # vocab_size words), as the PyTorch tutorial's Lang class; a rarer word is <unk>
     type: Literal["unigram", "bpe", "word"] = "unigram"
+    # vocabulary size of the source side (special ids: pad 0, unk 1, bos 2, eos 3)
     src_vocab_size: int = field(default=8000, metadata=_range(8))
+    # vocabulary size of the target side
     tgt_vocab_size: int = field(default=8000, metadata=_range(8))
     joint: bool = False  # one model (and vocabulary) for both languages; uses src_vocab_size
+    # sentencepiece's character coverage
     character_coverage: float = field(default=1.0, metadata=_range(0.9, 1.0))
     max_sentences: int = field(default=1_000_000, metadata=_range(100))  # sampled for training
     # true: a vocab size the text cannot fill is an error; false: take as many pieces as it can
@@ -84,6 +95,7 @@ class TokenizerConfig:
     # drawn, sampled from its nbest_size best splits with probability ∝ P(split)^alpha (nmt/sampling.py);
     # dev, test and translation keep the best split. 0: off
     sampling_alpha: float = field(default=0.0, metadata=_range(0.0, training_only=True))
+    # subword regularization: how many best splits a sentence's split is drawn from
     nbest_size: int = field(default=16, metadata=_range(2, 1000, training_only=True))
 
 
@@ -96,18 +108,25 @@ class EmbeddingConfig:
     freeze_src: bool = False  # requires_grad=False: the table never changes
     freeze_tgt: bool = False  # (with tie_embeddings, the output projection is frozen with it)
     pretrained_src: Optional[str] = None  # word2vec/GloVe text file of embedding_size vectors
+    # the same for the target table
     pretrained_tgt: Optional[str] = None
     share_src_tgt: bool = False  # one table for both sides; needs tokenizer.joint
 
 
 @dataclass
 class ModelConfig:
+    # embedding size, both sides (also the decoder's output layer size)
     embedding_size: int = field(default=256, metadata=_range(1))
     encoder_hidden_size: int = field(default=256, metadata=_range(1))  # per direction
+    # RNN layers of the encoder
     encoder_layers: int = field(default=1, metadata=_range(1))
+    # decoder RNN units
     decoder_hidden_size: int = field(default=512, metadata=_range(1))
+    # RNN layers of the decoder
     decoder_layers: int = field(default=1, metadata=_range(1))
+    # Bahdanau attention's hidden size (Luong's attentions do not use it)
     attention_size: int = field(default=512, metadata=_range(1))
+    # dropout on embeddings, between RNN layers and before the output layer
     dropout: float = field(default=0.3, metadata=_range(0.0, 0.9))
     # the recurrent cell of the encoder and the decoder (nmt/model/cells.py)
     rnn_type: Literal["gru", "lstm"] = "gru"
@@ -133,6 +152,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
+    # seeds initialisation, dropout, data order and tokenizer sampling
     seed: int = 42
     max_steps: int = field(default=0, metadata=_range(0, resume_safe=True))  # 0: no limit
     max_epochs: int = field(default=20, metadata=_range(0, resume_safe=True))  # 0: no limit
@@ -141,26 +161,39 @@ class TrainConfig:
     batch_size: int = field(default=128, metadata=_range(1))  # at most this many sentences
     # the upper bound only keeps Adam from failing on values near float32's limit (3.4e38)
     lr: float = field(default=1e-3, metadata=_range(0.0, 1e36, lo_open=True))
+    # the floor of the plateau and linear schedules
     min_lr: float = field(default=1e-5, metadata=_range(0.0))
+    # Adam's betas
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    # Adam's (L2) weight decay
     weight_decay: float = field(default=0.0, metadata=_range(0.0))
     clip_grad_norm: float = field(default=1.0, metadata=_range(0.0))  # 0: no clipping
     # stop after this many updates in a row skipped for a non-finite gradient (fp16's scaler skips
     # a few while it finds its scale)
     max_skipped_steps: int = field(default=20, metadata=_range(1, resume_safe=True))
+    # label smoothing of the cross-entropy (padding ignored)
     label_smoothing: float = field(default=0.1, metadata=_range(0.0, 0.99))
+    # constant; plateau (× plateau_factor after plateau_patience validations without improvement);
+    # inverse_sqrt (lr × √(warmup_steps / step) after the warm-up); linear (down to min_lr as the step or
+    # time budget runs out)
     schedule: Literal["constant", "plateau", "inverse_sqrt", "linear"] = "plateau"
+    # linear warm-up steps (any schedule)
     warmup_steps: int = field(default=0, metadata=_range(0))
     # linear: decay over the last fraction of the budget only, at the full rate until then
     # (warmup-stable-decay); 1: decay from the start
     decay_fraction: float = field(default=1.0, metadata=_range(0.0, 1.0, lo_open=True))
+    # the plateau schedule's factor
     plateau_factor: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
     plateau_patience: int = field(default=2, metadata=_range(0))  # validations
+    # steps between validations (dev loss, perplexity, greedy BLEU)
     validate_every: int = field(default=500, metadata=_range(1, resume_safe=True))
+    # bleu or loss: picks the best checkpoint and drives early stopping and the plateau schedule
     early_stopping_metric: Literal["bleu", "loss"] = "bleu"
     # validations without improvement before training stops; 0: never
     patience: int = field(default=5, metadata=_range(0, resume_safe=True))
+    # steps between log lines
     log_every: int = field(default=50, metadata=_range(1, resume_safe=True))
+    # steps between saves of last.pt
     save_every: int = field(default=500, metadata=_range(1, resume_safe=True))
     # weights at each of the last K validations, checkpoints/step_<N>.pt, for `nmt average`; 0: none
     keep_checkpoints: int = field(default=0, metadata=_range(0, resume_safe=True))
@@ -183,11 +216,15 @@ class DecodeConfig:
     with one message; `beam_size` is the option `beam`."""
 
     strategy: str = field(default=DecodeOptions.strategy, metadata=_option("strategy"))  # beam | greedy | sample
+    # beam size for evaluate/translate/serve (1: greedy; sample takes 1)
     beam_size: int = field(default=DecodeOptions.beam, metadata=_option("beam"))
+    # hypotheses returned per sentence: the best of the beam, or that many samples
     n_best: int = field(default=DecodeOptions.n_best, metadata=_option("n_best"))
     length_penalty: float = field(default=DecodeOptions.length_penalty, metadata=_option("length_penalty"))  # alpha; 0: none
+    # output length limit: ratio × source length + max_len_extra
     max_len_ratio: float = field(default=DecodeOptions.max_len_ratio, metadata=_option("max_len_ratio"))
     max_len_extra: int = field(default=DecodeOptions.max_len_extra, metadata=_option("max_len_extra"))  # max output = ratio*src + extra
+    # tokens before EOS may end a translation
     min_length: int = field(default=DecodeOptions.min_length, metadata=_option("min_length"))
     no_repeat_ngram_size: int = field(default=DecodeOptions.no_repeat_ngram_size, metadata=_option("no_repeat_ngram_size"))  # 0: off
     temperature: float = field(default=DecodeOptions.temperature, metadata=_option("temperature"))  # sample only

@@ -1,0 +1,47 @@
+"""The manual's reference pages (docs/reference/, scripts/make_reference.py) are generated from the
+code: they list every config key and every command, and are up to date with them."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+
+from helpers import ROOT, load_script
+from nmt import config as config_module
+
+make_reference = load_script("make_reference.py")
+
+
+def leaf_keys(cls: type = config_module.Config, prefix: str = "") -> list[str]:
+    hints = typing.get_type_hints(cls, vars(config_module))
+    keys = []
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys += leaf_keys(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def test_the_config_page_lists_every_key_of_the_dataclasses_once():
+    page = (ROOT / "docs" / "reference" / "config.md").read_text(encoding="utf-8")
+    listed = re.findall(r"^\| `([a-z_.]+)` \|", page, flags=re.M)
+    assert sorted(listed) == sorted(leaf_keys()) and len(listed) == len(set(listed))
+
+
+def test_every_config_key_says_what_it_means():
+    assert [r["key"] for r in make_reference.config_rows() if not r["meaning"]] == []
+
+
+def test_the_reference_pages_are_what_the_code_makes():
+    assert make_reference.main(["--check"]) == 0, "run: python scripts/make_reference.py"
+
+
+def test_the_command_page_has_every_subcommand_of_both_commands():
+    page = (ROOT / "docs" / "reference" / "cli.md").read_text(encoding="utf-8")
+    for name in ("train", "prepare", "evaluate", "translate", "serve", "plot", "average", "embeddings",
+                 "embeddings neighbors", "export"):
+        assert f"### nmt {name}\n" in page
+    for name in ("translate", "evaluate", "serve"):
+        assert f"### nmt-runtime {name}\n" in page
