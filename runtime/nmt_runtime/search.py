@@ -220,11 +220,13 @@ def _draw(xp: Any, log_probs: Array, options: DecodeOptions, generators: list[np
         logits = xp.empty_like(logits)
         logits[xp.arange(logits.shape[0], device=array_api_compat.device(logits))[:, None], order] = kept
     probs = _host(_softmax(xp, logits)).astype(np.float64)  # (rows, vocab)
-    # a diverged model's NaN rows cannot be sampled: they take their argmax (NaN first), as greedy would
     cdf = np.cumsum(probs, axis=1)  # (rows, vocab); u * total falls in a token's own step of it
-    tokens = [int(np.argmax(_host(log_probs[i]))) if not np.isfinite(c[-1])
-              else int(np.searchsorted(c, g.random() * c[-1], side="right"))
-              for i, (c, g) in enumerate(zip(cdf, generators))]
+    u = np.array([g.random() for g in generators]) * cdf[:, -1]  # (rows,)
+    tokens = np.sum(cdf <= u[:, None], axis=1)  # the token whose step of the cdf holds u (searchsorted, right)
+    # a diverged model's NaN rows cannot be sampled: they take their argmax (NaN first), as greedy would
+    broken = ~np.isfinite(cdf[:, -1])
+    if broken.any():
+        tokens[broken] = np.argmax(_host(log_probs)[broken], axis=1)
     return xp.asarray(tokens, dtype=xp.int64, device=array_api_compat.device(log_probs))[:, None]
 
 
