@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # the sample sentences of make demo and make report, one a line
 DEMO_SENTENCES := configs/toy_demo_sentences.txt
 
-.PHONY: venv toy demo report test coverage data clean
+.PHONY: venv toy demo report test coverage docs data clean
 
 venv: $(VENV)/.installed
 
@@ -46,10 +46,17 @@ coverage: venv toy
 	$(BIN)/python -m coverage combine -q
 	$(BIN)/python -m coverage report --precision 2 | tail -1
 
+# the manual: mkdocs.yml and docs/ into site/; --strict turns a broken link or reference into an error.
+# The reference pages are generated from the code first (scripts/make_reference.py).
+docs: venv
+	@test -x $(BIN)/mkdocs || { echo "make docs needs the docs extra: $(BIN)/pip install -c constraints.txt -e '.[docs]'" >&2; exit 2; }
+	$(BIN)/python scripts/make_reference.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 data: venv
 	$(BIN)/python scripts/get_data.py multi30k --from ../shared/data/multi30k
 	$(BIN)/python scripts/get_data.py tatoeba --from ../shared/data/tatoeba-eng-fra
 	$(BIN)/python scripts/get_data.py tatoeba --tutorial-subset --from ../shared/data/tatoeba-eng-fra
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site
