@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's "Deploying without torch", end to end, as a user runs it (CI runs it after the tests):
+# docs/guides/deploying.md (the README points to it), end to end, as a user runs it (CI runs it after the tests):
 # export a run, install nmt-runtime alone into a fresh virtual environment (no torch), and there
 # translate, evaluate and serve the export.
 #
