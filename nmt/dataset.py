@@ -30,7 +30,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from nmt.errors import NmtError
-from nmt_runtime.files import file_sha256  # noqa: F401  (nmt.dataset's name too)
+from nmt_runtime.files import file_sha256
 from nmt.tokenizer import Tokenizer
 
 FORMAT_VERSION = 1

@@ -35,7 +35,7 @@ from nmt.token_counts import load_counts
 from nmt.model import Seq2Seq
 from nmt.tokenizer import SPECIAL_IDS
 from nmt.translate import QUANTIZE_CHOICES, Translator
-from nmt_runtime.files import file_sha256
+from nmt_runtime.files import file_sha256, swap_in
 from nmt_runtime.exported import (COUNT_FILES, ENCODER_FILE, EXPORT_FILES, EXPORT_VERSION, FORMAT, EXPORT_JSON,
                                   SIDES, SPECIAL_NAMES, STEP_FILE, TABLE_FILES, TOKENIZER_FILES, ExportedModel,
                                   StateTensor, load_export)
@@ -125,18 +125,7 @@ def check_out(out: Path, overwrite: bool) -> None:
 def publish(tmp: Path, out: Path, overwrite: bool) -> None:
     """Rename the finished folder to OUT; an earlier export there is moved aside first and deleted last."""
     check_out(out, overwrite)  # again: the export took a while
-    aside = None
-    if out.exists():
-        aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".replaced", dir=out.parent))
-        os.replace(out, aside)  # onto the empty folder mkdtemp made
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if aside is not None:
-            os.replace(aside, out)
-        raise
-    if aside is not None:
-        shutil.rmtree(aside)
+    swap_in(tmp, out, out.with_name(f".{out.name}.replaced-{os.getpid()}"))
 
 
 def write_export(folder: Path, translator: Translator, quantize: str) -> None:

@@ -25,11 +25,12 @@ from typing import Any, Callable
 from nmt.config import Config, DataConfig, TokenizerConfig
 from nmt.corpus import check_aligned, corpus_paths, no_pairs, scan_file
 from nmt.corpus_formats import corpus_format
-from nmt.dataset import FORMAT_VERSION, KEY_CHARS, Dataset, dataset_key, file_sha256
+from nmt.dataset import FORMAT_VERSION, KEY_CHARS, Dataset, dataset_key
 from nmt.errors import NmtError
 from nmt.prepare_arrays import write_split
 from nmt.prepare_workers import Chunk, Pool, encode_chunk, sample_chunk, split_chunks
 from nmt.tokenizer import Tokenizer, train_tokenizer
+from nmt_runtime.files import file_sha256, swap_in
 
 CHUNK_LINES = 50_000  # lines a worker encodes at a time: its memory, and the unit of progress
 SAMPLE_SEED = 0  # the tokenizer sample depends on the data and the tokenizer settings only
@@ -99,20 +100,15 @@ def prepare(cfg: Config, where: str = "config", workers: int | None = None, forc
     try:
         tmp.mkdir(parents=True)
         _write(cfg, tmp, folder.name, workers, where, say, chunk_lines)
-        if folder.exists():  # --force: the old copy goes only once the new one is complete
-            old = folder.with_name(f"{folder.name}.old-{os.getpid()}")
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old)
-        else:
-            try:
-                os.replace(tmp, folder)
-            except OSError:
-                if not (folder / "manifest.json").is_file():
-                    raise
-                # another prepare of the same inputs (a second run started at once) finished
-                # first: its copy holds the same arrays, so it stays and this one goes
-                shutil.rmtree(tmp, ignore_errors=True)
+        replacing = folder.exists()  # --force: the old copy goes only once the new one is complete
+        try:
+            swap_in(tmp, folder, folder.with_name(f"{folder.name}.old-{os.getpid()}"))
+        except OSError:
+            if replacing or not (folder / "manifest.json").is_file():
+                raise
+            # another prepare of the same inputs (a second run started at once) finished
+            # first: its copy holds the same arrays, so it stays and this one goes
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -30,7 +30,8 @@ from nmt.config import Config, load_config, resume_changes, resume_safe_keys, sa
 from nmt.corpus import corpus_paths
 from nmt.cpu import flush_denormals
 from nmt.data import FINGERPRINT_PREFIX, DevSet, training_data
-from nmt.dataset import Dataset, file_sha256
+from nmt.dataset import Dataset
+from nmt_runtime.files import file_sha256
 from nmt.distributed import Dist, resolve_device
 from nmt.drift import drift_summary
 from nmt.errors import NmtError

@@ -35,7 +35,7 @@ from nmt.rundir import RunDir
 from nmt.search import Hypothesis, decode
 from nmt.tokenizer import Tokenizer
 from nmt_runtime.translator import (  # noqa: F401  (Translation, clean_input: nmt's names too)
-    ExportTranslator, Translation, TranslatorBase, check_same_tokenizers, clean_input, file_sha256, is_export,
+    ExportTranslator, Translation, TranslatorBase, check_same_tokenizers, clean_input, is_export,
 )
 
 

@@ -36,6 +36,7 @@ import sentencepiece as spm
 from nmt_runtime.decode_options import DecodeOptions
 from nmt_runtime.errors import NmtError
 from nmt_runtime.files import file_sha256
+from nmt_runtime.tokenizer import SIDES
 
 FORMAT = "nmt-export"
 EXPORT_VERSION = 1  # what nmt export writes
@@ -43,7 +44,6 @@ READS_VERSIONS = (1,)  # what this runtime reads
 EXPORT_JSON = "export.json"
 ENCODER_FILE = "encoder.onnx"
 STEP_FILE = "decoder_step.onnx"
-SIDES = ("src", "tgt")
 SRC_TOKENIZER, TGT_TOKENIZER = "src.model", "tgt.model"
 TOKENIZER_FILES = {"src": SRC_TOKENIZER, "tgt": TGT_TOKENIZER}
 TABLE_FILES = {"src": "src_embeddings.npy", "tgt": "tgt_embeddings.npy"}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from pathlib import Path
 from typing import BinaryIO
 
@@ -63,3 +65,19 @@ def read_lines(path: str | Path, strip: bool = True) -> list[str]:
     """Read a UTF-8 text file into lines (stripped, or with only a CR removed); invalid UTF-8
     names the line."""
     return split_lines(read_text(path), strip)
+
+
+def swap_in(new: Path, folder: Path, aside: Path) -> None:
+    """Rename the finished folder `new` to `folder`. A folder already there is renamed to `aside`
+    first and deleted last, so that `folder`, whenever it exists, is a whole copy: the old or the
+    new one (a failed rename puts the old one back). nmt prepare --force and nmt export use it."""
+    if not folder.exists():
+        os.replace(new, folder)
+        return
+    os.replace(folder, aside)
+    try:
+        os.replace(new, folder)
+    except BaseException:
+        os.replace(aside, folder)
+        raise
+    shutil.rmtree(aside)

@@ -37,6 +37,7 @@ from nmt_runtime.batcher import Batching, DynamicBatcher, QueueFull
 from nmt_runtime.decode_options import DecodeOptions
 from nmt_runtime.errors import MissingExtra, NmtError
 from nmt_runtime.neighbours import Neighbours
+from nmt_runtime.tokenizer import SIDES
 
 try:
     import uvicorn
@@ -51,7 +52,6 @@ except ImportError:  # the optional `serve` extra; nmt/serve.py names nmt's
                        "(the serve extra: pip install './runtime[serve]' in a clone of nmt)") from None
 
 WEB = Path(__file__).resolve().parent / "web"
-SIDES = ("src", "tgt")
 
 
 class ServedTranslator(Protocol):

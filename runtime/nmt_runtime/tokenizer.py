@@ -22,6 +22,7 @@ from nmt_runtime.errors import NmtError
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 SPECIAL_IDS = (PAD_ID, UNK_ID, BOS_ID, EOS_ID)
 N_SPECIAL = len(SPECIAL_IDS)  # ids below this are the specials; the pieces of text start here
+SIDES = ("src", "tgt")  # a model's two tokenizers (and embedding tables): source and target
 WORD_MARK = "\u2581"  # "▁", sentencepiece's word-start marker: the space before a word ("▁king")
 
 

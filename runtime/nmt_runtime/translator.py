@@ -20,7 +20,7 @@ from nmt_runtime.decode_options import DecodeOptions
 from nmt_runtime.errors import NmtError
 from nmt_runtime.files import file_sha256
 from nmt_runtime.search import Hypothesis, decode
-from nmt_runtime.tokenizer import Tokenizer
+from nmt_runtime.tokenizer import SIDES, Tokenizer
 
 
 @dataclass
@@ -162,7 +162,8 @@ class ExportTranslator(TranslatorBase):
         toks = [(f / SRC_TOKENIZER, f / TGT_TOKENIZER) for f in folders]
         for other in toks[1:]:
             check_same_tokenizers(toks[0], other, str(folders[0]))
-        src_tok, tgt_tok = Tokenizer.load(toks[0][0]), Tokenizer.load(toks[0][1])
+        first = exports[0]  # its tokenizers as load_export read and checked them
+        src_tok, tgt_tok = (Tokenizer(first.tokenizer_proto(side), path) for side, path in zip(SIDES, toks[0]))
         return cls(exports, src_tok, tgt_tok, threads)
 
     @property
