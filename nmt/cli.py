@@ -128,6 +128,7 @@ examples:
   nmt embeddings runs/toy export --format word2vec toy.tgt.vec --side tgt
   nmt embeddings runs/toy export --format tsv projector/
   nmt embeddings runs/toy plot toy.png --words king queen man woman cat dog
+  nmt embeddings runs/toy movie toy.gif --words king queen man woman cat dog
   nmt embeddings runs/toy compare-word2vec --analogies data/toy/analogies.en.txt \
       --classes data/toy/classes.en.tsv         is the trained table anything like word2vec?
 """
@@ -364,6 +365,23 @@ def _add_embeddings_parser(sub: argparse._SubParsersAction) -> None:
     _add_debug(a)
 
 
+    a = actions.add_parser("movie", help="the chosen words' rows moving over the run's validations, as a GIF",
+                           description="Draw the chosen words' rows in 2-D at every validation of the run, one frame "
+                                       "each, from the snapshots training keeps (RUN/snapshots/, the "
+                                       "'train.embedding_snapshots' most frequent pieces of each side). One projection "
+                                       "for all frames, a PCA fitted on the snapshot rows at the start and at every "
+                                       "validation, so that motion in the picture is motion in the table; each word's "
+                                       "row before the first step is marked, with its path so far. A second panel "
+                                       "shows word2vec trained on the same text (gensim). " + mean_note + " Needs "
+                                       "matplotlib, and gensim for the word2vec panel (pip install 'nmt[plots,word2vec]').")
+    a.add_argument("out", metavar="OUT.gif", help="the GIF to write")
+    a.add_argument("--words", nargs="+", default=None, metavar="WORD",
+                   help="the words to draw (at least 2; default: the 12 most frequent whole words)")
+    a.add_argument("--fps", type=float, default=2.0, help="frames a second (default 2)")
+    a.add_argument("--no-word2vec", action="store_true", help="leave out the word2vec panel (and gensim)")
+    _add_table_options(a)
+    _add_debug(a)
+
     a = actions.add_parser("compare-word2vec", help="the table next to word2vec trained on the same text (needs gensim)",
                            description="Train word2vec (gensim, skip-gram, the table's dimension) on this side of the "
                                        "run's training pairs, tokenized as the run (its prepared data), and compare it "
@@ -488,6 +506,11 @@ def cmd_embeddings(args: argparse.Namespace) -> int:
 
     positive(getattr(args, "k", None), "-k")
     positive(getattr(args, "n", None), "-n")
+    if args.action == "movie":  # from the snapshots, not a checkpoint's table
+        from nmt.lab.movie import write_movie
+
+        print(write_movie(args.run, args.out, args.words, args.side, not args.no_word2vec, args.fps))
+        return 0
     lab = Lab(args.run, args.side, args.checkpoint)
     if args.action == "neighbors":
         print(lab.neighbors(args.word, args.k))

@@ -197,6 +197,10 @@ class TrainConfig:
     save_every: int = field(default=500, metadata=_range(1, resume_safe=True))
     # weights at each of the last K validations, checkpoints/step_<N>.pt, for `nmt average`; 0: none
     keep_checkpoints: int = field(default=0, metadata=_range(0, resume_safe=True))
+    # rows of each embedding table kept at every validation in snapshots/step_<N>.pt (fp16, those of the
+    # most frequent pieces; about 2 x rows x embedding_size x 2 bytes a validation), for `nmt embeddings RUN
+    # movie` and the page's slider; 0: none
+    embedding_snapshots: int = field(default=1000, metadata=_range(0, 10_000))
     dev_max_sentences: int = field(default=0, metadata=_range(0, resume_safe=True))  # 0: the whole dev set
     threads: int = field(default=0, metadata=_range(0, resume_safe=True))  # torch threads; 0: torch's default
     # auto (a GPU when torch sees one) | cpu | cuda | cuda:N; a run may go on on another device

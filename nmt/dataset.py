@@ -32,9 +32,9 @@ import numpy as np
 from nmt.errors import NmtError
 from nmt_runtime.files import file_sha256
 from nmt.tokenizer import Tokenizer
+from nmt_runtime.tokenizer import SIDES
 
 FORMAT_VERSION = 1
-SIDES = ("src", "tgt")
 KEY_CHARS = 20  # a prepared folder's name: the first characters of its key (a sha256)
 
 

@@ -9,6 +9,7 @@
       checkpoints/step_<N>.pt  weights at the last train.keep_checkpoints validations (for averaging)
       checkpoints/averaged.pt  the mean of the last K of them (`nmt average RUN --last K`)
       embeddings_init.pt     the embedding tables before the first step (for drift)
+      snapshots/step_<N>.pt  the rows of the most frequent pieces at each validation (nmt/snapshots.py)
       token_counts.pt        how often each id occurs in the training data, per side
       prepared.json          which prepared dataset (nmt prepare) the run reads: folder, key, sources
       metrics.jsonl          one JSON object per log/validation event
@@ -55,6 +56,7 @@ RUN_FILES = (
     "checkpoints/averaged.pt",
     "checkpoints/step_*.pt",
     "embeddings_init.pt",
+    "snapshots/step_*.pt",
     "token_counts.pt",
     "prepared.json",
     "metrics.jsonl",
@@ -100,6 +102,7 @@ class RunDir:
     best = property(lambda self: self.path / "checkpoints" / "best.pt")
     averaged = property(lambda self: self.path / "checkpoints" / "averaged.pt")
     embeddings_init = property(lambda self: self.path / "embeddings_init.pt")
+    snapshots = property(lambda self: self.path / "snapshots")  # nmt/snapshots.py
     token_counts = property(lambda self: self.path / "token_counts.pt")
     metrics = property(lambda self: self.path / "metrics.jsonl")
     log = property(lambda self: self.path / "train.log")

@@ -43,6 +43,8 @@ from nmt.pretrained import apply_pretrained
 from nmt.rundir import NewRun, RunDir, RunLock, start_run_dir
 from nmt.runlog import RunLog
 from nmt.tensorboard import TensorBoardLog, require_tensorboard
+from nmt_runtime.tokenizer import SIDES
+from nmt.snapshots import drop_after as drop_snapshots_after, save_snapshot, snapshot_ids, snapshot_path
 from nmt.validation import greedy_decode, validate
 
 def _fmt(x: float | None) -> str:
@@ -172,6 +174,8 @@ class Trainer:
         self.dev = DevSet.load(cfg, self.dataset)
         self.stream = self.data.stream(cfg, self.dist.rank, self.dist.world_size)
         self.token_counts = self.data.token_counts()  # for the embedding drift logged at every validation
+        n = self.tc.embedding_snapshots  # the rows kept at every validation (nmt/snapshots.py)
+        self.snapshot_ids = {side: snapshot_ids(self.token_counts[side], n) for side in SIDES} if n else None
 
     def _setup_model(self, resume: bool) -> None:
         """The model, built from the seed (so every rank and every rerun builds the same), with
@@ -268,6 +272,7 @@ class Trainer:
         self._record_dataset()
         if resume:
             self.log.drop_after(self.progress.step)
+            drop_snapshots_after(self.run.snapshots, self.progress.step)  # the resumed run makes them again
         else:
             torch.save(self.initial_tables, self.run.embeddings_init)
             torch.save(self.token_counts, self.run.token_counts)
@@ -457,6 +462,9 @@ class Trainer:
             "embedding_drift": drift,
         }
         self.log.record(record)
+        if self.snapshot_ids is not None:
+            save_snapshot(snapshot_path(self.run.snapshots, p.step), p.step, self.model.embedding_tables(),
+                          self.snapshot_ids)
         if self.tensorboard is not None:
             sources = self.tensorboard.dev_src_ids
             self.tensorboard.log(record, greedy_decode(self.model, sources, dec, self.device, attention=True))

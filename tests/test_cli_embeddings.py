@@ -39,6 +39,7 @@ def test_help_teaches_the_lookup_table_and_the_mean_of_pieces():
     ("drift", ["--from", "--to", "-n", "init"]),
     ("export", ["--format", "word2vec", "tsv", "load_word2vec_format"]),
     ("plot", ["--words", "PCA", "matplotlib"]),
+    ("movie", ["--words", "--fps", "--no-word2vec", "One projection for all frames", "train.embedding_snapshots"]),
 ])
 def test_each_action_has_help(action, fragments):
     text = " ".join(ok(nmt("embeddings", "RUN", action, "--help")).split())

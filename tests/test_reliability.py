@@ -26,6 +26,7 @@ from helpers import (assert_error, assert_identical, err, error_line, kill, last
 from nmt.checkpoint import load_checkpoint, save_checkpoint
 from nmt.errors import NmtError
 from nmt.rundir import RunDir
+from nmt.snapshots import snapshot_files
 from nmt.trainer import train
 
 
@@ -104,6 +105,11 @@ def test_run_killed_at_three_steps_and_resumed_ends_bit_identical_to_an_uninterr
     assert a["trainer"]["rng_python"] == b["trainer"]["rng_python"]
     for key in ("best_score", "bad_validations", "best_saved_score", "last_validated_step", "schedule"):
         assert a["trainer"][key] == b["trainer"][key], key
+    # the embedding snapshots of every validation, those made again after a kill included
+    snaps_a, snaps_b = snapshot_files(whole_run / "snapshots"), snapshot_files(run / "snapshots")
+    assert [s for s, _ in snaps_a] == [s for s, _ in snaps_b] == [10, 20, 30]
+    for (_, pa), (_, pb) in zip(snaps_a, snaps_b):
+        assert_identical(torch.load(pa, weights_only=True)["rows"], torch.load(pb, weights_only=True)["rows"])
 
 
 def _second_trainers_are_refused(proc, config: Path, run: Path) -> None:

@@ -28,6 +28,7 @@ import torch
 
 from nmt.drift import Drift
 from nmt.drift import unit as _unit
+from nmt.snapshots import pca_axes
 from nmt.tokenizer import PAD_ID, Tokenizer
 from nmt_runtime import neighbours
 
@@ -93,14 +94,7 @@ def most_and_least_moved(d: Drift, n: int) -> tuple[list[int], list[int]]:
 
 
 def pca_2d(x: torch.Tensor) -> torch.Tensor:
-    """(n, dim) → (n, 2): the rows projected on their first two principal components.
-
-    Each component's sign is fixed so that its largest coordinate is positive, so the same data
-    always gives the same picture."""
-    x = x.double() - x.double().mean(dim=0, keepdim=True)
-    _, _, vh = torch.linalg.svd(x, full_matrices=False)
-    coords = x @ vh[:2].T
-    if coords.shape[1] < 2:
-        coords = torch.cat([coords, torch.zeros(coords.shape[0], 2 - coords.shape[1], dtype=coords.dtype)], dim=1)
-    signs = torch.sign(coords.gather(0, coords.abs().argmax(dim=0, keepdim=True)))
-    return coords * torch.where(signs == 0, torch.ones_like(signs), signs)
+    """(n, dim) → (n, 2): the rows projected on their first two principal components (`pca_axes`:
+    the signs fixed, so the same data always gives the same picture)."""
+    mean, axes = pca_axes(x)
+    return (x.double() - mean) @ axes.T
