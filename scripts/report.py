@@ -187,20 +187,45 @@ def output_block(report: dict[str, Any]) -> str:
 
 def readme_phrases(report: dict[str, Any]) -> list[str]:
     """The phrases the README states about the demo (compared with whitespace collapsed, so that
-    the README may wrap them across lines)."""
-    tr, t, g = report["train"], report["test"], report["git"]
+    the README may wrap them across lines): the commit and the CPU that printed the figures, the
+    training, and the scores."""
+    tr, t, g, m = report["train"], report["test"], report["git"], report["machine"]
     dirty = " (with uncommitted changes)" if g["dirty"] else ""
-    minutes = f"{tr['seconds'] / 60:.1f}"
     return [
-        f"Measured by `make report` at commit `{g['commit'][:7]}`{dirty} on {report['machine']['cpu_count']} "
-        f"CPU cores ({DEFAULT_OUT}):",
-        f"training {tr['epochs']} epochs ({tr['steps']:,} steps) in {minutes} minutes at ~{tokens_per_s(report)} "
+        f"measured by `make report` at commit `{g['commit'][:7]}`{dirty} on a {m['cpu_count']}-core {m['cpu_model']}",
+        f"training {tr['epochs']} epochs ({tr['steps']:,} steps) in {minutes(report)} minutes at ~{tokens_per_s(report)} "
         "target tokens/s",
         f"{report['wall_seconds'] / 60:.1f} minutes in all",
-        f"test BLEU {t['bleu']:.1f}, chrF {t['chrf']:.1f} (beam {t['beam']})",
-        f"| `{report['config']}` | {tr['epochs']} epochs, {minutes} min | ~{tokens_per_s(report)} target tokens/s "
-        f"| toy test BLEU {t['bleu']:.1f}, chrF {t['chrf']:.1f} (beam {t['beam']}) |",
+        f"test BLEU {t['bleu']:.2f}, chrF {t['chrf']:.2f} (beam {t['beam']})",
     ]
+
+
+def minutes(report: dict[str, Any]) -> str:
+    """The training time as the README writes it, in minutes to one decimal."""
+    return f"{report['train']['seconds'] / 60:.1f}"
+
+
+def results_row_cells(report: dict[str, Any]) -> list[str]:
+    """What the README's results table holds in the demo config's row: the training minutes, BLEU
+    and chrF as cells of their own, and the commit and CPU in one cell (e.g. "`4b9f7f9`, AMD EPYC")."""
+    t = report["test"]
+    return [minutes(report), f"{t['bleu']:.2f}", f"{t['chrf']:.2f}",
+            f"`{report['git']['commit'][:7]}`, {report['machine']['cpu_model']}"]
+
+
+def results_row_problems(readme: str, report: dict[str, Any]) -> list[str]:
+    """What the row of the report's config in the README's results table (the line that starts
+    with "| `CONFIG` |") does not state as the report says it."""
+    start = f"| `{report['config']}` |"
+    rows = [line for line in readme.splitlines() if line.startswith(start)]
+    if len(rows) != 1:
+        return [f"README has {len(rows)} results rows starting {start!r}; it should have one"]
+    cells = [c.strip() for c in rows[0].strip().strip("|").split("|")]
+    want = results_row_cells(report)
+    missing = [w for w in want[:3] if w not in cells]
+    if not any(c.startswith(want[3]) for c in cells):
+        missing.append(want[3])
+    return [f"README's results row of {report['config']} does not hold {w!r}: {rows[0]}" for w in missing]
 
 
 def readme_problems(readme: str, report: dict[str, Any]) -> list[str]:
@@ -211,6 +236,7 @@ def readme_problems(readme: str, report: dict[str, Any]) -> list[str]:
                         f"{report['config']}): it cannot be the README's figures")
     flat = " ".join(readme.split())
     problems += [f"README does not say: {p}" for p in readme_phrases(report) if " ".join(p.split()) not in flat]
+    problems += results_row_problems(readme, report)
     block = output_block(report)
     rstripped = "\n".join(line.rstrip() for line in readme.splitlines())  # an editor may drop trailing blanks
     if "```\n" + "\n".join(line.rstrip() for line in block.splitlines()) + "\n```" not in rstripped:
@@ -233,7 +259,8 @@ def summary(report: dict[str, Any], out: Path) -> str:
         lines.append(f"note: the machine was busy (1-minute load average up to {busiest:.2f} on {m['cpus_usable']} "
                      "CPUs): the timings, and what max_minutes let the run train, are not a quiet machine's")
     if report["demo_figures"]:
-        lines += ["README lines:", *readme_phrases(report)]
+        lines += ["README lines:", *readme_phrases(report),
+                  "README results row cells: " + " | ".join(results_row_cells(report))]
     else:
         lines.append(f"not the demo's figures (overrides: {report['overrides']}, config: {report['config']})")
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""The Python API: the README's example runs as written, and Translator returns what it promises."""
+"""The Python API: the manual's example (docs/getting-started.md, "Python API") runs as written, and
+Translator returns what it promises."""
 
 from __future__ import annotations
 
@@ -14,22 +15,25 @@ from nmt import NmtError, Translator
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def readme_api_example() -> str:
-    """The first ```python block under the README's '## Python API' heading."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+API_PAGE = ROOT / "docs" / "getting-started.md"
+
+
+def api_example() -> str:
+    """The first ```python block under the '## Python API' heading of docs/getting-started.md."""
+    text = API_PAGE.read_text(encoding="utf-8")
     section = text.split("\n## Python API\n", 1)[1].split("\n## ", 1)[0]
     match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match, "README.md: no python block under '## Python API'"
+    assert match, f"{API_PAGE}: no python block under '## Python API'"
     return match.group(1)
 
 
-def test_the_readme_api_example_runs(trained_run, make_config, tmp_path, monkeypatch, capsys):
+def test_the_manuals_api_example_runs(trained_run, make_config, tmp_path, monkeypatch, capsys):
     # the block runs unchanged in a folder where configs/toy.yaml is a tiny config and runs/toy a tiny run
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "toy.yaml").write_text(yaml.safe_dump(make_config("unused")), encoding="utf-8")
     shutil.copytree(trained_run, tmp_path / "runs" / "toy")
     monkeypatch.chdir(tmp_path)
-    exec(compile(readme_api_example(), "README.md", "exec"), {})
+    exec(compile(api_example(), str(API_PAGE.relative_to(ROOT)), "exec"), {})
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("[") and len(eval(printed[0])) == 2  # two translations
     assert (tmp_path / "runs" / "toy_api" / "checkpoints" / "best.pt").is_file()

@@ -88,6 +88,7 @@ def test_readme_states_the_committed_report() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert report_script.readme_problems(readme, report) == []
     assert "`make report` re-measures these figures into docs/report/demo.json" in readme
+    assert "Another CPU prints other last digits" in " ".join(readme.split())  # the figures are this CPU's, and say so
 
 
 def _doctored(report: dict, path: tuple[str, ...], value) -> dict:
@@ -105,6 +106,8 @@ def _doctored(report: dict, path: tuple[str, ...], value) -> dict:
     (("train", "seconds"), 999.0),
     (("train", "tgt_tokens_per_s_median"), 1234.0),
     (("git", "commit"), "0123456789abcdef0123456789abcdef01234567"),
+    (("machine", "cpu_model"), "Intel Xeon"),
+    (("machine", "cpu_count"), 16),
     (("samples", 0, "translation"), "le roi ne mange pas ."),
     (("demo_figures",), False),
 ])
@@ -119,12 +122,28 @@ def test_readme_check_fails_when_readme_and_report_disagree(path, value) -> None
 def test_readme_check_fails_on_a_doctored_readme() -> None:
     report = json.loads(COMMITTED.read_text(encoding="utf-8"))
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    bleu = f"test BLEU {report['test']['bleu']:.1f}"
+    bleu = f"test BLEU {report['test']['bleu']:.2f}"
     assert bleu in readme
     problems = report_script.readme_problems(readme.replace(bleu, "test BLEU 12.3"), report)
     assert problems and all(bleu in p for p in problems)
     sample = report["samples"][-1]["translation"]
     assert report_script.readme_problems(readme.replace(f"=>  {sample}", "=>  la reine est triste ."), report)
+    cpu = report["machine"]["cpu_model"]
+    assert report_script.readme_problems(readme.replace(f"-core {cpu}", "-core Intel Xeon"), report)
+
+
+@needs_committed
+def test_readme_check_fails_when_the_results_row_of_the_demo_differs() -> None:
+    report = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith(f"| `{report['config']}` |"))
+    cells = report_script.results_row_cells(report)
+    assert cells == ["5.1", "98.24", "99.19", "`4b9f7f9`, AMD EPYC"]  # the committed report, as the row writes it
+    for cell in cells:
+        doctored = readme.replace(row, row.replace(f"| {cell}", "| 0.00"))
+        problems = report_script.readme_problems(doctored, report)
+        assert problems and all("results row" in p for p in problems), cell
+    assert report_script.readme_problems(readme.replace(row + "\n", ""), report)  # no row at all
 
 
 def test_make_demo_and_the_report_translate_the_same_sentences() -> None:
