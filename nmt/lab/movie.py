@@ -40,6 +40,14 @@ class Paths:
     start: torch.Tensor  # (words, 2)
 
 
+def snapshot_words(snaps: Snapshots, tokenizer: Tokenizer, n: int = DEFAULT_WORDS) -> list[str]:
+    """The n most frequent words that are one row among the snapshot rows (the default words)."""
+    counts = torch.zeros(len(tokenizer), dtype=torch.long)
+    counts[snaps.ids] = torch.arange(len(snaps.ids), 0, -1)  # the snapshot rows, most frequent first
+    held = [w for w in default_words(tokenizer, counts, len(snaps.ids)) if counts[tokenizer.piece_to_id(WORD_MARK + w)] > 0]
+    return held[:n]
+
+
 def word_columns(words: Sequence[str], snaps: Snapshots, tokenizer: Tokenizer) -> list[list[int]]:
     """For each word, where its pieces' rows are among the snapshot rows (a word of several
     pieces is the mean of their rows, as everywhere in the lab). Raises NmtError naming a word
@@ -106,10 +114,7 @@ def write_movie(run_dir: str | Path, out: str | Path, words: Sequence[str] | Non
     snaps = load_snapshots(run.snapshots, run.embeddings_init, side)
     tokenizer = Tokenizer.load(run.src_tokenizer if side == "src" else run.tgt_tokenizer)
     if not words:
-        counts = torch.zeros(len(tokenizer), dtype=torch.long)
-        counts[snaps.ids] = torch.arange(len(snaps.ids), 0, -1)  # the snapshot rows, most frequent first
-        held = [w for w in default_words(tokenizer, counts, len(snaps.ids)) if counts[tokenizer.piece_to_id(WORD_MARK + w)] > 0]
-        words = held[:DEFAULT_WORDS]
+        words = snapshot_words(snaps, tokenizer)
         if len(words) < 2:
             raise NmtError(f"the {len(snaps.ids)} snapshot rows hold {len(words)} whole word(s) to draw by default: "
                            "name the words with --words")
@@ -187,4 +192,4 @@ def write_movie(run_dir: str | Path, out: str | Path, words: Sequence[str] | Non
     ])
 
 
-__all__ = ["write_movie", "word_paths", "Paths"]
+__all__ = ["write_movie", "word_paths", "snapshot_words", "Paths"]
