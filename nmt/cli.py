@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model from a YAML config", epilog=EPILOG_TRAIN,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Train a model from a YAML config into its run directory.")
-    p.add_argument("config", help="YAML config file (see configs/ and the README's config reference)")
+    p.add_argument("config", help="YAML config file (see configs/ and docs/reference/config.md)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a config key, e.g. --set train.max_steps=500 (repeatable)")
     group = p.add_mutually_exclusive_group()

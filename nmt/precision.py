@@ -2,7 +2,7 @@
 
 Whether bf16 autocast pays is a fact of the CPU and of the model, not of nmt: on a 2-core AMD EPYC
 with AVX512-BF16 a Multi30k step ran 1.4-1.7× faster in bf16, on a 2-core Intel Xeon with AMX
-15% slower (README, "Speed and precision"). So `auto` times a few real training steps of this
+15% slower (docs/guides/speed.md). So `auto` times a few real training steps of this
 model on the run's first batches in fp32 and in bf16, before the first step, and trains at the
 faster:
 
@@ -19,7 +19,7 @@ faster:
   where the CPU has bf16 units; one that trained in fp16 is measured, as fp16 needs its scaler).
 
 Where there is nothing to choose, nothing is measured: a CPU without bf16 units emulates bf16
-several times slower than fp32 (README), and on CUDA no GPU measured here trained faster in bf16
+several times slower than fp32 (docs/results.md, "Precision"), and on CUDA no GPU measured here trained faster in bf16
 or fp16, so `auto` is fp32 there.
 """
 

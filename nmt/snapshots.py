@@ -31,7 +31,7 @@ FILE_OVERHEAD = 4096
 
 
 def snapshot_bytes(rows: int, dim: int) -> int:
-    """An upper bound on one snapshot file's size, as the README states it."""
+    """An upper bound on one snapshot file's size, as the README states it (4 bytes an id, 2 a value)."""
     return len(SIDES) * rows * (dim * 2 + 4) + FILE_OVERHEAD
 
 

@@ -2,7 +2,7 @@
 
 nn.Dropout draws its mask with `bernoulli_`, which uses MKL's vectorised generator on Intel CPUs
 only; elsewhere (an AMD EPYC, say) it draws element by element, and on a Multi30k training step
-it took 5-6% of the time (README, "Speed"). Keeping an element when U < 1 − p, U uniform on [0, 1),
+it took 5-6% of the time (docs/results.md, "Speed: where a step's time goes"). Keeping an element when U < 1 − p, U uniform on [0, 1),
 is the same Bernoulli(1 − p) draw, and `torch.rand` fills 2.3 M numbers 2.6× faster than
 `bernoulli_` there. The rest is native_dropout's arithmetic: x · mask · 1/(1 − p), in x's dtype,
 and the gradient mask · 1/(1 − p). Only the random numbers differ from nn.Dropout's (they come
