@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_bench import start_server, stop_server  # noqa: E402
 
 
-def headless_chromium():
-    """Debian's chromium and chromium-driver under selenium, headless, 1100×1250 (the README's size).
+def headless_chromium(size: str = "1100,1250"):
+    """Debian's chromium and chromium-driver under selenium, headless, `size` pixels (default the README's).
     Exits with a one-line hint where one of them is missing; the browser test skips before calling it."""
     try:
         from selenium import webdriver
@@ -29,7 +29,7 @@ def headless_chromium():
         sys.exit("needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver")
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1250"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={size}"):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(driver), options=options)
 
