@@ -9,7 +9,7 @@
       checkpoints/step_<N>.pt  weights at the last train.keep_checkpoints validations (for averaging)
       checkpoints/averaged.pt  the mean of the last K of them (`nmt average RUN --last K`)
       embeddings_init.pt     the embedding tables before the first step (for drift)
-      snapshots/step_<N>.pt  the rows of the most frequent pieces at each validation (nmt/snapshots.py)
+      snapshots/step_<N>.pt  the rows of the most frequent pieces at each validation (nmt embeddings RUN movie)
       token_counts.pt        how often each id occurs in the training data, per side
       prepared.json          which prepared dataset (nmt prepare) the run reads: folder, key, sources
       metrics.jsonl          one JSON object per log/validation event

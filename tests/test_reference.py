@@ -45,3 +45,13 @@ def test_the_command_page_has_every_subcommand_of_both_commands():
         assert f"### nmt {name}\n" in page
     for name in ("translate", "evaluate", "serve"):
         assert f"### nmt-runtime {name}\n" in page
+
+
+def test_getting_started_shows_the_run_directory_as_rundir_describes_it():
+    """The layout of a run directory has one source, nmt/rundir.py's docstring; the page copies it."""
+    import nmt.rundir
+
+    doc = nmt.rundir.__doc__
+    layout = [line[4:] for line in doc[doc.index("    runs/<name>/"):doc.index("\n\n", doc.index("runs/<name>/"))].splitlines()]
+    page = (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    assert "```\n" + "\n".join(layout) + "\n```" in page
