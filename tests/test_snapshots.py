@@ -52,6 +52,15 @@ def test_pca_axes_fix_their_signs_and_fill_a_missing_axis():
 # ----------------------------------------------------------------------------- a trained run's snapshots
 
 
+def test_the_readme_states_the_bound_of_a_multi30k_snapshot():
+    """The README's size (1,000 rows of 256 dimensions, Multi30k's config) is `snapshot_bytes`."""
+    from helpers import ROOT
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert f"{snapshot_bytes(1000, 256) / 1e6:.2f} MB for Multi30k's 256 dimensions" in readme
+    assert "at most 2 × 1,000 × `model.embedding_size` × 2 bytes" in readme
+
+
 def test_a_run_keeps_one_snapshot_per_validation_within_the_stated_size(trained_run):
     steps = [r["step"] for r in metrics(trained_run, "validation")]
     files = snapshot_files(trained_run / "snapshots")
