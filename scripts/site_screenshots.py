@@ -19,6 +19,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_screenshot import headless_chromium  # noqa: E402
 
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # no line per request
+        pass
+
+
 PAGES = {"site_home.png": "", "site_tutorial.png": "embeddings/"}
 
 
@@ -32,7 +37,7 @@ def main() -> int:
     if not (site / "index.html").is_file():
         print(f"{site}/index.html: not found; build the manual first: make docs", file=sys.stderr)
         return 2
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    handler = functools.partial(_Quiet, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/"
