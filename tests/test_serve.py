@@ -549,9 +549,39 @@ def test_the_page_translates_draws_the_attention_and_shows_neighbours(backend, t
         assert len(browser.find_elements(By.CSS_SELECTOR, "#hyps li")) == 3
         browser.save_screenshot(str(tmp_path / "page.png"))
         assert (tmp_path / "page.png").stat().st_size > 10_000
+        if backend.name == "run":
+            the_rows_move_with_the_slider(browser, wait)
+        else:  # no snapshots: no panel
+            assert not browser.find_element(By.ID, "movie").is_displayed()
     finally:
         browser.quit()
         assert bench.stop_server(proc) == 0
+
+
+def the_rows_move_with_the_slider(browser: Any, wait: Any) -> None:
+    """The panel of the rows moving, on the tiny run (2 validations, no whole words: the default
+    words are refused, so the test names some): moving the slider moves the dots and the step."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    def drawn() -> tuple[str, list[tuple[str, str, str]]]:
+        dots = browser.find_elements(By.CSS_SELECTOR, "#mv-chart circle.dot")
+        return browser.find_element(By.ID, "mv-label").text, [
+            (d.get_attribute("data-word"), d.get_attribute("cx"), d.get_attribute("cy")) for d in dots]
+
+    assert browser.find_element(By.ID, "movie").is_displayed()
+    wait.until(lambda b: "hold no whole word" in b.find_element(By.ID, "mv-about").text)
+    browser.find_element(By.ID, "mv-words").send_keys("king, queen")
+    browser.find_element(By.CSS_SELECTOR, "#mv-form button").click()
+    wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#mv-chart circle.dot")) == 2)
+    label, last = drawn()
+    assert label == "step 40 — validation 2 of 2" and [w for w, _, _ in last] == ["king*", "queen*"]
+    assert "one PCA fitted on the" in browser.find_element(By.ID, "mv-about").text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#mv-chart circle.start")) == 2
+    browser.find_element(By.ID, "mv-step").send_keys(Keys.HOME)
+    wait.until(lambda b: drawn()[0] == "step 20 — validation 1 of 2")
+    first = drawn()[1]
+    assert [w for w, _, _ in first] == ["king*", "queen*"] and first != last
 
 
 @contextmanager
