@@ -125,7 +125,7 @@ def _rounded(points: Any) -> list:
 def create_app(translator: Translator, limits: Limits | None = None, batching: Batching | None = None,
                decode: dict[str, Any] | None = None) -> FastAPI:
     """The service for one loaded run (or ensemble; the first run's tables): nmt_runtime's app with
-    this run's info and tables. `decode`: the decode options `nmt serve`'s flags chose, over the
+    this run's info, tables and snapshots. `decode`: the decode options `nmt serve`'s flags chose, over the
     run's decode.*."""
     tokenizers = {"src": translator.src_tok, "tgt": translator.tgt_tok}
     return http.create_app(translator, run_info(translator), run_neighbours(translator.run.path), limits, batching,

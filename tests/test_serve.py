@@ -582,6 +582,13 @@ def the_rows_move_with_the_slider(browser: Any, wait: Any) -> None:
     wait.until(lambda b: drawn()[0] == "step 20 — validation 1 of 2")
     first = drawn()[1]
     assert [w for w, _, _ in first] == ["king*", "queen*"] and first != last
+    browser.find_element(By.ID, "mv-step").send_keys(Keys.END)
+    wait.until(lambda b: drawn() == (label, last))
+    # play, at the last validation, starts from the first; a second click pauses (one script: no race with its timer)
+    shown = browser.execute_script("const play = document.getElementById('mv-play'); play.click(); const shown = "
+                                   "[document.getElementById('mv-label').textContent, play.textContent]; "
+                                   "play.click(); return [...shown, play.textContent];")
+    assert shown == ["step 20 — validation 1 of 2", "❚❚ pause", "▶ play"]
 
 
 @contextmanager

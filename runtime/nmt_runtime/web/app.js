@@ -12,7 +12,7 @@ let tables = []; // the checkpoints whose neighbours the page shows, from /v1/in
 let wordLevel = { src: false, tgt: false }; // from /v1/info: a side whose vocabulary is words shows them without "▁"
 let movie = null; // the last /v1/embeddings/snapshots answer, with the box of all its points
 let playing = null; // the play button's timer
-const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const colour = (i) => `hsl(${Math.round(i * 137.5) % 360}, 70%, 40%)`; // the golden angle: neighbours differ, any count
 
 // a piece as the page shows it: the word itself in a word vocabulary (the server's Tokenizer.show)
 const shownPiece = (piece, side) => (wordLevel[side] && piece.startsWith("\u2581") && piece.length > 1 ? piece.slice(1) : piece);
@@ -244,19 +244,20 @@ function drawFrame() {
   if (!movie) return;
   const k = Number($("mv-step").value), n = movie.steps.length;
   $("mv-label").textContent = `step ${movie.steps[k].toLocaleString("en-US")} — validation ${k + 1} of ${n}`;
-  const width = 720, height = 440, pad = 20, right = 80; // room for the labels on the right
+  const width = 900, height = 460, pad = 20, right = 80; // room for the labels on the right
   const [x0, x1, y0, y1] = movie.box;
   const scale = Math.min((width - pad - right) / (x1 - x0 || 1), (height - 2 * pad) / (y1 - y0 || 1)); // one scale: no axis stretched
-  const X = (x) => pad + (x - x0) * scale, Y = (y) => height - pad - (y - y0) * scale;
-  const svg = element("svg", { width, height, role: "img", "aria-label": "embedding rows over the validations" });
+  const left = pad + (width - pad - right - (x1 - x0) * scale) / 2, bottom = height - pad - (height - 2 * pad - (y1 - y0) * scale) / 2;
+  const X = (x) => left + (x - x0) * scale, Y = (y) => bottom - (y - y0) * scale; // centred
+  const svg = element("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "embedding rows over the validations" });
   svg.append(element("rect", { x: 0.5, y: 0.5, width: width - 1, height: height - 1, class: "frame" }));
   movie.labels.forEach((label, w) => {
-    const colour = COLOURS[w % COLOURS.length], [sx, sy] = movie.start[w], [cx, cy] = movie.frames[k][w];
+    const stroke = colour(w), [sx, sy] = movie.start[w], [cx, cy] = movie.frames[k][w];
     const trail = [movie.start[w], ...movie.frames.slice(0, k + 1).map((f) => f[w])];
-    svg.append(element("polyline", { points: trail.map(([x, y]) => `${X(x)},${Y(y)}`).join(" "), class: "path", stroke: colour }));
-    svg.append(element("circle", { cx: X(sx), cy: Y(sy), r: 5, class: "start", stroke: colour }));
-    svg.append(element("circle", { cx: X(cx), cy: Y(cy), r: 4, class: "dot", fill: colour, "data-word": label }));
-    svg.append(element("text", { x: X(cx) + 6, y: Y(cy) - 6, fill: colour }, label));
+    svg.append(element("polyline", { points: trail.map(([x, y]) => `${X(x)},${Y(y)}`).join(" "), class: "path", stroke }));
+    svg.append(element("circle", { cx: X(sx), cy: Y(sy), r: 5, class: "start", stroke }));
+    svg.append(element("circle", { cx: X(cx), cy: Y(cy), r: 4, class: "dot", fill: stroke, "data-word": label }));
+    svg.append(element("text", { x: X(cx) + 6, y: Y(cy) - 6, fill: stroke }, label));
   });
   $("mv-chart").replaceChildren(svg);
 }
