@@ -4,8 +4,9 @@
 
 The API, its limits and refusals, dynamic batching, the page and the shutdown are the runtime's,
 the same as `nmt-runtime serve` of an export folder. This is the torch side: what /v1/info says
-of a run (its checkpoint, step and dev score, parameters, architecture, ensemble members) and the
-run's embedding tables for /v1/embeddings/neighbors: init (before the first step), best and last.
+of a run (its checkpoint, step and dev score, parameters, architecture, ensemble members), the
+run's embedding tables for /v1/embeddings/neighbors: init (before the first step), best and last,
+and its embedding snapshots for /v1/embeddings/snapshots (the page's slider, nmt/snapshots.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from typing import Any
 
 from nmt.checkpoint import load_checkpoint, step_and_score
 from nmt.errors import NmtError
+from nmt.lab.movie import snapshot_words, word_paths
 from nmt.lab.tables import load_counts, load_tables
+from nmt.rundir import RunDir
+from nmt.snapshots import Snapshots, load_snapshots, snapshot_files
+from nmt.tokenizer import Tokenizer
 from nmt.translate import Translator
 from nmt_runtime.batcher import Batching
 from nmt_runtime.errors import MissingExtra
@@ -23,12 +28,13 @@ from nmt_runtime.neighbours import Neighbours, Table
 
 try:  # Limits and serve are nmt serve's too: cli.py imports them from here
     from nmt_runtime import serve as http
-    from nmt_runtime.serve import FastAPI, Limits, export_app, serve
+    from nmt_runtime.serve import FastAPI, Limits, NoSnapshots, export_app, serve
 except MissingExtra:  # the same extra, by nmt's name
     raise NmtError("nmt serve needs FastAPI and uvicorn: pip install 'nmt[serve]' "
                    "(or: pip install fastapi uvicorn)") from None
 
-__all__ = ["Limits", "checkpoint_info", "create_app", "export_app", "run_info", "run_neighbours", "serve"]
+__all__ = ["Limits", "RunSnapshots", "checkpoint_info", "create_app", "export_app", "run_info", "run_neighbours",
+           "serve"]
 
 CHECKPOINTS = ("init", "best", "last")  # the tables of a run that /v1/embeddings/neighbors reads
 
@@ -68,10 +74,59 @@ def run_neighbours(run_dir: Path) -> Neighbours:
     return Neighbours(CHECKPOINTS, load, default="best")
 
 
+class RunSnapshots:
+    """GET /v1/embeddings/snapshots of a run: the words' rows over its validations, in the one
+    projection of `nmt embeddings RUN movie` (nmt/lab/movie.py). Each side's snapshots are read on
+    first use and kept."""
+
+    def __init__(self, run_dir: Path, tokenizers: dict[str, Tokenizer]) -> None:
+        self.run, self.tokenizers = RunDir(run_dir), tokenizers
+        self.cache: dict[str, Snapshots] = {}
+
+    def steps(self) -> int:
+        return len(snapshot_files(self.run.snapshots))
+
+    def load(self, side: str) -> Snapshots:
+        if side not in self.cache:
+            try:
+                self.cache[side] = load_snapshots(self.run.snapshots, self.run.embeddings_init, side)
+            except NmtError as e:
+                if self.steps():  # a torn file: its own message
+                    raise
+                raise NoSnapshots(str(e)) from None
+        return self.cache[side]
+
+    def paths(self, side: str, words: list[str] | None) -> dict[str, Any]:
+        """The body of the endpoint (the app adds side and language); None: `snapshot_words`."""
+        snaps, tokenizer = self.load(side), self.tokenizers[side]
+        rows = len(snaps.ids)
+        if words is None:
+            words = snapshot_words(snaps, tokenizer)
+            if not words:
+                raise NmtError(f"the {rows} snapshot rows of {side} hold no whole word to show by default: "
+                               "name the words in parameter 'words'")
+        try:
+            paths = word_paths(snaps, words, tokenizer)
+        except NmtError as e:
+            raise NmtError(f"parameter 'words': {e}") from None
+        return {
+            "projection": f"one PCA fitted on the {rows} most frequent rows at the start and at all "
+                          f"{len(paths.steps)} validations",
+            "rows": rows, "steps": paths.steps, "labels": paths.labels,
+            "start": _rounded(paths.start), "frames": _rounded(paths.xy),
+        }
+
+
+def _rounded(points: Any) -> list:
+    """Coordinates as JSON: nested lists of floats rounded to 4 places."""
+    return [_rounded(p) for p in points] if points.dim() > 1 else [round(float(x), 4) for x in points]
+
+
 def create_app(translator: Translator, limits: Limits | None = None, batching: Batching | None = None,
                decode: dict[str, Any] | None = None) -> FastAPI:
     """The service for one loaded run (or ensemble; the first run's tables): nmt_runtime's app with
-    this run's info and tables. `decode`: the decode options `nmt serve`'s flags chose, over the
+    this run's info, tables and snapshots. `decode`: the decode options `nmt serve`'s flags chose, over the
     run's decode.*."""
+    tokenizers = {"src": translator.src_tok, "tgt": translator.tgt_tok}
     return http.create_app(translator, run_info(translator), run_neighbours(translator.run.path), limits, batching,
-                           decode)
+                           decode, RunSnapshots(translator.run.path, tokenizers))

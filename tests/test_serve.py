@@ -29,10 +29,15 @@ httpx = pytest.importorskip("httpx")
 import uvicorn  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from helpers import ENV, assert_error, load_script, nmt, nmt_process, python, until  # noqa: E402
+from conftest import DEV_PAIRS, PAIRS, tiny_config_dict, write_parallel  # noqa: E402
+from helpers import ENV, assert_error, load_script, metrics, nmt, nmt_process, python, until  # noqa: E402
 from nmt import serve as nmt_serve  # noqa: E402
+from nmt.lab.movie import snapshot_words, word_paths  # noqa: E402
 from nmt.lab.stats import neighbors, word_vector  # noqa: E402
 from nmt.lab.tables import load_tables  # noqa: E402
+from nmt.rundir import RunDir  # noqa: E402
+from nmt.snapshots import load_snapshots  # noqa: E402
+from nmt.tokenizer import Tokenizer  # noqa: E402
 from nmt.translate import Translator  # noqa: E402
 from nmt_runtime import serve as http  # noqa: E402
 from nmt_runtime.batcher import Batching, DynamicBatcher  # noqa: E402
@@ -77,6 +82,7 @@ def export_backend(request: pytest.FixtureRequest) -> Backend:
 BUILDERS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {"run": run_backend, "export": export_backend}
 BACKENDS = list(BUILDERS)
 RUN_ONLY = pytest.mark.parametrize("backend", ["run"], indirect=True)
+EXPORT_ONLY = pytest.mark.parametrize("backend", ["export"], indirect=True)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -145,6 +151,7 @@ def test_info_names_the_runs_checkpoint_and_architecture(client, trained_run):
     assert info["architecture"] == {"rnn_type": "gru", "attention": "bahdanau"}
     assert info["decode"]["max_src_pieces"] > 0
     assert info["neighbors"] == {"checkpoints": ["init", "best", "last"], "default": "best"}
+    assert info["snapshots"] == {"steps": len(metrics(trained_run, "validation"))}  # the page shows its slider
 
 
 def test_neighbours_of_a_word_exclude_its_pieces_and_a_piece_is_looked_up_as_is(client):
@@ -194,6 +201,93 @@ def test_health_the_page_and_the_api_docs(client):
     assert client.get("/health").json() == {"status": "ok"}
     assert "<textarea" in client.get("/").text and "heatmap" in client.get("/static/app.js").text
     assert "/v1/translate" in client.get("/openapi.json").json()["paths"]
+
+
+# ----------------------------------------------------------------------------- the rows moving
+
+
+def rounded(points: Any) -> list:
+    return [rounded(p) for p in points] if points.dim() > 1 else [round(float(x), 4) for x in points]
+
+
+def snapshots(client, **params: str):
+    return client.get("/v1/embeddings/snapshots", params=params)
+
+
+@RUN_ONLY
+def test_snapshots_are_the_movies_paths_of_the_words_at_every_validation(client, trained_run):
+    body = snapshots(client, side="tgt", words="roi, reine,roi").json()  # spaces and repeats dropped
+    snaps = load_snapshots(trained_run / "snapshots", trained_run / "embeddings_init.pt", "tgt")
+    paths = word_paths(snaps, ["roi", "reine"], Tokenizer.load(RunDir(trained_run).tgt_tokenizer))
+    assert body["side"] == "tgt" and body["language"] == "fr" and body["rows"] == len(snaps.ids)
+    assert body["steps"] == [r["step"] for r in metrics(trained_run, "validation")] == paths.steps
+    assert body["labels"] == paths.labels == ["roi*", "reine*"]  # several pieces each: their mean
+    assert len(body["frames"]) == len(body["steps"]) and {len(f) for f in body["frames"]} == {2}
+    assert body["start"] == rounded(paths.start) and body["frames"] == rounded(paths.xy)
+    assert body["projection"] == (f"one PCA fitted on the {len(snaps.ids)} most frequent rows at the start and at "
+                                  f"all {len(body['steps'])} validations")
+
+
+@pytest.fixture(scope="module")
+def word_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of word vocabularies (tokenizer.type: word), 2 validations, snapshots of the 8 most
+    frequent rows: '.', 'the' and 6 of the 10 words seen 24 times, not the subjects ('king': 16)."""
+    from nmt.trainer import train
+
+    root = tmp_path_factory.mktemp("words")
+    cfg = tiny_config_dict(root / "run", write_parallel(root / "data", "train", PAIRS),
+                           write_parallel(root / "data", "dev", DEV_PAIRS),
+                           tokenizer={"type": "word", "src_vocab_size": 23, "tgt_vocab_size": 23},
+                           train={"max_steps": 4, "validate_every": 2, "embedding_snapshots": 8})
+    return train(cfg)
+
+
+def test_the_default_words_are_the_whole_words_among_the_rows_shown_as_words(word_run):
+    translator = Translator.load(word_run)
+    with TestClient(nmt_serve.create_app(translator)) as c:
+        assert c.get("/v1/info").json()["snapshots"] == {"steps": 2}
+        body = snapshots(c).json()
+        snaps = load_snapshots(word_run / "snapshots", word_run / "embeddings_init.pt", "src")
+        words = snapshot_words(snaps, translator.src_tok)
+        assert body["side"] == "src" and body["rows"] == 8 and len(body["frames"]) == 2
+        assert body["labels"] == words and "the" in words and not any("\u2581" in w for w in words)
+        assert body["frames"] == rounded(word_paths(snaps, words, translator.src_tok).xy)
+        r = snapshots(c, words="the,king")
+        assert r.status_code == 422 and r.json()["error"].startswith(
+            "parameter 'words': 'king': its piece(s) '\u2581king' are not among the 8 rows the snapshots keep")
+
+
+@RUN_ONLY
+@pytest.mark.parametrize("params,fragment", [
+    ({"side": "left", "words": "king"}, "parameter 'side' is 'left'; it must be src or tgt"),
+    ({"words": "king,zzqqxx"}, "parameter 'words': 'zzqqxx' is not in this vocabulary"),
+    ({"words": ",".join(["king"] + [f"w{i}" for i in range(40)])}, "parameter 'words' names 41 words; the limit is 40"),
+    ({"words": "king," * 600}, "parameter 'words' is over 1000 characters"),
+    ({"words": "king,\u0007"}, "holds control characters"),
+    ({}, "snapshot rows of src hold no whole word to show by default: name the words in parameter 'words'"),
+])
+def test_bad_snapshot_queries_are_422_naming_the_parameter(client, params, fragment):
+    r = snapshots(client, **params)
+    assert r.status_code == 422 and fragment in r.json()["error"] and "\n" not in r.json()["error"]
+
+
+@RUN_ONLY
+def test_a_run_without_snapshots_says_how_to_get_them(backend, tmp_path):
+    shutil.copytree(backend.source, tmp_path / "run")
+    shutil.rmtree(tmp_path / "run" / "snapshots")
+    with TestClient(nmt_serve.create_app(Translator.load(tmp_path / "run"))) as c:
+        assert c.get("/v1/info").json()["snapshots"] is None
+        r = snapshots(c, words="king")
+        assert r.status_code == 404
+        assert r.json()["error"].startswith(f"{tmp_path / 'run'}: no embedding snapshots in snapshots/; a run keeps them")
+
+
+@EXPORT_ONLY
+def test_an_export_has_no_snapshots(client):
+    assert client.get("/v1/info").json()["snapshots"] is None
+    r = snapshots(client, words="king")
+    assert r.status_code == 404 and r.json() == {"error": http.NO_SNAPSHOTS}
+    assert "'train.embedding_snapshots'" in http.NO_SNAPSHOTS
 
 
 # ----------------------------------------------------------------------------- refusals
@@ -455,9 +549,46 @@ def test_the_page_translates_draws_the_attention_and_shows_neighbours(backend, t
         assert len(browser.find_elements(By.CSS_SELECTOR, "#hyps li")) == 3
         browser.save_screenshot(str(tmp_path / "page.png"))
         assert (tmp_path / "page.png").stat().st_size > 10_000
+        if backend.name == "run":
+            the_rows_move_with_the_slider(browser, wait)
+        else:  # no snapshots: no panel
+            assert not browser.find_element(By.ID, "movie").is_displayed()
     finally:
         browser.quit()
         assert bench.stop_server(proc) == 0
+
+
+def the_rows_move_with_the_slider(browser: Any, wait: Any) -> None:
+    """The panel of the rows moving, on the tiny run (2 validations, no whole words: the default
+    words are refused, so the test names some): moving the slider moves the dots and the step."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    def drawn() -> tuple[str, list[tuple[str, str, str]]]:
+        dots = browser.find_elements(By.CSS_SELECTOR, "#mv-chart circle.dot")
+        return browser.find_element(By.ID, "mv-label").text, [
+            (d.get_attribute("data-word"), d.get_attribute("cx"), d.get_attribute("cy")) for d in dots]
+
+    assert browser.find_element(By.ID, "movie").is_displayed()
+    wait.until(lambda b: "hold no whole word" in b.find_element(By.ID, "mv-about").text)
+    browser.find_element(By.ID, "mv-words").send_keys("king, queen")
+    browser.find_element(By.CSS_SELECTOR, "#mv-form button").click()
+    wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#mv-chart circle.dot")) == 2)
+    label, last = drawn()
+    assert label == "step 40 — validation 2 of 2" and [w for w, _, _ in last] == ["king*", "queen*"]
+    assert "one PCA fitted on the" in browser.find_element(By.ID, "mv-about").text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#mv-chart circle.start")) == 2
+    browser.find_element(By.ID, "mv-step").send_keys(Keys.HOME)
+    wait.until(lambda b: drawn()[0] == "step 20 — validation 1 of 2")
+    first = drawn()[1]
+    assert [w for w, _, _ in first] == ["king*", "queen*"] and first != last
+    browser.find_element(By.ID, "mv-step").send_keys(Keys.END)
+    wait.until(lambda b: drawn() == (label, last))
+    # play, at the last validation, starts from the first; a second click pauses (one script: no race with its timer)
+    shown = browser.execute_script("const play = document.getElementById('mv-play'); play.click(); const shown = "
+                                   "[document.getElementById('mv-label').textContent, play.textContent]; "
+                                   "play.click(); return [...shown, play.textContent];")
+    assert shown == ["step 20 — validation 1 of 2", "❚❚ pause", "▶ play"]
 
 
 @contextmanager

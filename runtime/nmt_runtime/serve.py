@@ -14,11 +14,13 @@ the requests in flight finish, and exits 0.
     POST /v1/translate        {"text": [...], "beam": 5, "n_best": 1, "attention": false, ...decode options}
     GET  /v1/info             languages, vocabularies, the model, settings, the neighbours' checkpoints
     GET  /v1/embeddings/neighbors?word=...&side=src|tgt&k=10&checkpoint=...  (a run: init|best|last)
+    GET  /v1/embeddings/snapshots?side=src|tgt&words=king,queen  the words' rows at every validation (a run)
     GET  /health
     GET  /                    the page (web/)
 
 What differs between a run and an export is what the caller hands `create_app`: the translator,
-the model's part of /v1/info, and the embedding tables (nmt_runtime/neighbours.py). No torch here.
+the model's part of /v1/info, the embedding tables (nmt_runtime/neighbours.py) and, for a run, its
+embedding snapshots (nmt/serve.py's RunSnapshots; an export has none). No torch here.
 """
 
 from __future__ import annotations
@@ -74,6 +76,26 @@ class Limits:
     max_beam: int = 16
     timeout_s: float = 30.0  # queued and decoding; then 503
     max_k: int = 100  # neighbours
+    max_words: int = 40  # words of one snapshots request
+
+
+class NoSnapshots(NmtError):
+    """The server holds no embedding snapshots: GET /v1/embeddings/snapshots answers 404 with the message."""
+
+
+NO_SNAPSHOTS = ("this server has no embedding snapshots (an export keeps none): `nmt serve RUN` of a run shows "
+                "them; a run keeps them at every validation while 'train.embedding_snapshots' is above 0")
+
+
+class SnapshotPaths(Protocol):
+    """What GET /v1/embeddings/snapshots reads: a run's embedding snapshots (nmt/serve.py's RunSnapshots)."""
+
+    def steps(self) -> int:
+        """How many validations kept snapshots (0: none)."""
+
+    def paths(self, side: str, words: list[str] | None) -> dict[str, Any]:
+        """The words' positions (None: the default words) in one projection: steps, labels, start,
+        frames, rows, projection. Raises NoSnapshots where there are none, NmtError naming a bad word."""
 
 
 class TranslateRequest(BaseModel):
@@ -146,6 +168,17 @@ def check_sentence(i: int, text: str, limits: Limits) -> None:
         raise _refuse(422, f"text[{i}] holds the control character U+{ord(found[1]):04X} at position {found[0]}")
 
 
+def check_side(side: str) -> None:
+    if side not in SIDES:
+        raise _refuse(422, f"parameter 'side' is {side!r}; it must be src or tgt")
+
+
+def check_parameter(name: str, text: str | None, limits: Limits) -> None:
+    """Refuse a query parameter over the length of a sentence, or with control characters."""
+    if text is not None and (len(text) > limits.max_chars or _control_character(text)):
+        raise _refuse(422, f"parameter '{name}' is over {limits.max_chars} characters or holds control characters")
+
+
 class BodyLimit:
     """ASGI middleware: refuse a body over `max_bytes`, by its Content-Length before reading it, and
     while reading when it has none (chunked), so a 10 MB body is never held."""
@@ -175,7 +208,7 @@ class BodyLimit:
 
 def create_app(translator: ServedTranslator, info: Mapping[str, Any], neighbours: Neighbours,
                limits: Limits | None = None, batching: Batching | None = None,
-               decode: Mapping[str, Any] | None = None) -> FastAPI:
+               decode: Mapping[str, Any] | None = None, snapshots: SnapshotPaths | None = None) -> FastAPI:
     """The service for one loaded model (or ensemble); the decoder worker starts and stops with the
     app's lifespan.
 
@@ -185,7 +218,8 @@ def create_app(translator: ServedTranslator, info: Mapping[str, Any], neighbours
     options; the app adds limits, batching, the neighbours' checkpoints and what it has served.
     `neighbours`: the embedding tables GET /v1/embeddings/neighbors reads.
     `decode`: the decode options the server's flags chose, over the model's defaults; a request's
-    own choices go over both (`DecodeOptions.resolve`)."""
+    own choices go over both (`DecodeOptions.resolve`).
+    `snapshots`: a run's embedding snapshots, for GET /v1/embeddings/snapshots (None: 404 there)."""
     limits, batching, server = limits or Limits(), batching or Batching(), dict(decode or {})
     defaults = translator.options(server)
     batcher = DynamicBatcher(translator.translate_full, batching)
@@ -195,6 +229,7 @@ def create_app(translator: ServedTranslator, info: Mapping[str, Any], neighbours
         "limits": asdict(limits),
         "batching": asdict(batching),
         "neighbors": {"checkpoints": list(neighbours.checkpoints), "default": neighbours.default},
+        "snapshots": {"steps": n} if snapshots is not None and (n := snapshots.steps()) else None,  # the page's panel
     }
     languages = f"{info['languages']['src']}→{info['languages']['tgt']}"
 
@@ -220,6 +255,10 @@ def create_app(translator: ServedTranslator, info: Mapping[str, Any], neighbours
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(*_validation_message(list(exc.errors())))
+
+    @app.exception_handler(NoSnapshots)
+    async def no_snapshots(request: Request, exc: NoSnapshots) -> JSONResponse:
+        return _error(404, str(exc))
 
     @app.exception_handler(NmtError)
     async def nmt_error(request: Request, exc: NmtError) -> JSONResponse:
@@ -282,17 +321,31 @@ def create_app(translator: ServedTranslator, info: Mapping[str, Any], neighbours
         """The k rows of an embedding table nearest to a word (or a piece) by cosine similarity."""
         if (word is None) == (piece is None):
             raise _refuse(422, "give exactly one of the parameters 'word' and 'piece'")
-        if side not in SIDES:
-            raise _refuse(422, f"parameter 'side' is {side!r}; it must be src or tgt")
+        check_side(side)
         if checkpoint not in neighbours.checkpoints:
             raise _refuse(422, f"parameter 'checkpoint' is {checkpoint!r}; it must be one of "
                                f"{', '.join(neighbours.checkpoints)}")
         if not 1 <= k <= limits.max_k:
             raise _refuse(422, f"parameter 'k' is {k}; it must be between 1 and {limits.max_k}")
-        for name, text in (("word", word), ("piece", piece)):
-            if text is not None and (len(text) > limits.max_chars or _control_character(text)):
-                raise _refuse(422, f"parameter '{name}' is over {limits.max_chars} characters or holds control characters")
+        check_parameter("word", word, limits)
+        check_parameter("piece", piece, limits)
         return neighbours.query(word, piece, side, k, checkpoint)
+
+    @app.get("/v1/embeddings/snapshots")
+    def get_snapshots(side: str = Query("src", description="src or tgt"),
+                      words: str | None = Query(None, description="comma-separated words (several pieces: their "
+                                                "mean); default: the most frequent whole words among the rows")
+                      ) -> dict[str, Any]:
+        """Words' rows before the first step (`start`) and at every validation (`frames`), in one 2-D
+        PCA fitted on all the snapshot rows of all frames, so that motion is motion (a run's only)."""
+        if snapshots is None:
+            raise NoSnapshots(NO_SNAPSHOTS)
+        check_side(side)
+        check_parameter("words", words, limits)
+        chosen = list(dict.fromkeys(w.strip() for w in (words or "").split(",") if w.strip()))
+        if len(chosen) > limits.max_words:
+            raise _refuse(422, f"parameter 'words' names {len(chosen)} words; the limit is {limits.max_words}")
+        return {"side": side, "language": info["languages"][side], **snapshots.paths(side, chosen or None)}
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -309,7 +362,7 @@ def create_app(translator: ServedTranslator, info: Mapping[str, Any], neighbours
 def export_app(translator: Any, limits: Limits | None = None, batching: Batching | None = None,
                decode: Mapping[str, Any] | None = None) -> FastAPI:
     """The service for an export (or an ensemble of exports; the first one's tables): an
-    `ExportTranslator` (nmt_runtime/translator.py) with its info and neighbours."""
+    `ExportTranslator` (nmt_runtime/translator.py) with its info and neighbours; no snapshots."""
     return create_app(translator, translator.info(), translator.neighbours(), limits, batching, decode)
 
 

@@ -1,7 +1,8 @@
 // The page of nmt serve and nmt-runtime serve: translate a sentence with POST /v1/translate, draw the
 // chosen hypothesis's attention as an SVG heatmap, and show a clicked piece's nearest embedding rows
 // (GET /v1/embeddings/neighbors) in the served table and, where the server has it (a run's "init"),
-// the table before training. Plain DOM and SVG, no library.
+// the table before training; where the server has a run's embedding snapshots, some words' rows moving
+// over the validations (GET /v1/embeddings/snapshots) with a slider. Plain DOM and SVG, no library.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -9,6 +10,9 @@ const SVG = "http://www.w3.org/2000/svg";
 let current = null; // the last response's translation: {text, score, n_best, src_pieces, ...}
 let tables = []; // the checkpoints whose neighbours the page shows, from /v1/info: the default, then init
 let wordLevel = { src: false, tgt: false }; // from /v1/info: a side whose vocabulary is words shows them without "▁"
+let movie = null; // the last /v1/embeddings/snapshots answer, with the box of all its points
+let playing = null; // the play button's timer
+const colour = (i) => `hsl(${Math.round(i * 137.5) % 360}, 70%, 40%)`; // the golden angle: neighbours differ, any count
 
 // a piece as the page shows it: the word itself in a word vocabulary (the server's Tokenizer.show)
 const shownPiece = (piece, side) => (wordLevel[side] && piece.startsWith("\u2581") && piece.length > 1 ? piece.slice(1) : piece);
@@ -45,6 +49,7 @@ async function describe() {
     chooseStrategy();
     neighbourColumns(info.neighbors);
     wordLevel = info.word_level || wordLevel;
+    if (info.snapshots) moviePanel(info.languages); // a run that kept snapshots; else no panel
   } catch (e) {
     $("model").textContent = `cannot describe the model: ${e.message}`;
   }
@@ -193,6 +198,92 @@ async function neighbours(piece, side) {
   }
 }
 
+// The rows moving: the panel shows where the chosen words' rows stand at the validation the slider
+// picks, their start (before the first step) hollow, their path so far faint. Every frame is drawn in
+// the one projection the server used and on axes fitted to all frames' points, so motion is motion.
+function moviePanel(languages) {
+  $("movie").hidden = false;
+  $("mv-side").replaceChildren(...["src", "tgt"].map((side) => {
+    const o = document.createElement("option");
+    o.value = side;
+    o.textContent = `${side} (${languages[side]})`;
+    return o;
+  }));
+  loadMovie();
+}
+
+async function loadMovie(event) {
+  if (event) event.preventDefault();
+  stopPlaying();
+  const q = new URLSearchParams({ side: $("mv-side").value });
+  const words = $("mv-words").value.trim();
+  if (words) q.set("words", words);
+  try {
+    movie = await call(`/v1/embeddings/snapshots?${q}`);
+  } catch (e) {
+    movie = null;
+    $("mv-chart").replaceChildren();
+    $("mv-label").textContent = "";
+    $("mv-about").textContent = e.message;
+    $("mv-about").className = "error";
+    return;
+  }
+  if (!words) $("mv-words").value = movie.labels.map((l) => l.replace(/\*$/, "")).join(", ");
+  const points = [movie.start, ...movie.frames].flat();
+  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+  movie.box = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  $("mv-step").max = movie.steps.length - 1;
+  $("mv-step").value = movie.steps.length - 1; // the trained rows first; play runs from the start
+  $("mv-about").className = "muted";
+  $("mv-about").textContent = `${movie.projection}. ○ a row before the first step, ● at the chosen validation, ` +
+    "the line its path so far" + (movie.labels.some((l) => l.endsWith("*")) ? "; word* is the mean of its pieces' rows." : ".");
+  drawFrame();
+}
+
+function drawFrame() {
+  if (!movie) return;
+  const k = Number($("mv-step").value), n = movie.steps.length;
+  $("mv-label").textContent = `step ${movie.steps[k].toLocaleString("en-US")} — validation ${k + 1} of ${n}`;
+  const width = 900, height = 460, pad = 20, right = 80; // room for the labels on the right
+  const [x0, x1, y0, y1] = movie.box;
+  const scale = Math.min((width - pad - right) / (x1 - x0 || 1), (height - 2 * pad) / (y1 - y0 || 1)); // one scale: no axis stretched
+  const left = pad + (width - pad - right - (x1 - x0) * scale) / 2, bottom = height - pad - (height - 2 * pad - (y1 - y0) * scale) / 2;
+  const X = (x) => left + (x - x0) * scale, Y = (y) => bottom - (y - y0) * scale; // centred
+  const svg = element("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "embedding rows over the validations" });
+  svg.append(element("rect", { x: 0.5, y: 0.5, width: width - 1, height: height - 1, class: "frame" }));
+  movie.labels.forEach((label, w) => {
+    const stroke = colour(w), [sx, sy] = movie.start[w], [cx, cy] = movie.frames[k][w];
+    const trail = [movie.start[w], ...movie.frames.slice(0, k + 1).map((f) => f[w])];
+    svg.append(element("polyline", { points: trail.map(([x, y]) => `${X(x)},${Y(y)}`).join(" "), class: "path", stroke }));
+    svg.append(element("circle", { cx: X(sx), cy: Y(sy), r: 5, class: "start", stroke }));
+    svg.append(element("circle", { cx: X(cx), cy: Y(cy), r: 4, class: "dot", fill: stroke, "data-word": label }));
+    svg.append(element("text", { x: X(cx) + 6, y: Y(cy) - 6, fill: stroke }, label));
+  });
+  $("mv-chart").replaceChildren(svg);
+}
+
+function play() {
+  if (playing || !movie) { stopPlaying(); return; }
+  const slider = $("mv-step");
+  if (Number(slider.value) >= Number(slider.max)) { slider.value = 0; drawFrame(); }
+  $("mv-play").textContent = "❚❚ pause";
+  playing = setInterval(() => {
+    if (Number(slider.value) >= Number(slider.max)) { stopPlaying(); return; }
+    slider.value = Number(slider.value) + 1;
+    drawFrame();
+  }, 700);
+}
+
+function stopPlaying() {
+  clearInterval(playing);
+  playing = null;
+  $("mv-play").textContent = "▶ play";
+}
+
+$("mv-form").addEventListener("submit", loadMovie);
+$("mv-side").addEventListener("change", () => { $("mv-words").value = ""; loadMovie(); }); // the other language's words
+$("mv-step").addEventListener("input", () => { stopPlaying(); drawFrame(); });
+$("mv-play").addEventListener("click", play);
 $("form").addEventListener("submit", translate);
 $("strategy").addEventListener("change", chooseStrategy);
 $("text").addEventListener("keydown", (e) => {
