@@ -82,6 +82,7 @@ class RunSnapshots:
     def __init__(self, run_dir: Path, tokenizers: dict[str, Tokenizer]) -> None:
         self.run, self.tokenizers = RunDir(run_dir), tokenizers
         self.cache: dict[str, Snapshots] = {}
+        self.defaults: dict[str, list[str]] = {}  # the default words of a side, counted once
 
     def steps(self) -> int:
         return len(snapshot_files(self.run.snapshots))
@@ -101,7 +102,9 @@ class RunSnapshots:
         snaps, tokenizer = self.load(side), self.tokenizers[side]
         rows = len(snaps.ids)
         if words is None:
-            words = snapshot_words(snaps, tokenizer)
+            if side not in self.defaults:
+                self.defaults[side] = snapshot_words(snaps, tokenizer, run=self.run)
+            words = self.defaults[side]
             if not words:
                 raise NmtError(f"the {rows} snapshot rows of {side} hold no whole word to show by default: "
                                "name the words in parameter 'words'")

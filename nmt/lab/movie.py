@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -20,7 +21,6 @@ from typing import Sequence
 import torch
 
 from nmt.errors import NmtError
-from nmt.lab.plot import default_words
 from nmt.plots import pyplot
 from nmt.rundir import RunDir
 from nmt.snapshots import Snapshots, load_snapshots, pca_axes
@@ -40,12 +40,35 @@ class Paths:
     start: torch.Tensor  # (words, 2)
 
 
-def snapshot_words(snaps: Snapshots, tokenizer: Tokenizer, n: int = DEFAULT_WORDS) -> list[str]:
-    """The n most frequent words that are one row among the snapshot rows (the default words)."""
-    counts = torch.zeros(len(tokenizer), dtype=torch.long)
-    counts[snaps.ids] = torch.arange(len(snaps.ids), 0, -1)  # the snapshot rows, most frequent first
-    held = [w for w in default_words(tokenizer, counts, len(snaps.ids)) if counts[tokenizer.piece_to_id(WORD_MARK + w)] > 0]
-    return held[:n]
+def snapshot_words(snaps: Snapshots, tokenizer: Tokenizer, n: int = DEFAULT_WORDS,
+                   run: RunDir | None = None) -> list[str]:
+    """The default words: the n most frequent whole words that are one row among the snapshot rows.
+
+    With the `run`, words are counted in its training data (a "▁fro" piece followed by "m" is
+    part of "from", not a word); without it, or where the prepared data is gone, the snapshot
+    rows' own order (most frequent piece first) ranks the "▁" + letters pieces."""
+    held = {int(i): k for k, i in enumerate(snaps.ids.tolist())}
+    names = {i: tokenizer.id_to_piece(i) for i in held}
+    candidates = [i for i, name in names.items()
+                  if name.startswith(WORD_MARK) and len(name) > 2 and name[1:].isalpha()]
+    whole = None
+    if run is not None:
+        from nmt.lab.tables import training_side
+
+        try:
+            sentences = training_side(run.path, snaps.side)
+        except NmtError:
+            sentences = None
+        if sentences is not None:
+            starts = {i for i in range(len(tokenizer)) if tokenizer.id_to_piece(i).startswith(WORD_MARK)}
+            whole = Counter(s[k] for s in sentences for k in range(len(s))
+                            if s[k] in held and (k + 1 == len(s) or s[k + 1] in starts))
+    if whole is not None:
+        candidates = [i for i in candidates if whole[i] > 0]
+        candidates.sort(key=lambda i: (-whole[i], held[i]))
+    else:
+        candidates.sort(key=lambda i: held[i])
+    return [names[i][1:] for i in candidates[:n]]
 
 
 def word_columns(words: Sequence[str], snaps: Snapshots, tokenizer: Tokenizer) -> list[list[int]]:
@@ -114,7 +137,7 @@ def write_movie(run_dir: str | Path, out: str | Path, words: Sequence[str] | Non
     snaps = load_snapshots(run.snapshots, run.embeddings_init, side)
     tokenizer = Tokenizer.load(run.src_tokenizer if side == "src" else run.tgt_tokenizer)
     if not words:
-        words = snapshot_words(snaps, tokenizer)
+        words = snapshot_words(snaps, tokenizer, run=run)
         if len(words) < 2:
             raise NmtError(f"the {len(snaps.ids)} snapshot rows hold {len(words)} whole word(s) to draw by default: "
                            "name the words with --words")
@@ -173,6 +196,9 @@ def write_movie(run_dir: str | Path, out: str | Path, words: Sequence[str] | Non
     os.close(fd)
     try:
         animation.save(tmp, writer=PillowWriter(fps=fps))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as an open() would have made it, not mkstemp's 0600
         os.replace(tmp, out)
     except OSError as e:
         raise NmtError(f"{out}: cannot write the movie ({e.strerror or e})") from None
