@@ -3,6 +3,11 @@ page in headless Chromium (Debian's chromium and chromium-driver, driven by sele
 sentence, click a source piece, save a screenshot, stop the server.
 
     python scripts/serve_screenshot.py runs/toy docs/img/serve_page.png
+    python scripts/serve_screenshot.py runs/toy docs/img/serve_page.png --panel docs/img/serve_snapshots.png \
+        --panel-words king,queen,boy,girl,father,mother,cat,dog,house,eats
+
+--panel also saves the page's panel of the rows moving (the run's embedding snapshots) alone, at the
+last validation, with --panel-words drawn.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ def main() -> int:
     ap.add_argument("out", nargs="?", default="docs/img/serve_page.png")
     ap.add_argument("--sentence", default="the old king eats a red apple .")
     ap.add_argument("--piece", default="\u2581king", help="the source piece to click (default ▁king)")
+    ap.add_argument("--panel", default=None, metavar="OUT.png", help="also the panel of the rows moving, alone")
+    ap.add_argument("--panel-words", default="", help="its words, comma-separated (default: the page's)")
     args = ap.parse_args()
     page = headless_chromium()
     from selenium.webdriver.common.by import By
@@ -62,6 +69,22 @@ def main() -> int:
         pieces[0].click()
         wait.until(lambda p: p.find_elements(By.CSS_SELECTOR, "#nb-init li"))
         page.save_screenshot(args.out)
+        if args.panel:
+            wait.until(lambda p: p.find_elements(By.CSS_SELECTOR, "#mv-chart circle.dot"))
+            if args.panel_words:
+                field = page.find_element(By.ID, "mv-words")
+                field.clear()
+                field.send_keys(args.panel_words)
+                page.find_element(By.CSS_SELECTOR, "#mv-form button").click()
+                wanted = [w.strip() for w in args.panel_words.split(",") if w.strip()]
+                from selenium.common.exceptions import StaleElementReferenceException
+
+                redrawn = WebDriverWait(page, 30, ignored_exceptions=(StaleElementReferenceException,))
+                redrawn.until(lambda p: [e.get_attribute("data-word").rstrip("*")
+                                      for e in p.find_elements(By.CSS_SELECTOR, "#mv-chart circle.dot")] == wanted)
+            page.set_window_size(1100, 2400)  # the whole panel in the window: Chromium draws no more
+            page.find_element(By.ID, "movie").screenshot(args.panel)
+            print(f"{args.panel}: {page.find_element(By.ID, 'mv-label').text}")
         print(f"{args.out}: {page.find_element(By.ID, 'translation').text!r}, neighbours of {args.piece}")
     finally:
         page.quit()
