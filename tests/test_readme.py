@@ -14,10 +14,14 @@ What these tests check:
 - every relative link and image points at a file that exists, and a link to a heading of a
   Markdown file (`page.md#heading`) names a heading that page has.
 
-What they do not check: that the commands *succeed*. `make demo` and `make test` run in CI
-(`.ci/run`); the demo's printed figures are held to docs/report/demo.json by tests/test_report.py;
-the `nmt` commands are the ones tests/test_cli.py runs on a tiny run, but not with the README's
-run directories, which only `make demo` makes.
+- the tour's `nmt evaluate`, `translate` and `embeddings` commands succeed as written, run in a
+  folder where `runs/toy` is the session's tiny trained run (its config given the toy test set)
+  and `data/toy` the toy corpus.
+
+What they do not run: `nmt train` (the demo's 12 epochs; `make demo` trains it, and the tests of
+training run its config's keys on tiny runs) and `nmt serve` (a server: tests/test_serve.py);
+`make demo` and `make test` run in CI (`.ci/run`); the demo's printed figures are held to
+docs/report/demo.json by tests/test_report.py.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ import re
 import shlex
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, err, nmt
 from nmt.cli import build_parser
+from nmt.config import load_config
 
 README = ROOT / "README.md"
 MAX_LINES = 200
@@ -91,6 +97,39 @@ def test_each_nmt_command_of_the_readme_parses(command, capsys):
     for word in command[1:]:
         if word.startswith("configs/"):
             assert (ROOT / word).is_file(), f"`{' '.join(command)}` names {word}, which does not exist"
+
+
+NOT_RUN = {"train", "serve"}  # the demo's training and a server: see the docstring
+
+
+@pytest.fixture(scope="module")
+def readme_folder(tmp_path_factory) -> Path:
+    """A folder laid out as the README's commands expect after `make demo`: data/toy, and runs/toy
+    trained from it as configs/toy.yaml says but small and short (20 steps), its test set the toy one."""
+    from conftest import tiny_config_dict
+    from nmt.trainer import train
+
+    folder = tmp_path_factory.mktemp("readme")
+    (folder / "data").mkdir()
+    (folder / "data" / "toy").symlink_to(ROOT / "data" / "toy")
+    toy = load_config(ROOT / "configs" / "toy.yaml")
+    cfg = tiny_config_dict(folder / "runs" / "toy", str(ROOT / "data" / "toy" / "train"), str(ROOT / "data" / "toy" / "dev"),
+                           tokenizer={"src_vocab_size": toy.tokenizer.src_vocab_size,
+                                      "tgt_vocab_size": toy.tokenizer.tgt_vocab_size},
+                           train={"max_steps": 20, "validate_every": 10, "save_every": 10, "dev_max_sentences": 20})
+    cfg["data"]["test"] = str(ROOT / "data" / "toy" / "test")
+    train(cfg)
+    return folder
+
+
+RUN_COMMANDS = [c for c in nmt_commands() if c[1] not in NOT_RUN]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", RUN_COMMANDS, ids=[" ".join(c) for c in RUN_COMMANDS])
+def test_each_tour_command_of_the_readme_succeeds(command, readme_folder):
+    proc = nmt(*command[1:], input="the queen is happy .\n", cwd=readme_folder)
+    assert proc.returncode == 0, f"`{' '.join(command)}` exited {proc.returncode}: {err(proc)[-2000:]}"
 
 
 def test_each_make_target_of_the_readme_exists():
