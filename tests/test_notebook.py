@@ -7,7 +7,9 @@ Executing it takes minutes (it trains), so `make test` does not: CI runs `make n
 import ast
 from pathlib import Path
 
-import nbformat
+import pytest
+
+nbformat = pytest.importorskip("nbformat", reason="the notebook checks need nbformat (the test extra)")
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "embedding_lab.ipynb"
 
