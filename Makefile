@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # the sample sentences of make demo and make report, one a line
 DEMO_SENTENCES := configs/toy_demo_sentences.txt
 
-.PHONY: venv toy demo report test coverage docs data clean
+.PHONY: venv toy demo report test coverage notebook docs data clean
 
 venv: $(VENV)/.installed
 
@@ -46,10 +46,23 @@ coverage: venv toy
 	$(BIN)/python -m coverage combine -q
 	$(BIN)/python -m coverage report --precision 2 | tail -1
 
+# the embedding lab's notebook (committed without outputs), executed from top to bottom into
+# docs/notebooks/ (not committed) for the manual: it trains a short toy run (a few minutes on 2 cores)
+# and draws the lab's figures inline. A cell that raises fails it (scripts/run_notebook.py).
+NOTEBOOK := notebooks/embedding_lab.ipynb
+NOTEBOOK_PAGE := docs/notebooks/embedding_lab.ipynb
+notebook: venv toy
+	@$(BIN)/python -c "import nbclient, ipykernel, gensim, matplotlib" 2>/dev/null || { echo "make notebook needs the notebook extra: $(BIN)/pip install -c constraints.txt -e '.[notebook]'" >&2; exit 2; }
+	$(BIN)/python scripts/run_notebook.py $(NOTEBOOK) $(NOTEBOOK_PAGE)
+
 # the manual: mkdocs.yml and docs/ into site/; --strict turns a broken link or reference into an error.
-# The reference pages are generated from the code first (scripts/make_reference.py).
+# The reference pages are generated from the code first (scripts/make_reference.py). The notebook's
+# page is make notebook's executed copy; without one (or with one older than the notebook) the page
+# shows the notebook as committed, without outputs.
 docs: venv
-	@test -x $(BIN)/mkdocs || { echo "make docs needs the docs extra: $(BIN)/pip install -c constraints.txt -e '.[docs]'" >&2; exit 2; }
+	@test -x $(BIN)/mkdocs && $(BIN)/python -c "import mkdocs_jupyter" 2>/dev/null || { echo "make docs needs the docs extra: $(BIN)/pip install -c constraints.txt -e '.[docs]'" >&2; exit 2; }
+	@if [ ! $(NOTEBOOK_PAGE) -nt $(NOTEBOOK) ]; then mkdir -p $(dir $(NOTEBOOK_PAGE)) && cp $(NOTEBOOK) $(NOTEBOOK_PAGE) && \
+	  echo "make docs: the notebook's page shows it without outputs (make notebook executes it, a few minutes)" >&2; fi
 	$(BIN)/python scripts/make_reference.py
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
@@ -59,4 +72,4 @@ data: venv
 	$(BIN)/python scripts/get_data.py tatoeba --tutorial-subset --from ../shared/data/tatoeba-eng-fra
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache site
+	rm -rf $(VENV) runs .pytest_cache site $(dir $(NOTEBOOK_PAGE))
