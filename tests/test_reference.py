@@ -4,8 +4,13 @@ code: they list every config key and every command, and are up to date with them
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import shutil
+import subprocess
 import typing
+
+import pytest
 
 from helpers import ROOT, load_script
 from nmt import config as config_module
@@ -55,3 +60,20 @@ def test_getting_started_shows_the_run_directory_as_rundir_describes_it():
     layout = [line[4:] for line in doc[doc.index("    runs/<name>/"):doc.index("\n\n", doc.index("runs/<name>/"))].splitlines()]
     page = (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
     assert "```\n" + "\n".join(layout) + "\n```" in page
+
+
+@pytest.mark.parametrize("target,extra", [("docs", "docs"), ("notebook", "notebook")])
+def test_make_without_the_extra_says_how_to_install_it_in_one_line(target, extra, tmp_path):
+    """`make docs` and `make notebook` where their extra is missing (here: a BIN without it) print
+    one line with the pip command, and stop before building anything."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    fake = tmp_path / "python"  # a python in which the extra's imports fail, and no mkdocs beside it
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    proc = subprocess.run(["make", "-s", "-o", ".venv/.installed", "-o", "data/toy/train.en", target,
+                           f"BIN={tmp_path}"], cwd=ROOT, capture_output=True, text=True)
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("make:")]
+    assert proc.returncode != 0 and len(lines) == 1, proc.stderr
+    assert lines[0] == f"make {target} needs the {extra} extra: {tmp_path}/pip install -c constraints.txt -e '.[{extra}]'"
+    assert not (tmp_path / "site").exists()
