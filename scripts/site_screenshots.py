@@ -4,7 +4,9 @@ Serves site/ (what `make docs` built) on a loopback port, opens each page in hea
 (Debian's chromium and chromium-driver, driven by selenium, as scripts/serve_screenshot.py) and
 saves a screenshot of its first screen:
 
-    make docs && .venv/bin/python scripts/site_screenshots.py      # → docs/img/site_home.png, site_tutorial.png
+    make docs && .venv/bin/python scripts/site_screenshots.py      # → docs/img/site_*.png
+
+the home page, the tutorial's top and its movie, and the notebook's page (executed by make notebook).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import functools
 import http.server
 import sys
 import threading
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -24,7 +27,9 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-PAGES = {"site_home.png": "", "site_tutorial.png": "embeddings/"}
+PAGES = {"site_home.png": "", "site_tutorial.png": "embeddings/",
+         "site_tutorial_movie.png": "embeddings/#watch-the-rows-move",
+         "site_notebook.png": "notebooks/embedding_lab/"}
 
 
 def main() -> int:
@@ -45,6 +50,7 @@ def main() -> int:
     try:
         for name, path in PAGES.items():
             page.get(url + path)
+            time.sleep(1)  # the theme's fonts, the images and the scroll to an anchor settle
             out = Path(args.out) / name
             out.parent.mkdir(parents=True, exist_ok=True)
             page.save_screenshot(str(out))
