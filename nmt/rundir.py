@@ -114,8 +114,7 @@ class RunDir:
 
     def step_checkpoints(self) -> list[Path]:
         """checkpoints/step_<N>.pt, oldest first."""
-        found = [(int(p.stem[5:]), p) for p in self.checkpoints.glob("step_*.pt") if p.stem[5:].isdigit()]
-        return [p for _, p in sorted(found)]
+        return [p for _, p in step_files(self.checkpoints)]
 
     def require(self) -> "RunDir":
         if not self.path.is_dir():
@@ -150,6 +149,13 @@ class RunDir:
     def append_metrics(self, record: dict[str, Any]) -> None:
         with self.metrics.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+
+
+def step_files(folder: Path) -> list[tuple[int, Path]]:
+    """(N, path) of the step_<N>.pt files in `folder` (checkpoints/, snapshots/), by step; none
+    where the folder is missing."""
+    found = [(int(p.stem[5:]), p) for p in folder.glob("step_*.pt") if p.stem[5:].isdigit()]
+    return sorted(found)
 
 
 _HELD: set[int] = set()  # the descriptors of the run locks this process holds

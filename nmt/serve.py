@@ -16,7 +16,7 @@ from typing import Any
 
 from nmt.checkpoint import load_checkpoint, step_and_score
 from nmt.errors import NmtError
-from nmt.lab.movie import snapshot_words, word_paths
+from nmt.lab.movie import snapshot_words, training_ids, word_paths
 from nmt.lab.tables import load_counts, load_tables
 from nmt.rundir import RunDir
 from nmt.snapshots import Snapshots, load_snapshots, snapshot_files
@@ -103,7 +103,7 @@ class RunSnapshots:
         rows = len(snaps.ids)
         if words is None:
             if side not in self.defaults:
-                self.defaults[side] = snapshot_words(snaps, tokenizer, run=self.run)
+                self.defaults[side] = snapshot_words(snaps, tokenizer, sentences=training_ids(self.run, side))
             words = self.defaults[side]
             if not words:
                 raise NmtError(f"the {rows} snapshot rows of {side} hold no whole word to show by default: "

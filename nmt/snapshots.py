@@ -22,6 +22,7 @@ import torch
 
 from nmt.checkpoint import atomic_write
 from nmt.errors import NmtError
+from nmt.rundir import step_files
 from nmt.tokenizer import N_SPECIAL
 from nmt_runtime.tokenizer import SIDES
 
@@ -62,10 +63,7 @@ def snapshot_path(folder: Path, step: int) -> Path:
 
 def snapshot_files(folder: Path) -> list[tuple[int, Path]]:
     """(step, path) of the snapshot files in `folder`, by step."""
-    if not folder.is_dir():
-        return []
-    found = [(int(p.stem[5:]), p) for p in folder.glob("step_*.pt") if p.stem[5:].isdigit()]
-    return sorted(found)
+    return step_files(folder)
 
 
 def drop_after(folder: Path, step: int) -> int:

@@ -10,7 +10,6 @@ snapshot rows), for comparison: where words end up when learning only from their
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections import Counter
@@ -20,6 +19,7 @@ from typing import Sequence
 
 import torch
 
+from nmt.checkpoint import atomic_write
 from nmt.errors import NmtError
 from nmt.plots import pyplot
 from nmt.rundir import RunDir
@@ -36,33 +36,38 @@ class Paths:
 
     labels: list[str]
     steps: list[int]
+    columns: list[list[int]]  # each word's pieces, as indices of the snapshot rows (`word_columns`)
     xy: torch.Tensor  # (frames, words, 2)
     start: torch.Tensor  # (words, 2)
 
 
+def training_ids(run: RunDir, side: str) -> list[list[int]] | None:
+    """This side of the run's training pairs as ids (`training_side`), or None where the prepared
+    data is gone."""
+    from nmt.lab.tables import training_side
+
+    try:
+        return training_side(run.path, side)
+    except NmtError:
+        return None
+
+
 def snapshot_words(snaps: Snapshots, tokenizer: Tokenizer, n: int = DEFAULT_WORDS,
-                   run: RunDir | None = None) -> list[str]:
+                   sentences: list[list[int]] | None = None) -> list[str]:
     """The default words: the n most frequent whole words that are one row among the snapshot rows.
 
-    With the `run`, words are counted in its training data (a "▁fro" piece followed by "m" is
-    part of "from", not a word); without it, or where the prepared data is gone, the snapshot
-    rows' own order (most frequent piece first) ranks the "▁" + letters pieces."""
+    With the training `sentences` (ids, `training_ids`), words are counted there (a "▁fro" piece
+    followed by "m" is part of "from", not a word); without them the snapshot rows' own order (most
+    frequent piece first) ranks the "▁" + letters pieces."""
     held = {int(i): k for k, i in enumerate(snaps.ids.tolist())}
     names = {i: tokenizer.id_to_piece(i) for i in held}
     candidates = [i for i, name in names.items()
                   if name.startswith(WORD_MARK) and len(name) > 2 and name[1:].isalpha()]
     whole = None
-    if run is not None:
-        from nmt.lab.tables import training_side
-
-        try:
-            sentences = training_side(run.path, snaps.side)
-        except NmtError:
-            sentences = None
-        if sentences is not None:
-            starts = {i for i in range(len(tokenizer)) if tokenizer.id_to_piece(i).startswith(WORD_MARK)}
-            whole = Counter(s[k] for s in sentences for k in range(len(s))
-                            if s[k] in held and (k + 1 == len(s) or s[k + 1] in starts))
+    if sentences is not None:
+        starts = {i for i in range(len(tokenizer)) if tokenizer.id_to_piece(i).startswith(WORD_MARK)}
+        whole = Counter(s[k] for s in sentences for k in range(len(s))
+                        if s[k] in held and (k + 1 == len(s) or s[k + 1] in starts))
     if whole is not None:
         candidates = [i for i in candidates if whole[i] > 0]
         candidates.sort(key=lambda i: (-whole[i], held[i]))
@@ -97,17 +102,15 @@ def word_paths(snaps: Snapshots, words: Sequence[str], tokenizer: Tokenizer) -> 
         return (vectors.double() - mean) @ axes.T
 
     labels = [word + ("*" if len(c) > 1 else "") for word, c in zip(words, columns)]
-    return Paths(labels, snaps.steps, place(snaps.rows), place(snaps.initial))
+    return Paths(labels, snaps.steps, columns, place(snaps.rows), place(snaps.initial))
 
 
-def word2vec_positions(run: RunDir, snaps: Snapshots, columns: list[list[int]], tokenizer: Tokenizer,
+def word2vec_positions(ids: list[list[int]], snaps: Snapshots, columns: list[list[int]], tokenizer: Tokenizer,
                        dim: int, seed: int = 1) -> torch.Tensor:
-    """(words, 2): word2vec's vectors of the words (gensim skip-gram on this side of the run's
-    training text), PCA fitted on its vectors of the snapshot rows."""
+    """(words, 2): word2vec's vectors of the words (gensim skip-gram on `ids`, this side of the
+    run's training text), PCA fitted on its vectors of the snapshot rows."""
     from nmt.lab.compare import Word2VecSettings, as_table, train_word2vec
-    from nmt.lab.tables import training_side
 
-    ids = training_side(run.path, snaps.side)
     names = [tokenizer.id_to_piece(i) for i in range(len(tokenizer))]
     table, _ = as_table(train_word2vec([[names[i] for i in s] for s in ids], Word2VecSettings(dim=dim, seed=seed)),
                         tokenizer, dim)
@@ -136,8 +139,15 @@ def write_movie(run_dir: str | Path, out: str | Path, words: Sequence[str] | Non
         raise NmtError(f"{out}: the movie is a GIF: give a file name ending in .gif")
     snaps = load_snapshots(run.snapshots, run.embeddings_init, side)
     tokenizer = Tokenizer.load(run.src_tokenizer if side == "src" else run.tgt_tokenizer)
+    # this side's training text, read once: word2vec's (which needs it) and the default words'
+    if word2vec:
+        from nmt.lab.tables import training_side
+
+        ids = training_side(run.path, side)
+    else:
+        ids = training_ids(run, side) if not words else None
     if not words:
-        words = snapshot_words(snaps, tokenizer, run=run)
+        words = snapshot_words(snaps, tokenizer, sentences=ids)
         if len(words) < 2:
             raise NmtError(f"the {len(snaps.ids)} snapshot rows hold {len(words)} whole word(s) to draw by default: "
                            "name the words with --words")
@@ -150,7 +160,7 @@ def write_movie(run_dir: str | Path, out: str | Path, words: Sequence[str] | Non
     t0 = time.time()
     w2v = None
     if word2vec:
-        w2v = word2vec_positions(run, snaps, word_columns(words, snaps, tokenizer), tokenizer, snaps.rows.shape[-1], seed)
+        w2v = word2vec_positions(ids, snaps, paths.columns, tokenizer, snaps.rows.shape[-1], seed)
     w2v_seconds = time.time() - t0
     cfg = run.load_config()
     lang = cfg.data.src_lang if side == "src" else cfg.data.tgt_lang
@@ -191,20 +201,13 @@ def write_movie(run_dir: str | Path, out: str | Path, words: Sequence[str] | Non
                  f"{len(snaps.ids)} snapshot rows at the start and at all {len(paths.steps)} validations", fontsize=10)
     fig.tight_layout()
     animation = FuncAnimation(fig, frame, frames=len(paths.steps), repeat=False)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp.gif", dir=out.parent)
-    os.close(fd)
-    try:
-        animation.save(tmp, writer=PillowWriter(fps=fps))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # as an open() would have made it, not mkstemp's 0600
-        os.replace(tmp, out)
-    except OSError as e:
-        raise NmtError(f"{out}: cannot write the movie ({e.strerror or e})") from None
+    try:  # matplotlib writes a GIF to a named file: draw it aside, then put it in place whole
+        with tempfile.TemporaryDirectory() as folder:
+            drawn = Path(folder) / out.name
+            animation.save(drawn, writer=PillowWriter(fps=fps))
+            atomic_write(out, lambda f: f.write(drawn.read_bytes()))
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     several = [f"{label[:-1]} = the mean of its pieces' rows" for label in paths.labels if label.endswith("*")]
     return "\n".join([
         f"run {run.path} · side {side} ({lang}) · {len(snaps.ids)} snapshot rows × {len(paths.steps)} validations "
@@ -218,4 +221,4 @@ def write_movie(run_dir: str | Path, out: str | Path, words: Sequence[str] | Non
     ])
 
 
-__all__ = ["write_movie", "word_paths", "snapshot_words", "Paths"]
+__all__ = ["write_movie", "word_paths", "snapshot_words", "training_ids", "Paths"]
